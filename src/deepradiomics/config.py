@@ -1,0 +1,207 @@
+"""The experiment config tree: one YAML file, validated, saved resolved with every run.
+
+Unknown keys and wrong types are errors that name the key (``train.epochs``). Paths in
+the YAML are relative to the YAML file. Every section has defaults, so a config may be as
+short as ``cohort: {path: cohort.csv}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deepradiomics.errors import UserError
+
+Task = Literal["binary", "multiclass", "regression", "survival", "segmentation"]
+ModalityKind = Literal["ct", "mr", "pet"]
+Triple = tuple[float, float, float]
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModalityConfig(Strict):
+    """One image column and how its intensities are normalised.
+
+    CT: ``window`` is a named window (see ``preprocess.normalise.CT_WINDOWS``), a
+    ``[low, high]`` HU pair, or ``"percentile"`` (foreground 0.5-99.5 % from the
+    fingerprint). MR: z-score inside the mask-dilated body (``zscore_region``). PET: SUV,
+    clipped to ``[0, suv_max]`` and scaled to [0, 1]; ``suv`` says whether to convert DICOM
+    counts to SUV (files already in SUV, e.g. NIfTI, are used as they are).
+    """
+
+    column: str
+    kind: ModalityKind
+    window: str | tuple[float, float] | None = None
+    zscore_region: Literal["body", "mask", "volume"] = "body"
+    suv_max: float = Field(20.0, gt=0)
+    suv: bool = True
+
+
+class CohortConfig(Strict):
+    """Where the cohort is and what its columns mean.
+
+    ``path`` is a CSV manifest (image paths relative to it) or a MedMNIST-style ``.npz``.
+    Column names left at their defaults are optional (used when present); a column named
+    explicitly must exist in the CSV.
+    """
+
+    path: Path | None = None
+    case_id: str = "case_id"
+    patient_id: str = "patient_id"
+    modalities: dict[str, ModalityConfig] = Field(default_factory=dict)
+    mask: str = "mask"
+    task: Task = "binary"
+    target: str = "label"
+    classes: list[str] | None = None
+    time: str = "time"
+    event: str = "event"
+    site: str = "site"
+    covariates_numeric: list[str] = Field(default_factory=list)
+    covariates_categorical: list[str] = Field(default_factory=list)
+    subgroups: list[str] = Field(default_factory=list)
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes_as_str(cls, v: Any) -> Any:
+        return None if v is None else [str(c) for c in v]
+
+    @property
+    def is_npz(self) -> bool:
+        return self.path is not None and self.path.suffix == ".npz"
+
+
+class PreprocessConfig(Strict):
+    """Resampling, cropping and caching. ``auto`` values come from the cohort plan."""
+
+    spacing: Literal["auto"] | Triple = "auto"  # (z, y, x) mm
+    crop_mm: Literal["auto", "none"] | Triple = "auto"  # physical crop size, (z, y, x) mm
+    shape: Literal["auto"] | tuple[int, int, int] = "auto"  # output voxels (z, y, x)
+    interpolation: Literal["linear", "bspline"] = "linear"
+    cache_dir: Path | None = None  # default: <run>/cache or ~/.cache/deepradiomics
+    workers: int = Field(2, ge=1)
+    anisotropy_ratio: float = Field(3.0, gt=1)
+
+
+class ModelConfig(Strict):
+    name: str = "small3d"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    site_adversary: bool = False
+    adversary_weight: float = Field(0.1, ge=0)
+
+
+class AugmentConfig(Strict):
+    flip: bool = True
+    rotate90: bool = True
+    rotate_deg: float = Field(15.0, ge=0, le=180)
+    scale: tuple[float, float] = (0.9, 1.1)
+    elastic_p: float = Field(0.0, ge=0, le=1)
+    intensity_scale: float = Field(0.1, ge=0)
+    intensity_shift: float = Field(0.1, ge=0)
+    gamma: float = Field(0.0, ge=0)
+    noise_std: float = Field(0.0, ge=0)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(2, ge=0)
+    loss: str | None = None  # None: the task's default (bce, ce, mse, cox, dice_ce)
+    class_weight: Literal["balanced", "none"] | list[float] = "balanced"
+    patience: int = Field(15, ge=1)
+    grad_clip: float = Field(1.0, gt=0)
+    device: str = "auto"
+    num_workers: int = Field(0, ge=0)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    tta: bool = True
+
+
+class LearningCurveConfig(Strict):
+    enabled: bool = False
+    fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    repeats: int = Field(2, ge=1)
+
+
+class EvaluateConfig(Strict):
+    split: Literal["kfold", "loso", "holdout", "official"] = "kfold"
+    folds: int = Field(5, ge=2)
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    ensemble_members: int = Field(1, ge=1)
+    bootstrap: int = Field(1000, ge=0)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    learning_curve: LearningCurveConfig = Field(default_factory=LearningCurveConfig)
+    classical: bool = True
+    combat: bool = True
+
+
+class ExperimentConfig(Strict):
+    name: str = "experiment"
+    seed: int = 0
+    cohort: CohortConfig = Field(default_factory=CohortConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _official_split_needs_npz(self) -> "ExperimentConfig":
+        if self.evaluate.split == "official" and not self.cohort.is_npz:
+            raise ValueError("evaluate.split 'official' is only defined for .npz cohorts")
+        return self
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config", base_dir: Path | None = None) -> ExperimentConfig:
+    """Validate a config mapping; relative paths are resolved against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: the top level must be a mapping of sections")
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_format_errors(err, source)) from None
+    if base_dir is not None:
+        if cfg.cohort.path is not None and not cfg.cohort.path.is_absolute():
+            cfg.cohort.path = (base_dir / cfg.cohort.path).resolve()
+        if cfg.preprocess.cache_dir is not None and not cfg.preprocess.cache_dir.is_absolute():
+            cfg.preprocess.cache_dir = (base_dir / cfg.preprocess.cache_dir).resolve()
+    return cfg
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from None
+    return parse_config(data, source=str(path), base_dir=path.parent.resolve())
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Plain, YAML/JSON-safe mapping (paths as strings, tuples as lists)."""
+    return cfg.model_dump(mode="json")
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write the resolved config (every default filled in) as YAML."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
