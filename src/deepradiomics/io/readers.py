@@ -38,10 +38,14 @@ def _read_dicom_series(path: Path) -> sitk.Image:
     return reader.Execute()
 
 
-def read_image(path: str | Path, orient: bool = True) -> sitk.Image:
+def read_image(
+    path: str | Path, kind: str | None = None, suv: bool = True, orient: bool = True
+) -> sitk.Image:
     """Read a volume file or a DICOM series folder; reoriented to LPS unless ``orient=False``.
 
-    Raises ``UserError`` naming the file when it is missing, unreadable or not 3D.
+    ``kind`` is the modality kind (``ct``, ``mr``, ``pet``); for ``pet`` DICOM series with
+    ``suv=True`` voxels are converted to body-weight SUV from the DICOM tags. Raises
+    ``UserError`` naming the file when it is missing, unreadable or not 3D.
     """
     path = Path(path)
     if not path.exists():
