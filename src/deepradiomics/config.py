@@ -87,6 +87,7 @@ class PreprocessConfig(Strict):
     cache_dir: Path | None = None  # default: <run>/cache or ~/.cache/deepradiomics
     workers: int = Field(2, ge=1)
     anisotropy_ratio: float = Field(3.0, gt=1)
+    window_range: tuple[float, float] = (0.0, 1.0)  # CT windows and PET clips map onto this
 
 
 class ModelConfig(Strict):
@@ -102,7 +103,10 @@ class AugmentConfig(Strict):
     rotate90: bool = True
     rotate_deg: float = Field(15.0, ge=0, le=180)
     scale: tuple[float, float] = (0.9, 1.1)
+    affine_p: float = Field(1.0, ge=0, le=1)  # per-sample probability of rotation + zoom
     elastic_p: float = Field(0.0, ge=0, le=1)
+    elastic_control_points: int = Field(7, ge=3)  # coarse grid per axis, borders fixed
+    elastic_max_displacement_mm: float = Field(4.0, ge=0)
     intensity_scale: float = Field(0.1, ge=0)
     intensity_shift: float = Field(0.1, ge=0)
     gamma: float = Field(0.0, ge=0)
