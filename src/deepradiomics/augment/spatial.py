@@ -17,7 +17,7 @@ from torch import Tensor
 
 from deepradiomics.augment.affine import AffineParams, RandomAffine, affine_matrix
 from deepradiomics.augment.base import Mask, RandomTransform
-from deepradiomics.augment.elastic import ElasticParams, RandomElastic, elastic_displacement
+from deepradiomics.augment.elastic import ElasticParams, RandomElastic
 from deepradiomics.augment.flip import RandomFlip, flip_matrix
 from deepradiomics.augment.rotate90 import RandomRotate90
 from deepradiomics.augment.symmetry import permute_exact
@@ -60,11 +60,7 @@ def spatial(
     matrix = symmetry.to(image.device)
     if has_affine:
         matrix = matrix @ affine_matrix(params.affine).to(image.device, matrix.dtype)
-    field = (
-        elastic_displacement(params.elastic.coarse.to(image.device), image.shape[2:])
-        if has_elastic
-        else None
-    )
+    field = params.elastic.coarse if has_elastic else None
     return warp(image, mask, matrix, field, spacing=spacing, padding_mode=padding_mode)
 
 
