@@ -31,7 +31,7 @@ class RandomRotate90(RandomTransform):
         self.spacing = tuple(spacing)
 
     def group(self, spatial_shape: Sequence[int]) -> Tensor:
-        return symmetry_group(spatial_shape, self.spacing, self.anisotropic, proper=True)
+        return symmetry_group(tuple(spatial_shape), self.spacing, self.anisotropic, proper=True)
 
     def sample(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
         group = self.group(shape[2:]).to(generator.device)

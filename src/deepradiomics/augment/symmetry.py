@@ -9,6 +9,7 @@ the slice axis z is left alone (in-plane symmetries only).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Sequence
 
@@ -30,12 +31,14 @@ def signed_permutations() -> Tensor:
     return torch.stack(mats)
 
 
+@functools.lru_cache(maxsize=64)
 def symmetry_group(
     spatial_shape: Sequence[int], spacing: Sequence[float], anisotropic: bool, proper: bool
 ) -> Tensor:
     """[G, 3, 3] signed permutations that keep this grid: shape and spacing preserved.
 
     ``proper``: rotations only (determinant +1). ``anisotropic``: z maps to +z (in-plane only).
+    Cached per grid: do not modify the returned tensor.
     """
     keep = []
     for m in signed_permutations():
