@@ -1,1 +1,32 @@
-"""models."""
+"""Models: a timm-style registry of backbones plus the task heads.
+
+    from deepradiomics.models import create_model, list_models
+    model = create_model("small3d", task="binary", in_channels=2, spacing=(5.0, 0.7, 0.7))
+    out = model(x, covariates)          # dict: out, embedding[, site_logits]
+
+Importing this package registers every model but imports MONAI only when a MONAI-based
+model (ResNet, DenseNet, U-Net) is built.
+"""
+
+from deepradiomics.models import densenet, equivariant, resnet, slices, small, unet  # noqa: F401  (register)
+from deepradiomics.models.anisotropy import stage_kernels
+from deepradiomics.models.heads import GradReverse, RadiomicsNet, grad_reverse
+from deepradiomics.models.registry import (
+    accepts_kwarg,
+    create_backbone,
+    create_model,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "GradReverse",
+    "RadiomicsNet",
+    "accepts_kwarg",
+    "create_backbone",
+    "create_model",
+    "grad_reverse",
+    "list_models",
+    "register_model",
+    "stage_kernels",
+]

@@ -1,0 +1,151 @@
+"""Task heads on top of any backbone: one model = backbone -> embedding -> head(s).
+
+``RadiomicsNet(backbone, task, ...)`` returns a dict from ``forward(x, covariates=None)``:
+
+- ``out``: the task output. binary: ``[N]`` logits; multiclass: ``[N, K]`` logits;
+  regression: ``[N]`` (``[N, k]`` when ``num_outputs=k > 1``); survival: ``[N]`` log-risk
+  (linear head without bias: the Cox likelihood ignores a constant); segmentation:
+  ``[N, K, D, H, W]`` per-voxel logits (K >= 2 classes incl. background, default 2).
+- ``embedding``: the backbone's image embedding ``[N, F]`` (Grad-CAM, analyses).
+- ``site_logits``: ``[N, n_sites]``, only when ``n_sites > 0``: a site classifier on the
+  embedding behind a gradient-reversal layer, so minimising its cross-entropy pushes the
+  backbone to forget the site (domain-adversarial training).
+
+Clinical covariates are fused late: ``concat(embedding, MLP([values, missing mask]))`` feeds
+the task head. Covariates come in standardised (numeric) / one-hot (categorical) with NaN
+(or +-inf) for missing; a missing value enters as 0 plus a 1 in its indicator column.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepradiomics.errors import UserError
+
+TASKS = ("binary", "multiclass", "regression", "survival", "segmentation")
+
+
+class GradReverse(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by ``-lambda`` backward (Ganin & Lempitsky)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lambd: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.lambd = float(lambd)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return -ctx.lambd * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
+    return GradReverse.apply(x, lambd)
+
+
+class CovariateEncoder(nn.Module):
+    """``[N, K]`` covariates with NaN for missing -> ``[N, hidden]`` (value + indicator MLP)."""
+
+    def __init__(self, n_covariates: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.n_covariates = n_covariates
+        self.net = nn.Sequential(nn.Linear(2 * n_covariates, hidden), nn.ReLU(inplace=True))
+        self.num_features = hidden
+
+    def forward(self, covariates: torch.Tensor) -> torch.Tensor:
+        missing = ~torch.isfinite(covariates)
+        values = torch.where(missing, torch.zeros_like(covariates), covariates)
+        return self.net(torch.cat([values, missing.to(values.dtype)], dim=1))
+
+
+class SiteAdversary(nn.Module):
+    """Site classifier behind a gradient-reversal layer; ``lambd`` may be changed during training."""
+
+    def __init__(self, in_features: int, n_sites: int, hidden: int = 64, lambd: float = 1.0) -> None:
+        super().__init__()
+        self.lambd = lambd
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, n_sites))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.net(grad_reverse(embedding, self.lambd))
+
+
+def _default_outputs(task: str, num_outputs: int | None) -> int:
+    if task not in TASKS:
+        raise UserError(f"cohort.task: unknown task {task!r}; one of {', '.join(TASKS)}")
+    if task == "multiclass":
+        if num_outputs is None or num_outputs < 2:
+            raise UserError(f"a multiclass model needs num_outputs >= 2 classes, got {num_outputs}")
+        return num_outputs
+    fixed = {"binary": 1, "survival": 1}
+    if task in fixed:
+        if num_outputs not in (None, fixed[task]):
+            raise UserError(f"a {task} model has exactly 1 output, got num_outputs={num_outputs}")
+        return 1
+    if task == "segmentation":
+        n = 2 if num_outputs is None else num_outputs
+        if n < 2:
+            raise UserError("a segmentation model needs num_outputs >= 2 (background + classes)")
+        return n
+    return 1 if num_outputs is None else num_outputs  # regression
+
+
+class RadiomicsNet(nn.Module):
+    """Backbone + task head, optional covariate fusion and site adversary (see module doc)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        task: str = "binary",
+        num_outputs: int | None = None,
+        n_covariates: int = 0,
+        n_sites: int = 0,
+        dropout: float = 0.0,
+        covariate_hidden: int = 16,
+        adversary_lambda: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.task = task
+        self.num_outputs = _default_outputs(task, num_outputs)
+        self.backbone = backbone
+        features = int(backbone.num_features)
+        self.covariates = None
+        if n_covariates > 0:
+            if task == "segmentation":
+                raise UserError("clinical covariates are not used by segmentation models")
+            self.covariates = CovariateEncoder(n_covariates, covariate_hidden)
+        self.dropout = nn.Dropout(dropout)
+        if task == "segmentation":
+            if not hasattr(backbone, "forward_dense"):
+                raise UserError(
+                    f"model.name: {type(backbone).__name__} cannot segment; use a U-Net ('unet')"
+                )
+            self.head = nn.Conv3d(int(backbone.num_dense_features), self.num_outputs, 1)
+        else:
+            fused = features + (covariate_hidden if self.covariates is not None else 0)
+            self.head = nn.Linear(fused, self.num_outputs, bias=task != "survival")
+        self.site_adversary = SiteAdversary(features, n_sites, lambd=adversary_lambda) if n_sites > 0 else None
+
+    def forward(self, x: torch.Tensor, covariates: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.task == "segmentation":
+            dense, embedding = self.backbone.forward_dense(x)
+            out = self.head(self.dropout(dense))
+        else:
+            embedding = self.backbone.forward_features(x)
+            z = embedding
+            if self.covariates is not None:
+                if covariates is None:  # every covariate missing: the indicators say so
+                    covariates = torch.full((x.shape[0], self.covariates.n_covariates), float("nan"),
+                                            dtype=embedding.dtype, device=embedding.device)
+                if covariates.shape != (x.shape[0], self.covariates.n_covariates):
+                    raise ValueError(f"covariates must be [{x.shape[0]}, {self.covariates.n_covariates}],"
+                                     f" got {list(covariates.shape)}")
+                z = torch.cat([embedding, self.covariates(covariates.to(embedding.dtype))], dim=1)
+            out = self.head(self.dropout(z))
+            if self.num_outputs == 1 and self.task != "multiclass":
+                out = out.squeeze(1)
+        result = {"out": out, "embedding": embedding}
+        if self.site_adversary is not None:
+            result["site_logits"] = self.site_adversary(embedding)
+        return result

@@ -1,0 +1,82 @@
+"""timm-style model registry: ``@register_model`` on one small builder function per variant.
+
+A builder returns a *backbone*: an ``nn.Module`` taking ``[N, C, D, H, W]`` (C = modalities)
+with ``forward_features(x) -> [N, F]`` and an ``int`` attribute ``num_features`` (= F).
+Backbones that can segment also have ``forward_dense(x) -> (feature_map, embedding)`` and
+``num_dense_features``. ``create_model`` puts the task head(s) on top (``heads.RadiomicsNet``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from deepradiomics.errors import UserError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a backbone builder under its function name (must be unique)."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is registered twice")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    return sorted(_MODELS)
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in _MODELS:
+        raise UserError(f"model.name: unknown model {name!r}; available: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def accepts_kwarg(name: str, kwarg: str) -> bool:
+    """Whether model ``name``'s builder takes ``kwarg`` (e.g. ``"spacing"``)."""
+    return kwarg in inspect.signature(_builder(name)).parameters
+
+
+def create_backbone(name: str, **kwargs: Any) -> nn.Module:
+    """Build the registered backbone ``name``; a wrong keyword is a ``UserError`` naming it."""
+    builder = _builder(name)
+    try:
+        inspect.signature(builder).bind(**kwargs)
+    except TypeError as err:
+        params = ", ".join(p for p in inspect.signature(builder).parameters)
+        raise UserError(f"model.kwargs: model {name!r}: {err}; it takes: {params}") from None
+    return builder(**kwargs)
+
+
+def create_model(
+    name: str,
+    *,
+    task: str = "binary",
+    num_outputs: int | None = None,
+    n_covariates: int = 0,
+    n_sites: int = 0,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
+    """Backbone ``name`` (built with ``kwargs``, e.g. ``in_channels``, ``spacing``) plus heads.
+
+    Returns a ``heads.RadiomicsNet``; see it for the head arguments and the output dict.
+    """
+    from deepradiomics.models.heads import RadiomicsNet
+
+    backbone = create_backbone(name, **kwargs)
+    return RadiomicsNet(
+        backbone,
+        task=task,
+        num_outputs=num_outputs,
+        n_covariates=n_covariates,
+        n_sites=n_sites,
+        dropout=dropout,
+    )
