@@ -24,8 +24,13 @@ def auc_data(n: int, seed: int = 0):
 
 def auc_ci(y, s, groups=None, seed=0, n_boot=1000, batch=True, **kw) -> Estimate:
     return bootstrap_ci(
-        lambda i: M.roc_auc(y[i], s[i]), len(y), groups=groups, n_boot=n_boot, seed=seed,
-        batch_statistic=(lambda w: M.roc_auc_batch(y, s, w)) if batch else None, **kw,
+        lambda i: M.roc_auc(y[i], s[i]),
+        len(y),
+        groups=groups,
+        n_boot=n_boot,
+        seed=seed,
+        batch_statistic=(lambda w: M.roc_auc_batch(y, s, w)) if batch else None,
+        **kw,
     )
 
 
@@ -63,7 +68,9 @@ def test_duplicated_patients_do_not_narrow_the_ci():
     grouped = auc_ci(y3, s3, groups=patients, seed=5)
     rows = auc_ci(y3, s3, seed=5)
     # resampling patients draws the same patient counts as for the single-scan cohort
-    assert (grouped.ci_low, grouped.ci_high) == pytest.approx((single.ci_low, single.ci_high), abs=1e-12)
+    assert (grouped.ci_low, grouped.ci_high) == pytest.approx(
+        (single.ci_low, single.ci_high), abs=1e-12
+    )
     assert grouped.n_patients == 200 and grouped.n == 600
     # resampling rows pretends to have 3x the evidence: about 1/sqrt(3) of the width
     ratio = (rows.ci_high - rows.ci_low) / (grouped.ci_high - grouped.ci_low)
@@ -106,7 +113,9 @@ def test_percentile_ci_of_a_mean_matches_the_normal_approximation():
 def test_bca_matches_scipy_on_a_skewed_statistic():
     x = np.random.default_rng(8).exponential(1.0, 40)
     ours = bootstrap_ci(lambda i: x[i].mean(), len(x), n_boot=20000, seed=0, method="bca")
-    ref = stats.bootstrap((x,), np.mean, n_resamples=20000, method="BCa", random_state=1).confidence_interval
+    ref = stats.bootstrap(
+        (x,), np.mean, n_resamples=20000, method="BCa", random_state=1
+    ).confidence_interval
     width = ref.high - ref.low
     assert ours.ci_low == pytest.approx(ref.low, abs=0.04 * width)
     assert ours.ci_high == pytest.approx(ref.high, abs=0.04 * width)

@@ -98,12 +98,24 @@ def test_paired_difference_for_survival_with_patients():
     noisy = risk + rng.normal(0, 1.5, n)
     groups = np.arange(n) // 3
     res = paired_difference(
-        M.harrell_c_index, (time, event), risk, noisy, groups=groups, n_boot=300,
+        M.harrell_c_index,
+        (time, event),
+        risk,
+        noisy,
+        groups=groups,
+        n_boot=300,
         batch_metric=M.harrell_c_index_batch,
     )
-    looped = paired_difference(M.harrell_c_index, (time, event), risk, noisy, groups=groups, n_boot=50)
+    looped = paired_difference(
+        M.harrell_c_index, (time, event), risk, noisy, groups=groups, n_boot=50
+    )
     batched = paired_difference(
-        M.harrell_c_index, (time, event), risk, noisy, groups=groups, n_boot=50,
+        M.harrell_c_index,
+        (time, event),
+        risk,
+        noisy,
+        groups=groups,
+        n_boot=50,
         batch_metric=M.harrell_c_index_batch,
     )
     assert looped.difference.ci_low == pytest.approx(batched.difference.ci_low, abs=1e-12)

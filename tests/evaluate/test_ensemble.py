@@ -17,10 +17,12 @@ def test_combine_probabilities_mean_and_spread():
 
 
 def test_combine_multiclass_uncertainty_is_spread_of_the_chosen_class():
-    members = np.array([
-        [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]],
-        [[0.5, 0.4, 0.1], [0.2, 0.2, 0.6]],
-    ])
+    members = np.array(
+        [
+            [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]],
+            [[0.5, 0.4, 0.1], [0.2, 0.2, 0.6]],
+        ]
+    )
     ens = combine_members(members)
     np.testing.assert_allclose(ens.mean, [[0.6, 0.3, 0.1], [0.15, 0.15, 0.7]])
     np.testing.assert_allclose(ens.uncertainty, [0.1, 0.1])

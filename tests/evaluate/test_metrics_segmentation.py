@@ -19,7 +19,7 @@ def blob(shape, centre, radii):
 def monai(fn, pred, true, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t = lambda a: torch.as_tensor(a[None, None].astype(np.float32))  # noqa: E731
+        t = lambda a: torch.as_tensor(a[None, None].astype(np.float32))
         return float(fn(t(pred), t(true), include_background=True, **kw)[0, 0])
 
 

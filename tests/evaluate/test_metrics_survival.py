@@ -106,10 +106,12 @@ def hand_ibs(time, event, surv, times, G):
         case = (time <= t) & (event == 1)
         control = time > t
         with np.errstate(divide="ignore"):  # 1/G = inf only where the indicator is 0
-            scores.append(np.mean(
-                np.where(case, surv[:, k] ** 2 / G(time), 0)
-                + np.where(control, (1 - surv[:, k]) ** 2 / G(t), 0)
-            ))
+            scores.append(
+                np.mean(
+                    np.where(case, surv[:, k] ** 2 / G(time), 0)
+                    + np.where(control, (1 - surv[:, k]) ** 2 / G(t), 0)
+                )
+            )
     return np.trapezoid(scores, times) / (times[-1] - times[0])
 
 
@@ -118,7 +120,9 @@ def hand_ibs(time, event, surv, times, G):
 
 def test_harrell_matches_hand_and_lifelines():
     time, event, risk = survival_data(ties=True)
-    assert M.harrell_c_index(time, event, risk) == pytest.approx(hand_harrell(time, event, risk), abs=1e-12)
+    assert M.harrell_c_index(time, event, risk) == pytest.approx(
+        hand_harrell(time, event, risk), abs=1e-12
+    )
     t2, e2, r2 = survival_data(seed=1, ties=False)
     # lifelines expects predicted survival times (higher = better): pass -risk
     assert M.harrell_c_index(t2, e2, r2) == pytest.approx(lifelines_cindex(t2, -r2, e2), abs=1e-12)
@@ -163,7 +167,9 @@ def test_uno_batch_equals_scikit_survival_with_fixed_censoring():
     for row, value in zip(counts, batch):
         idx = np.repeat(np.arange(100), row)
         test = Surv.from_arrays(event[idx].astype(bool), time[idx])
-        assert value == pytest.approx(concordance_index_ipcw(fixed, test, risk[idx], tau)[0], abs=1e-12)
+        assert value == pytest.approx(
+            concordance_index_ipcw(fixed, test, risk[idx], tau)[0], abs=1e-12
+        )
 
 
 def test_time_dependent_auc_matches_hand_computation():
@@ -184,7 +190,9 @@ def test_integrated_brier_score_matches_hand_computation():
     times = np.linspace(3, 15, 9)
     surv = np.exp(-np.exp(risk)[:, None] * times[None, :] / 12)
     ibs = M.integrated_brier_score(time, event, surv, times)
-    assert ibs == pytest.approx(hand_ibs(time, event, surv, times, hand_censoring_km(time, event)), abs=1e-12)
+    assert ibs == pytest.approx(
+        hand_ibs(time, event, surv, times, hand_censoring_km(time, event)), abs=1e-12
+    )
     with pytest.raises(ValueError, match="shape"):
         M.integrated_brier_score(time, event, surv[:, :3], times)
 
@@ -209,7 +217,9 @@ def test_breslow_survival_matches_lifelines_cox_on_real_lung1():
 def test_breslow_hand_example():
     # times 1,2,3 all events, log-risks 0: H0 = 1/3, 1/3 + 1/2, 1/3 + 1/2 + 1
     b = M.BreslowBaseline().fit([0.0, 0.0, 0.0], [1, 2, 3], [1, 1, 1])
-    np.testing.assert_allclose(b.baseline_cumulative_hazard([0.5, 1, 2.5, 3, 9]), [0, 1 / 3, 5 / 6, 11 / 6, 11 / 6])
+    np.testing.assert_allclose(
+        b.baseline_cumulative_hazard([0.5, 1, 2.5, 3, 9]), [0, 1 / 3, 5 / 6, 11 / 6, 11 / 6]
+    )
     s = b.predict_survival([np.log(2.0)], [1.0])
     assert s[0, 0] == pytest.approx(np.exp(-2 / 3))
 
@@ -226,9 +236,12 @@ def test_td_auc_and_ibs_batches_equal_scikit_survival_on_resamples(seed):
     time, event, risk = survival_data(120, seed=seed)
     tt, te, _ = survival_data(300, seed=seed + 100)
     tt = np.minimum(tt, time.max())  # training follow-up covering the test data
-    counts = np.vstack([
-        np.ones(120, int), np.random.default_rng(seed).multinomial(120, np.full(120, 1 / 120), size=6)
-    ])
+    counts = np.vstack(
+        [
+            np.ones(120, int),
+            np.random.default_rng(seed).multinomial(120, np.full(120, 1 / 120), size=6),
+        ]
+    )
     times = [4.0, 8.0, np.sort(time)[-3]]  # the last time falls outside some resamples
     grid = np.linspace(3, 15, 9)
     surv = np.exp(-np.exp(risk)[:, None] * grid[None, :] / 12)

@@ -25,7 +25,9 @@ def assert_sane(panel: dict) -> None:
     for name, est in panel.items():
         assert set(est) == KEYS, name
         if est["value"] is not None and est["ci_low"] is not None:
-            assert est["ci_low"] <= est["value"] + 1e-12 and est["value"] <= est["ci_high"] + 1e-12, name
+            assert (
+                est["ci_low"] <= est["value"] + 1e-12 and est["value"] <= est["ci_high"] + 1e-12
+            ), name
     json.dumps(panel)  # metrics.json-ready
 
 
@@ -35,8 +37,15 @@ def test_binary_panel_values_match_the_metric_functions():
     panel = metric_panel("binary", y, p, groups=patients, n_boot=1000, seed=0, threshold=0.4)
     elapsed = clock.perf_counter() - start
     assert list(panel) == [
-        "auc", "sensitivity", "specificity", "balanced_accuracy", "accuracy", "brier",
-        "calibration_slope", "calibration_intercept", "ece",
+        "auc",
+        "sensitivity",
+        "specificity",
+        "balanced_accuracy",
+        "accuracy",
+        "brier",
+        "calibration_slope",
+        "calibration_intercept",
+        "ece",
     ]
     assert_sane(panel)
     assert panel["auc"]["value"] == pytest.approx(M.roc_auc(y, p))
@@ -91,9 +100,17 @@ def test_survival_panel_with_breslow_baseline():
     t_train, e_train, r_train = survival_cohort(300, seed=1)
     baseline = M.BreslowBaseline().fit(r_train, t_train, e_train)
     panel = metric_panel(
-        "survival", y_score=risk, time=time, event=event, baseline=baseline,
-        auc_times=[200, 400], ibs_times=np.linspace(100, 800, 15), n_boot=300, seed=0,
-        train_time=t_train, train_event=e_train,
+        "survival",
+        y_score=risk,
+        time=time,
+        event=event,
+        baseline=baseline,
+        auc_times=[200, 400],
+        ibs_times=np.linspace(100, 800, 15),
+        n_boot=300,
+        seed=0,
+        train_time=t_train,
+        train_event=e_train,
     )
     assert list(panel) == ["c_index", "c_index_uno", "td_auc", "td_auc_t200", "td_auc_t400", "ibs"]
     assert_sane(panel)

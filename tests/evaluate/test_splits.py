@@ -29,13 +29,17 @@ def cohort(n_patients: int = 120, seed: int = 0) -> pd.DataFrame:
         label = int(rng.random() < 0.3)
         site = "ABCD"[rng.integers(4)]
         for k in range(rng.integers(1, 4)):
-            rows.append({"case_id": f"c{p}_{k}", "patient_id": f"p{p}", "label": label, "site": site})
+            rows.append(
+                {"case_id": f"c{p}_{k}", "patient_id": f"p{p}", "label": label, "site": site}
+            )
     return pd.DataFrame(rows)
 
 
 def patients_by_role(split: SplitAssignment, fold: int) -> dict[str, set[str]]:
     part = split.table[split.table["fold"] == fold]
-    return {role: set(part.loc[part["role"] == role, "patient_id"]) for role in ("train", "val", "test")}
+    return {
+        role: set(part.loc[part["role"] == role, "patient_id"]) for role in ("train", "val", "test")
+    }
 
 
 def assert_patients_disjoint(split: SplitAssignment) -> None:
@@ -100,11 +104,13 @@ def test_leave_one_site_out_folds_are_sites():
 def test_leave_one_site_out_keeps_a_patient_spanning_sites_together():
     df = cohort(40)
     pid = df.patient_id.iloc[0]
-    extra = pd.DataFrame([
-        {"case_id": "x1", "patient_id": pid, "label": 0, "site": "D"},
-        {"case_id": "x2", "patient_id": pid, "label": 0, "site": "D"},
-        {"case_id": "x3", "patient_id": pid, "label": 0, "site": "D"},
-    ])
+    extra = pd.DataFrame(
+        [
+            {"case_id": "x1", "patient_id": pid, "label": 0, "site": "D"},
+            {"case_id": "x2", "patient_id": pid, "label": 0, "site": "D"},
+            {"case_id": "x3", "patient_id": pid, "label": 0, "site": "D"},
+        ]
+    )
     df = pd.concat([df, extra], ignore_index=True)
     with pytest.warns(UserWarning, match="1 patient"):
         split = leave_one_site_out(df.case_id, df.patient_id, df.site, df.label)
@@ -131,7 +137,11 @@ def test_official_split_uses_names_and_derives_val_when_missing():
     names = ["train"] * 24 + ["validation"] * 6 + ["TEST"] * 10
     split = official_split(ids, ids, names)
     roles = split.roles(0)
-    assert (roles[:24] == "train").all() and (roles[24:30] == "val").all() and (roles[30:] == "test").all()
+    assert (
+        (roles[:24] == "train").all()
+        and (roles[24:30] == "val").all()
+        and (roles[30:] == "test").all()
+    )
     no_val = official_split(ids, ids, ["train"] * 30 + ["test"] * 10, strata=np.arange(40) % 2)
     roles = no_val.roles(0)
     assert (roles[30:] == "test").all()
@@ -168,7 +178,9 @@ def test_reading_a_corrupted_split_names_file_and_problem(tmp_path):
     table.loc[other, "patient_id"] = pid  # now that patient is on two sides in fold 0
     path = tmp_path / "bad.csv"
     table.to_csv(path, index=False)
-    with pytest.raises(UserError, match=r"bad.csv: fold 0: the patient of case .* more than one role"):
+    with pytest.raises(
+        UserError, match=r"bad.csv: fold 0: the patient of case .* more than one role"
+    ):
         SplitAssignment.read_csv(path)
     table = split.table.copy()
     table.loc[5, "role"] = "tuning"
@@ -193,7 +205,13 @@ def test_input_errors_name_the_problem():
 
 def test_make_splits_dispatches_on_config():
     df = cohort(50)
-    kw = dict(case_ids=df.case_id, patient_ids=df.patient_id, strata=df.label, sites=df.site, seed=2)
+    kw = {
+        "case_ids": df.case_id,
+        "patient_ids": df.patient_id,
+        "strata": df.label,
+        "sites": df.site,
+        "seed": 2,
+    }
     assert make_splits(EvaluateConfig(split="kfold", folds=3), **kw).folds == [0, 1, 2]
     assert make_splits(EvaluateConfig(split="loso"), **kw).held_out(3) == "D"
     assert make_splits(EvaluateConfig(split="holdout"), **kw).folds == [0]
@@ -240,3 +258,11 @@ def test_official_split_on_real_adrenalmnist():
     split = official_split(ids, ids, names)
     counts = pd.Series(split.roles(0)).value_counts()
     assert counts.to_dict() == {"train": 1188, "test": 298, "val": 98}
+
+
+def test_unstratified_kfold_for_segmentation():
+    ids = [f"c{i}" for i in range(30)]
+    split = kfold_split(ids, ids, stratification_labels("segmentation"), n_folds=5)
+    sizes = split.table.groupby(["fold", "role"]).size().unstack()
+    assert (sizes["test"] == 6).all() and (sizes["val"] == 5).all()
+    assert_patients_disjoint(split)

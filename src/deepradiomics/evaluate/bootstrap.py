@@ -41,7 +41,7 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics.json shape; ``nan`` becomes ``None`` so the JSON stays standard."""
-        clean = lambda v: None if v is None or not math.isfinite(v) else float(v)  # noqa: E731
+        clean = lambda v: None if v is None or not math.isfinite(v) else float(v)
         return {
             "value": clean(self.value),
             "ci_low": clean(self.ci_low),
@@ -81,7 +81,9 @@ def resample_counts(
         yield rng.multinomial(n_patients, uniform, size=size)[:, codes]
 
 
-def _evaluate(statistic: Callable[[np.ndarray], Any], idx: np.ndarray, k: int | None = None) -> np.ndarray:
+def _evaluate(
+    statistic: Callable[[np.ndarray], Any], idx: np.ndarray, k: int | None = None
+) -> np.ndarray:
     """The statistic as a 1-D float array; all ``nan`` when it raises on degenerate data."""
     try:
         return np.atleast_1d(np.asarray(statistic(idx), dtype=float))
@@ -162,7 +164,8 @@ def bootstrap_with_distribution(
     method: Method = "percentile",
     batch_statistic: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[Estimate], np.ndarray]:
-    """One :class:`Estimate` per output of ``statistic`` and the ``(n_boot, k)`` resampled values."""
+    """One :class:`Estimate` per output of ``statistic``, and the ``(n_boot, k)`` resampled
+    values."""
     codes, n_patients = patient_codes(groups, n)
     cases = np.arange(n)
     value = _evaluate(statistic, cases)
@@ -179,9 +182,13 @@ def bootstrap_with_distribution(
     estimates = []
     for j in range(k):
         finite = np.isfinite(boot[:, j])
-        lo, hi = interval(boot[:, j], float(value[j]), level, method, None if jack is None else jack[:, j])
+        lo, hi = interval(
+            boot[:, j], float(value[j]), level, method, None if jack is None else jack[:, j]
+        )
         estimates.append(
-            Estimate(float(value[j]), lo, hi, n, n_patients, int(finite.sum()), int((~finite).sum()))
+            Estimate(
+                float(value[j]), lo, hi, n, n_patients, int(finite.sum()), int((~finite).sum())
+            )
         )
     return estimates, boot
 
@@ -204,7 +211,13 @@ def bootstrap_ci(
     at once and must agree with ``statistic``. ``n_boot = 0`` gives the point estimate only.
     """
     return bootstrap_with_distribution(
-        statistic, n, groups=groups, n_boot=n_boot, seed=seed, level=level, method=method,
+        statistic,
+        n,
+        groups=groups,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        method=method,
         batch_statistic=batch_statistic,
     )[0][0]
 

@@ -74,9 +74,15 @@ def paired_difference(
 
     batch = None
     if batch_metric is not None:
-        batch = lambda w: batch_metric(*cols, a, w) - batch_metric(*cols, b, w)  # noqa: E731
+        batch = lambda w: batch_metric(*cols, a, w) - batch_metric(*cols, b, w)
     estimate, boot = bootstrap_with_distribution(
-        diff, n, groups=groups, n_boot=n_boot, seed=seed, level=level, method=method,
+        diff,
+        n,
+        groups=groups,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        method=method,
         batch_statistic=batch,
     )
     estimate, finite = estimate[0], boot[:, 0][np.isfinite(boot[:, 0])]

@@ -60,7 +60,9 @@ class EnsemblePrediction:
 def _members(predictions: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     p = np.asarray(predictions, dtype=float)
     if p.ndim not in (2, 3) or p.shape[0] < 1:
-        raise ValueError(f"member predictions must be (members, cases[, classes]), got shape {p.shape}")
+        raise ValueError(
+            f"member predictions must be (members, cases[, classes]), got shape {p.shape}"
+        )
     if not np.isfinite(p).all():
         raise ValueError("member predictions contain nan or inf")
     return p
@@ -141,7 +143,9 @@ def ensemble_gain(
     y = np.asarray(y_true)
     if len(y) != p.shape[1]:
         raise ValueError(f"y_true has {len(y)} cases but the members predict {p.shape[1]}")
-    fn = {"squared": _squared, "absolute": _absolute}.get(error) if isinstance(error, str) else error
+    fn = (
+        {"squared": _squared, "absolute": _absolute}.get(error) if isinstance(error, str) else error
+    )
     if fn is None:
         raise ValueError(f"unknown error {error!r} (expected 'squared', 'absolute' or a function)")
     ensemble = combine_members(p, kind).mean

@@ -23,12 +23,15 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage, sparse
+from sklearn.metrics import roc_curve
 from sksurv.exceptions import NoComparablePairException
 from sksurv.linear_model.coxph import BreslowEstimator
 from sksurv.metrics import (
     concordance_index_censored,
     concordance_index_ipcw,
     cumulative_dynamic_auc,
+)
+from sksurv.metrics import (
     integrated_brier_score as _sksurv_ibs,
 )
 from sksurv.nonparametric import CensoringDistributionEstimator
@@ -111,7 +114,9 @@ def _mann_whitney_batch(score: np.ndarray, pos_w: np.ndarray, neg_w: np.ndarray)
     return _ratio(num, pos.sum(axis=1) * neg.sum(axis=1))
 
 
-def roc_auc_batch(y_true: Sequence, y_score: Sequence, weights: np.ndarray | None = None) -> np.ndarray:
+def roc_auc_batch(
+    y_true: Sequence, y_score: Sequence, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Weighted ROC AUC (Mann-Whitney with ties counted 1/2) for each weight row.
 
     Written by hand (not ``sklearn.metrics.roc_auc_score``) so that all bootstrap resamples
@@ -168,7 +173,10 @@ def balanced_accuracy(y_true: Sequence, y_score: Sequence, threshold: float = 0.
 
 
 def select_threshold(
-    y_true: Sequence, y_score: Sequence, rule: Literal["youden", "fixed"] = "youden", value: float = 0.5
+    y_true: Sequence,
+    y_score: Sequence,
+    rule: Literal["youden", "fixed"] = "youden",
+    value: float = 0.5,
 ) -> float:
     """Decision threshold chosen on validation data.
 
@@ -182,11 +190,9 @@ def select_threshold(
     y, s = _binary(y_true, y_score)
     if y.min() == y.max():
         return float(value)
-    cand = np.unique(s)[::-1]  # candidate thresholds, highest first
-    pred = s[None, :] >= cand[:, None]
-    sens = (pred & (y == 1)).sum(axis=1) / (y == 1).sum()
-    spec = (~pred & (y == 0)).sum(axis=1) / (y == 0).sum()
-    return float(cand[np.argmax(sens + spec)])
+    fpr, tpr, cand = roc_curve(y, s, drop_intermediate=False)  # thresholds decreasing
+    cand, youden = cand[1:], (tpr - fpr)[1:]  # drop the "nothing positive" threshold (inf)
+    return float(cand[np.argmax(youden)])  # first maximum: the highest threshold
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -269,10 +275,12 @@ def calibration_batch(
     y, p = _binary(y_true, y_prob)
     w = _weight_matrix(weights, len(y))
     x = _logit(p)
-    return np.column_stack([
-        _logistic_fit_batch(x, y, w, fit_slope=True)[1],
-        _logistic_fit_batch(x, y, w, fit_slope=False)[0],
-    ])
+    return np.column_stack(
+        [
+            _logistic_fit_batch(x, y, w, fit_slope=True)[1],
+            _logistic_fit_batch(x, y, w, fit_slope=False)[0],
+        ]
+    )
 
 
 def calibration_slope(y_true: Sequence, y_prob: Sequence) -> float:
@@ -290,7 +298,8 @@ def calibration_intercept(y_true: Sequence, y_prob: Sequence) -> float:
 
 
 def _calibration_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
-    """Bin index of each probability; bins ``(lo, hi]`` on [0, 1] like sklearn's calibration_curve."""
+    """Bin index of each probability: bins ``(lo, hi]`` on [0, 1], as in sklearn's
+    ``calibration_curve``."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     return np.searchsorted(edges[1:-1], p)
 
@@ -326,7 +335,9 @@ def _multiclass(y_true: Sequence, y_score: np.ndarray) -> tuple[np.ndarray, np.n
     return y, s
 
 
-def macro_auc_batch(y_true: Sequence, y_score: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def macro_auc_batch(
+    y_true: Sequence, y_score: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Macro-averaged one-vs-rest AUC for each weight row; ``nan`` if a class is absent."""
     y, s = _multiclass(y_true, y_score)
     per_class = [roc_auc_batch((y == k).astype(float), s[:, k], weights) for k in range(s.shape[1])]
@@ -379,7 +390,9 @@ def r2(y_true: Sequence, y_pred: Sequence) -> float:
 # --------------------------------------------------------------------------- survival
 
 
-def check_survival(time: Sequence, event: Sequence, risk: Sequence | None = None) -> tuple[np.ndarray, ...]:
+def check_survival(
+    time: Sequence, event: Sequence, risk: Sequence | None = None
+) -> tuple[np.ndarray, ...]:
     """``(time, event as bool[, risk])`` as arrays; ``ValueError`` if malformed."""
     t = _vector(time, "time")
     e = _vector(event, "event")
@@ -432,7 +445,9 @@ def _concordance(r: np.ndarray, tied_tol: float = 1e-8) -> np.ndarray:
     return np.where(tied, 0.5, (diff > 0).astype(float))
 
 
-def _pairwise_ratio_batch(num_pairs: np.ndarray, den_pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _pairwise_ratio_batch(
+    num_pairs: np.ndarray, den_pairs: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """``sum_ij w_i w_j N_ij / sum_ij w_i w_j D_ij`` for each weight row (O(B n^2))."""
     num = ((weights @ num_pairs) * weights).sum(axis=1)
     den = ((weights @ den_pairs) * weights).sum(axis=1)
@@ -468,7 +483,9 @@ def uno_c_index(
     tau = default_tau(t) if tau is None else float(tau)
     try:
         return float(
-            concordance_index_ipcw(_train_struct(t, e, train_time, train_event), Surv.from_arrays(e, t), r, tau)[0]
+            concordance_index_ipcw(
+                _train_struct(t, e, train_time, train_event), Surv.from_arrays(e, t), r, tau
+            )[0]
         )
     except (NoComparablePairException, ValueError):
         return float("nan")
@@ -538,7 +555,11 @@ def time_dependent_auc(
 
 
 def _censoring_weights(
-    t: np.ndarray, e: np.ndarray, train_time: Sequence | None, train_event: Sequence | None, at: np.ndarray
+    t: np.ndarray,
+    e: np.ndarray,
+    train_time: Sequence | None,
+    train_event: Sequence | None,
+    at: np.ndarray,
 ) -> np.ndarray | None:
     """Censoring survival G at ``at`` (KM of the training data, else of the evaluated data);
     None where scikit-survival would refuse (a time after the last training time)."""
@@ -587,7 +608,9 @@ def time_dependent_auc_batch(
         out[:, 1 + k] = _mann_whitney_batch(r, w * np.where(case, ipcw, 0.0), w * (t > tk))
     # weighted Kaplan-Meier of the evaluated data at the grid times
     uniq, inv = np.unique(t, return_inverse=True)
-    onehot = sparse.csr_matrix((np.ones(len(t)), (np.arange(len(t)), inv)), shape=(len(t), len(uniq)))
+    onehot = sparse.csr_matrix(
+        (np.ones(len(t)), (np.arange(len(t)), inv)), shape=(len(t), len(uniq))
+    )
     d = np.asarray((w * e) @ onehot)  # event weight at each distinct time
     total = np.asarray(w @ onehot)
     at_risk = np.cumsum(total[:, ::-1], axis=1)[:, ::-1]
@@ -627,7 +650,9 @@ def integrated_brier_score(
         raise ValueError("times must hold at least two strictly increasing values")
     try:
         return float(
-            _sksurv_ibs(_train_struct(t, e, train_time, train_event), Surv.from_arrays(e, t), surv, grid)
+            _sksurv_ibs(
+                _train_struct(t, e, train_time, train_event), Surv.from_arrays(e, t), surv, grid
+            )
         )
     except ValueError:
         return float("nan")
@@ -656,7 +681,7 @@ def integrated_brier_score_batch(
         return np.full(w.shape[0], np.nan)
     # like scikit-survival: a zero censoring survival makes its term vanish (1/inf)
     inv = np.divide(1.0, g, out=np.zeros(len(g)), where=g > 0)
-    inv_t, inv_grid = inv[: len(t)], inv[len(t):]
+    inv_t, inv_grid = inv[: len(t)], inv[len(t) :]
     case = (t[:, None] <= grid[None, :]) & e[:, None]
     control = t[:, None] > grid[None, :]
     per_case = surv**2 * case * inv_t[:, None] + (1 - surv) ** 2 * control * inv_grid[None, :]
@@ -674,7 +699,7 @@ class BreslowBaseline:
     before the first observed time the cumulative hazard is 0, after the last it stays flat.
     """
 
-    def fit(self, log_risk: Sequence, time: Sequence, event: Sequence) -> "BreslowBaseline":
+    def fit(self, log_risk: Sequence, time: Sequence, event: Sequence) -> BreslowBaseline:
         t, e, r = check_survival(time, event, log_risk)
         if not e.any():
             raise ValueError("the Breslow estimator needs at least one event")
@@ -711,7 +736,7 @@ def dice(pred: np.ndarray, true: np.ndarray) -> float:
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
-    """Boundary voxels: the mask minus its erosion (voxels outside the array count as background)."""
+    """Boundary voxels: the mask minus its erosion (outside the array counts as background)."""
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 

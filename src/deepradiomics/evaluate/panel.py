@@ -49,7 +49,10 @@ def _binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float, ece_bins: in
         ("auc",): (None, lambda w: M.roc_auc_batch(y, p, w)),
         M.THRESHOLD_METRICS: (None, rates),
         ("brier",): (None, lambda w: M.weighted_mean_batch((p - y) ** 2, w)),
-        ("calibration_slope", "calibration_intercept"): (None, lambda w: M.calibration_batch(y, p, w)),
+        ("calibration_slope", "calibration_intercept"): (
+            None,
+            lambda w: M.calibration_batch(y, p, w),
+        ),
         ("ece",): (None, lambda w: M.expected_calibration_error_batch(y, p, w, ece_bins)),
     }
 
@@ -109,10 +112,15 @@ def _survival_metrics(
     }
     if len(auc_times):
         names = ["td_auc"] + [f"td_auc_t{x:.4g}" for x in auc_times]
-
-        out[tuple(names)] = (None, lambda w: M.time_dependent_auc_batch(t, e, r, auc_times, w, tt, te))
+        out[tuple(names)] = (
+            None,
+            lambda w: M.time_dependent_auc_batch(t, e, r, auc_times, w, tt, te),
+        )
     if surv is not None and ibs_times is not None:
-        out[("ibs",)] = (None, lambda w: M.integrated_brier_score_batch(t, e, surv, ibs_times, w, tt, te))
+        out[("ibs",)] = (
+            None,
+            lambda w: M.integrated_brier_score_batch(t, e, surv, ibs_times, w, tt, te),
+        )
     return out
 
 
@@ -167,7 +175,11 @@ def metric_panel(
             raise ValueError("a survival panel needs time, event and the risk scores (y_score)")
         t, e, r = M.check_survival(time, event, y_score)
         n = len(t)
-        grid = default_auc_times(t, e) if auc_times is None else np.unique(np.asarray(auc_times, float))
+        grid = (
+            default_auc_times(t, e)
+            if auc_times is None
+            else np.unique(np.asarray(auc_times, float))
+        )
         if survival is None and baseline is not None:
             ibs_times = default_ibs_times(t) if ibs_times is None else ibs_times
             survival = baseline.predict_survival(r, ibs_times)
@@ -195,7 +207,13 @@ def metric_panel(
     for names, (statistic, batch) in specs.items():
         stat = statistic if statistic is not None else _from_batch(batch, n)
         estimates = bootstrap_estimates(
-            stat, n, groups=groups, n_boot=n_boot, seed=seed, level=level, method=method,
+            stat,
+            n,
+            groups=groups,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+            method=method,
             batch_statistic=batch,
         )
         panel.update({name: est.to_dict() for name, est in zip(names, estimates)})
@@ -213,8 +231,14 @@ def subgroup_panels(
     """
     labels = np.asarray(subgroup).astype(str)
     if task == "survival" and kwargs.get("auc_times") is None and kwargs.get("time") is not None:
-        kwargs["auc_times"] = default_auc_times(np.asarray(kwargs["time"]), np.asarray(kwargs["event"]))
-    if task == "survival" and kwargs.get("baseline") is not None and kwargs.get("ibs_times") is None:
+        kwargs["auc_times"] = default_auc_times(
+            np.asarray(kwargs["time"]), np.asarray(kwargs["event"])
+        )
+    if (
+        task == "survival"
+        and kwargs.get("baseline") is not None
+        and kwargs.get("ibs_times") is None
+    ):
         kwargs["ibs_times"] = default_ibs_times(np.asarray(kwargs["time"]))
     pooled = metric_panel(task, y_true, y_score, **kwargs)
     panels: dict[str, Panel] = {}

@@ -34,9 +34,13 @@ from deepradiomics.errors import UserError
 ROLES = ("train", "val", "test")
 COLUMNS = ("case_id", "patient_id", "fold", "role", "held_out")
 _OFFICIAL_NAMES = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
 }
 
 
@@ -66,7 +70,7 @@ class SplitAssignment:
         return part.reindex(self.case_ids).to_numpy()
 
     def indices(self, fold: int, role: str, case_ids: Sequence[str] | None = None) -> np.ndarray:
-        """Positions of the ``role`` cases of ``fold`` in ``case_ids`` (default: :attr:`case_ids`)."""
+        """Positions of the ``role`` cases of ``fold`` in ``case_ids`` (default: the split's)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         part = self.table[(self.table["fold"] == fold) & (self.table["role"] == role)]
@@ -88,7 +92,7 @@ class SplitAssignment:
         self.table.to_csv(path, index=False)
 
     @classmethod
-    def read_csv(cls, path: str | Path) -> "SplitAssignment":
+    def read_csv(cls, path: str | Path) -> SplitAssignment:
         """Reload a saved assignment; a malformed file is a ``UserError`` naming it."""
         path = Path(path)
         if not path.is_file():
@@ -103,7 +107,9 @@ class SplitAssignment:
         bad_fold = ~table["fold"].str.fullmatch(r"\d+")
         if bad_fold.any():
             row = int(np.flatnonzero(bad_fold)[0])
-            raise UserError(f"{path}: line {row + 2}: column fold: '{table['fold'][row]}' is not a fold number")
+            raise UserError(
+                f"{path}: line {row + 2}: column fold: '{table['fold'][row]}' is not a fold number"
+            )
         table["fold"] = table["fold"].astype(int)
         split = cls(table[list(COLUMNS)])
         split.validate(str(path))
@@ -123,14 +129,17 @@ class SplitAssignment:
         for fold, part in t.groupby("fold"):
             dup = part["case_id"].duplicated()
             if dup.any():
-                raise UserError(f"{source}: fold {fold}: case '{part['case_id'][dup].iloc[0]}' appears twice")
+                raise UserError(
+                    f"{source}: fold {fold}: case '{part['case_id'][dup].iloc[0]}' appears twice"
+                )
             if len(part) != n_cases:
                 raise UserError(f"{source}: fold {fold} lists {len(part)} of the {n_cases} cases")
             mixed = part.groupby("patient_id")["role"].nunique() > 1
             if mixed.any():
                 case = part.loc[part["patient_id"] == mixed[mixed].index[0], "case_id"].iloc[0]
                 raise UserError(
-                    f"{source}: fold {fold}: the patient of case '{case}' has cases in more than one role"
+                    f"{source}: fold {fold}: the patient of case '{case}' has cases in more "
+                    "than one role"
                 )
 
 
@@ -188,10 +197,15 @@ def grouped_holdout(
     """Boolean mask of the cases whose patients fall in a stratified ``fraction`` of patients."""
     pstrata = _patient_strata(patients, labels)
     if len(pstrata) < 2:
-        raise UserError(f"splits: the {what} set needs at least 2 patients to split, got {len(pstrata)}")
+        raise UserError(
+            f"splits: the {what} set needs at least 2 patients to split, got {len(pstrata)}"
+        )
     try:
         _, held = train_test_split(
-            pstrata.index.to_numpy(), test_size=fraction, stratify=pstrata.to_numpy(), random_state=seed
+            pstrata.index.to_numpy(),
+            test_size=fraction,
+            stratify=pstrata.to_numpy(),
+            random_state=seed,
         )
     except ValueError:  # a stratum too small to be represented on both sides
         warnings.warn(
@@ -222,16 +236,25 @@ def _assign(
         if val is None:
             train = ~test
             inner = grouped_holdout(
-                patients[train], labels[train], val_fraction, _sub_seed(seed, 1, fold), what="training"
+                patients[train],
+                labels[train],
+                val_fraction,
+                _sub_seed(seed, 1, fold),
+                what="training",
             )
             val = np.zeros(len(cases), dtype=bool)
             val[np.flatnonzero(train)[inner]] = True
         role[val] = "val"
         frames.append(
-            pd.DataFrame({
-                "case_id": cases, "patient_id": patients, "fold": fold, "role": role,
-                "held_out": "" if held_out is None else held_out[fold],
-            })
+            pd.DataFrame(
+                {
+                    "case_id": cases,
+                    "patient_id": patients,
+                    "fold": fold,
+                    "role": role,
+                    "held_out": "" if held_out is None else held_out[fold],
+                }
+            )
         )
     split = SplitAssignment(pd.concat(frames, ignore_index=True))
     split.validate()
@@ -250,7 +273,9 @@ def kfold_split(
     cases, patients, labels = _check_inputs(case_ids, patient_ids, strata)
     n_patients = len(np.unique(patients))
     if n_folds > n_patients:
-        raise UserError(f"evaluate.folds = {n_folds} is more than the {n_patients} patients in the cohort")
+        raise UserError(
+            f"evaluate.folds = {n_folds} is more than the {n_patients} patients in the cohort"
+        )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     tests = []
     for _, test_idx in splitter.split(cases, labels, groups=patients):
@@ -275,7 +300,9 @@ def leave_one_site_out(
         raise UserError(f"splits: {len(cases)} cases but {len(site)} site values")
     missing = pd.isna(site) | (site.astype(str) == "")
     if missing.any():
-        raise UserError(f"leave-one-site-out: case '{cases[missing][0]}' has no site (column cohort.site)")
+        raise UserError(
+            f"leave-one-site-out: case '{cases[missing][0]}' has no site (column cohort.site)"
+        )
     site = site.astype(str)
     majority = _patient_strata(patients, site)
     spanning = pd.DataFrame({"p": patients, "s": site}).groupby("p")["s"].nunique() > 1
@@ -291,7 +318,9 @@ def leave_one_site_out(
     if len(names) < 2:
         raise UserError(f"leave-one-site-out needs at least 2 sites, the cohort has {len(names)}")
     tests = [np.zeros(len(cases), dtype=bool) for _ in names]
-    for fold, (_, test_idx) in enumerate(LeaveOneGroupOut().split(cases, groups=np.searchsorted(names, group))):
+    for fold, (_, test_idx) in enumerate(
+        LeaveOneGroupOut().split(cases, groups=np.searchsorted(names, group))
+    ):
         tests[fold][test_idx] = True
     return _assign(cases, patients, labels, tests, val_fraction, seed, held_out=names)
 
@@ -330,12 +359,19 @@ def official_split(
     unknown = names == ""
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
-        raise UserError(f"official split: case '{cases[i]}' has split '{raw[i]}' (expected train, val or test)")
+        raise UserError(
+            f"official split: case '{cases[i]}' has split '{raw[i]}' (expected train, val or test)"
+        )
     if not (names == "test").any() or not (names == "train").any():
         raise UserError("official split: needs both 'train' and 'test' cases")
     val = names == "val"
     return _assign(
-        cases, patients, labels, [names == "test"], val_fraction, seed,
+        cases,
+        patients,
+        labels,
+        [names == "test"],
+        val_fraction,
+        seed,
         val_masks=[val if val.any() else None],
     )
 
@@ -351,7 +387,7 @@ def make_splits(
     val_fraction: float = 0.2,
     seed: int = 0,
 ) -> SplitAssignment:
-    """The split named by ``evaluate.split`` (``train.val_fraction`` and ``seed`` from the config)."""
+    """The split named by ``evaluate.split``; pass ``train.val_fraction`` and the config seed."""
     if evaluate.split == "kfold":
         return kfold_split(case_ids, patient_ids, strata, evaluate.folds, val_fraction, seed)
     if evaluate.split == "loso":
@@ -359,7 +395,11 @@ def make_splits(
             raise UserError("evaluate.split 'loso' needs a site column (cohort.site)")
         return leave_one_site_out(case_ids, patient_ids, sites, strata, val_fraction, seed)
     if evaluate.split == "holdout":
-        return holdout_split(case_ids, patient_ids, strata, evaluate.test_fraction, val_fraction, seed)
+        return holdout_split(
+            case_ids, patient_ids, strata, evaluate.test_fraction, val_fraction, seed
+        )
     if official is None:
-        raise UserError("evaluate.split 'official' needs the cohort's own split names (a .npz cohort)")
+        raise UserError(
+            "evaluate.split 'official' needs the cohort's own split names (a .npz cohort)"
+        )
     return official_split(case_ids, patient_ids, official, strata, val_fraction, seed)
