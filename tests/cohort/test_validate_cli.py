@@ -45,7 +45,7 @@ def _not_an_image(c: Cohort) -> str:
     (c.root / "images/junk_pet.nii.gz").write_bytes(b"this is not an image")
     c.rows[0]["pet"] = "images/junk_pet.nii.gz"
     return ("error: case C000 (line 2), column pet, file images/junk_pet.nii.gz: cannot read image "
-            "(not an image format SimpleITK knows, or a corrupt header)")
+            "(not an image format SimpleITK knows, or a corrupt file)")
 
 
 def _truncated_nifti(c: Cohort) -> str:
@@ -64,6 +64,15 @@ def _truncated_raw_nifti(c: Cohort) -> str:
     (c.root / rel).write_bytes(data[:-100])
     c.rows[2]["ct"] = rel
     return f"error: case C002 (line 4), column ct, file {rel}: file is truncated"
+
+
+def _corrupt_gzip(c: Cohort) -> str:
+    path = c.root / c.rows[1]["pet"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # damaged in the middle
+    path.write_bytes(bytes(data))
+    return (f"error: case C001 (line 3), column pet, file {c.rows[1]['pet']}: cannot read image "
+            "(not an image format SimpleITK knows, or a corrupt file)")
 
 
 def _image_2d(c: Cohort) -> str:
@@ -286,8 +295,8 @@ def _no_cases(c: Cohort) -> str:
 CORPUS: dict[str, Breaker] = {
     f.__name__.lstrip("_"): f
     for f in [
-        _missing_file, _not_an_image, _truncated_nifti, _truncated_raw_nifti, _image_2d,
-        _mask_size, _mask_spacing, _mask_origin, _mask_direction, _empty_mask, _label_map_mask,
+        _missing_file, _not_an_image, _corrupt_gzip, _truncated_nifti, _truncated_raw_nifti,
+        _image_2d, _mask_size, _mask_spacing, _mask_origin, _mask_direction, _empty_mask, _label_map_mask,
         _fractional_mask, _mask_label_255, _nan_voxels, _nan_voxels_nrrd,
         _tiny_spacing, _huge_spacing,
         _pet_no_overlap, _pet_misses_mask, _duplicate_id, _empty_id, _missing_label,

@@ -13,6 +13,7 @@ space, but it must overlap the reference image and cover the mask's foreground.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,12 @@ class _CaseChecker:
             bad = voxels.size - int(np.count_nonzero(np.isfinite(voxels)))
             # ITK 5 reads a NIfTI NaN/Inf as 0: only a float file with zeros can hide some
             if not bad and path.name.lower().endswith((".nii", ".nii.gz")) and not voxels.all():
-                bad, note = nifti_nonfinite(path), " (SimpleITK would silently read them as 0)"
+                try:
+                    bad = nifti_nonfinite(path)
+                except (OSError, EOFError, ValueError, zlib.error) as err:
+                    self.report("error", column, f"cannot read the voxel data ({err})", cell)
+                    return None
+                note = " (SimpleITK would silently read them as 0)"
         if bad:
             verb = "s are" if bad != 1 else " is"
             self.report("error", column, f"{bad} voxel{verb} NaN or infinite{note}", cell)
@@ -209,7 +215,7 @@ def _reason(path: Path, err: UserError) -> str:
     """The reader's message without the path (the problem line names the file already)."""
     text = str(err).removeprefix(f"{path}: ")
     if "Unable to determine ImageIO reader" in text:
-        return "cannot read image (not an image format SimpleITK knows, or a corrupt header)"
+        return "cannot read image (not an image format SimpleITK knows, or a corrupt file)"
     return text
 
 
