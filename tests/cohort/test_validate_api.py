@@ -283,3 +283,20 @@ def test_real_cohort_with_a_swapped_mask(tmp_path):
     assert (p.case_id, p.column) == ("STS_002", "mask")
     assert p.message.startswith("mask geometry does not match column ct (nor any other image): "
                                 "size 141x137x51 vs 161x143x48")
+
+
+# -- the synthetic cohort generator's output ---------------------------------------------------
+
+@pytest.mark.parametrize("config", ["", "cohort:\n  task: survival\n  covariates_numeric: [age]\n"
+                                        "  covariates_categorical: [sex]\n  subgroups: [age_band]\n"])
+def test_synthetic_cohort_validates(tmp_path, capsys, config):
+    generate = pytest.importorskip("deepradiomics.synth.generate")
+    csv = generate.generate_cohort(tmp_path / "synth", cases=12, sites=2, size=32, workers=1)
+    extra = []
+    if config:
+        (tmp_path / "exp.yaml").write_text(config)
+        extra = ["--config", str(tmp_path / "exp.yaml")]
+    code, out, _ = run(capsys, str(csv), *extra)
+    assert code == 0, out
+    assert not [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert out.splitlines()[-1].startswith("summary: 12 cases checked")
