@@ -1,0 +1,253 @@
+"""Classical radiomics baselines as scikit-learn estimators.
+
+``make_baseline(task, combat=..., seed=...)`` returns a ``GridSearchCV`` around
+
+    prepare      median imputation + standard scaling of the feature columns
+                 (ComBat's reserved site/covariate columns pass through untouched)
+    combat       optional: ComBat fitted on the training rows (``ComBatColumns``)
+    variance     drop constant features
+    correlation  drop a feature whose |Pearson r| with an earlier kept one exceeds 0.9
+    select       univariate SelectKBest (ANOVA F / F-regression) or L1-based SelectFromModel
+    model        logistic regression (binary, multiclass), ridge (regression), or
+                 elastic-net Cox (survival; its L1 part is the selection step)
+
+tuned by an inner cross-validation on the training rows only: folds grouped by patient
+(``fit(X, y, groups=patient_ids)``) and stratified by class (survival: by event).
+
+Site and covariates for ComBat reach the pipeline as columns of ``X`` (see
+``combat.with_site_columns``): ``fit(X, y)`` / ``predict(X)`` stay standard, every
+splitter slices site with the features, and no global metadata-routing switch is needed.
+With ``combat=False`` those columns are dropped, so one ``X`` serves both variants.
+
+Survival targets are scikit-survival structured arrays (``survival_target(event, time)``);
+``predict`` then gives a risk score (higher = earlier event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import SelectFromModel, SelectKBest, SelectorMixin, VarianceThreshold
+from sklearn.feature_selection import f_classif, f_regression
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.model_selection import BaseCrossValidator, GridSearchCV, GroupKFold, StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from deepradiomics.classical.combat import META_PREFIX, ComBat, ComBatColumns
+from deepradiomics.errors import UserError
+
+BaselineTask = Literal["binary", "multiclass", "regression", "survival"]
+Selection = Literal["kbest", "l1"]
+TASKS = ("binary", "multiclass", "regression", "survival")
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def feature_columns(X: Any) -> list:
+    """Columns of ``X`` that are features (all but ComBat's reserved ``combat__`` columns)."""
+    if hasattr(X, "columns"):
+        return [c for c in X.columns if not str(c).startswith(META_PREFIX)]
+    X = check_array(X, dtype=None, ensure_all_finite=False)  # scikit-learn's message for 1-D input
+    return list(range(X.shape[1]))
+
+
+def combat_columns(X: Any) -> list:
+    """ComBat's reserved site/covariate columns of ``X`` (none for a plain array)."""
+    if hasattr(X, "columns"):
+        return [c for c in X.columns if str(c).startswith(META_PREFIX)]
+    return []
+
+
+class CorrelationFilter(SelectorMixin, BaseEstimator):
+    """Drop features highly correlated with an earlier kept feature (|r| > ``threshold``).
+
+    Greedy in column order, so the result is deterministic; constant features correlate
+    with nothing. Written here because scikit-learn has no correlation filter.
+    """
+
+    def __init__(self, threshold: float = 0.9) -> None:
+        self.threshold = threshold
+
+    def fit(self, X: Any, y: Any = None) -> "CorrelationFilter":
+        X = validate_data(self, X, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.abs(np.corrcoef(X, rowvar=False)) if X.shape[0] > 1 else np.eye(X.shape[1])
+        corr = np.nan_to_num(np.atleast_2d(corr), nan=0.0)
+        keep = np.zeros(X.shape[1], dtype=bool)
+        for j in range(X.shape[1]):
+            keep[j] = not np.any(corr[j, keep] > self.threshold)
+        self.support_ = keep
+        return self
+
+    def _get_support_mask(self) -> np.ndarray:
+        check_is_fitted(self, "support_")
+        return self.support_
+
+
+def _strata(y: Any) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.dtype.names:  # scikit-survival target: stratify by the event indicator
+        return y[y.dtype.names[0]].astype(int)
+    return y
+
+
+class InnerCV(BaseCrossValidator):
+    """K folds grouped by ``groups`` (patients) and, with ``stratify``, stratified by class
+    (for survival targets: by event). Without ``groups`` each row is its own group."""
+
+    def __init__(self, n_splits: int = 3, stratify: bool = True, random_state: int = 0) -> None:
+        self.n_splits = n_splits
+        self.stratify = stratify
+        self.random_state = random_state
+
+    def split(self, X: Any, y: Any = None, groups: Any = None):
+        n = len(X)
+        groups = np.arange(n) if groups is None else np.asarray(groups)
+        if y is not None and not np.asarray(y).dtype.names:
+            # fail here with scikit-learn's own messages (NaN/inf, unknown label types)
+            # rather than in every inner fit
+            y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y")
+            if self.stratify:
+                type_of_target(y, input_name="y", raise_unknown=True)
+        strata = _strata(y)
+        if self.stratify and strata is not None:
+            splitter = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
+            yield from splitter.split(X, strata, groups)
+        else:
+            splitter = GroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
+            yield from splitter.split(X, y, groups)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return self.n_splits
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split() is overridden
+        raise NotImplementedError
+
+
+def survival_target(event: Any, time: Any) -> np.ndarray:
+    """scikit-survival's structured target from event indicators (1 = event) and times."""
+    from sksurv.util import Surv
+
+    return Surv.from_arrays(event=np.asarray(event).astype(bool), time=np.asarray(time, dtype=float))
+
+
+# ----------------------------------------------------------------------------- pipelines
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise UserError(f"classical baseline: task {task!r} has no baseline; choose from {list(TASKS)}")
+
+
+@dataclass(frozen=True)
+class AtMost:
+    """``max_features`` for SelectFromModel: ``k``, or every feature when fewer remain."""
+
+    k: int
+
+    def __call__(self, X: Any) -> int:
+        return min(self.k, X.shape[1])
+
+
+def _top_k_by_model(model: BaseEstimator, k: int = 10) -> SelectFromModel:
+    """L1-based selection: the ``k`` features with the largest |coefficient| of an L1 model
+    (never none, even when the penalty zeroes every coefficient)."""
+    return SelectFromModel(model, threshold=-np.inf, max_features=AtMost(k))
+
+
+def baseline_pipeline(
+    task: BaselineTask, combat: bool = False, selection: Selection = "kbest", seed: int = 0
+) -> Pipeline:
+    """The untuned pipeline (defaults in the middle of ``baseline_grid``)."""
+    _check_task(task)
+    if selection not in ("kbest", "l1"):
+        raise UserError(f"classical baseline: selection {selection!r} unknown; use 'kbest' or 'l1'")
+    features = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    parts: list = [("features", features, feature_columns)]
+    if combat:
+        parts.append(("site", "passthrough", combat_columns))
+    prepare = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    steps: list = [("prepare", prepare.set_output(transform="pandas") if combat else prepare)]
+    if combat:
+        steps.append(("combat", ComBatColumns(ComBat())))
+    steps += [("variance", VarianceThreshold(0.0)), ("correlation", CorrelationFilter(0.9))]
+    if task in ("binary", "multiclass"):
+        if selection == "kbest":
+            steps.append(("select", SelectKBest(f_classif, k=10)))
+        else:
+            l1 = LogisticRegression(l1_ratio=1.0, solver="saga", C=0.1, class_weight="balanced",
+                                    max_iter=5000, random_state=seed)
+            steps.append(("select", _top_k_by_model(l1)))
+        steps.append(("model", LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000,
+                                                  random_state=seed)))
+    elif task == "regression":
+        steps.append(("select", SelectKBest(f_regression, k=10) if selection == "kbest"
+                      else _top_k_by_model(Lasso(alpha=0.1, random_state=seed))))
+        steps.append(("model", Ridge(alpha=1.0)))
+    else:
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+        steps.append(("model", CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.1], fit_baseline_model=True)))
+    return Pipeline(steps)
+
+
+def baseline_grid(task: BaselineTask, selection: Selection = "kbest") -> dict[str, list]:
+    """Hyperparameters searched by the inner cross-validation."""
+    _check_task(task)
+    if task == "survival":
+        return {"model__alphas": [[a] for a in (0.01, 0.03, 0.1, 0.3)]}
+    if selection == "kbest":
+        grid: dict[str, list] = {"select__k": [5, 10, 20]}
+    else:
+        grid = {"select__max_features": [AtMost(5), AtMost(10), AtMost(20)]}
+    if task == "regression":
+        grid["model__alpha"] = [0.1, 1.0, 10.0, 100.0]
+    else:
+        grid["model__C"] = [0.01, 0.1, 1.0]
+    return grid
+
+
+SCORING: dict[str, str | None] = {
+    "binary": "neg_log_loss",
+    "multiclass": "neg_log_loss",
+    "regression": None,  # the model's own score: R^2
+    "survival": None,  # the model's own score: Harrell's concordance index
+}
+
+
+def make_baseline(
+    task: BaselineTask,
+    combat: bool = False,
+    seed: int = 0,
+    selection: Selection = "kbest",
+    inner_folds: int = 3,
+    param_grid: dict[str, list] | None = None,
+) -> GridSearchCV:
+    """Tuned classical baseline: ``fit(X, y, groups=patient_ids)``, then ``predict`` /
+    ``predict_proba`` (classification) on held-out rows.
+
+    ``X`` is a DataFrame of features (plus, with ``combat=True``, the columns added by
+    ``combat.with_site_columns``); the inner folds never split a patient. Same seed, same
+    folds, same model.
+    """
+    pipeline = baseline_pipeline(task, combat=combat, selection=selection, seed=seed)
+    cv = InnerCV(n_splits=inner_folds, stratify=task != "regression", random_state=seed)
+    return GridSearchCV(
+        pipeline,
+        param_grid if param_grid is not None else baseline_grid(task, selection),
+        scoring=SCORING[task],
+        cv=cv,
+        refit=True,
+        n_jobs=1,
+    )

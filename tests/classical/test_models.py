@@ -1,0 +1,238 @@
+"""Classical baselines: scikit-learn estimator checks, inner CV, each task learns, ComBat inside
+the pipeline sees training rows only."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from deepradiomics.classical.combat import with_site_columns
+from deepradiomics.classical.models import (
+    CorrelationFilter,
+    InnerCV,
+    baseline_pipeline,
+    make_baseline,
+    survival_target,
+)
+from deepradiomics.errors import UserError
+
+# ----------------------------------------------------------------------------- estimator checks
+
+PIPELINE_EXPECTED_FAILURES = {
+    "check_estimators_overwrite_params": "scikit-learn's Pipeline fits its steps in place "
+    "(true of every Pipeline); make_baseline's GridSearchCV clones and passes (slow test)",
+    "check_dont_overwrite_parameters": "same: Pipeline fits the estimators in its 'steps' in place",
+    "check_estimators_nan_inf": "NaN is accepted by design: median imputation is the first step",
+    "check_fit2d_predict1d": "ColumnTransformer (first step) words its 1-D input error as "
+    "'X does not contain any features' instead of 'Reshape your data'",
+}
+SEARCH_EXPECTED_FAILURES = {
+    "check_estimators_nan_inf": PIPELINE_EXPECTED_FAILURES["check_estimators_nan_inf"],
+    "check_fit2d_predict1d": PIPELINE_EXPECTED_FAILURES["check_fit2d_predict1d"],
+}
+REGRESSION_EXTRA = {
+    "check_dtype_object": "SelectKBest(f_regression) cannot use an object-dtype target "
+    "(scikit-learn's f_regression does not convert it); numeric targets work",
+    "check_regressor_multioutput": "univariate F-regression selection scores one target only",
+}
+
+
+def _expected_failures(estimator) -> dict[str, str]:
+    from sklearn.model_selection import GridSearchCV
+
+    base = SEARCH_EXPECTED_FAILURES if isinstance(estimator, GridSearchCV) else PIPELINE_EXPECTED_FAILURES
+    pipe = estimator.estimator if isinstance(estimator, GridSearchCV) else estimator
+    if not hasattr(pipe, "steps"):
+        return {}
+    extra = {}
+    if type(pipe.steps[-1][1]).__name__ == "Ridge" and type(pipe.named_steps["select"]).__name__ == "SelectKBest":
+        extra = dict(REGRESSION_EXTRA)
+        if isinstance(estimator, GridSearchCV):
+            extra.pop("check_regressor_multioutput")  # GridSearchCV does not claim multioutput
+    return {**base, **extra}
+
+
+@parametrize_with_checks(
+    [
+        CorrelationFilter(),
+        baseline_pipeline("binary"),
+        baseline_pipeline("regression"),
+        baseline_pipeline("regression", selection="l1"),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [
+        baseline_pipeline("binary", selection="l1"),
+        make_baseline("binary", param_grid={"select__k": [5], "model__C": [0.1]}),
+        make_baseline("regression", param_grid={"select__k": [5], "model__alpha": [1.0]}),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_tuned_baseline_sklearn_compatible(estimator, check) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def test_correlation_filter_keeps_first_of_correlated_group() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 200))
+    X = np.column_stack([a, 2 * a + 0.01 * rng.normal(size=200), b, -b + 0.01 * rng.normal(size=200),
+                         a + b])
+    keep = CorrelationFilter(0.9).fit(X).get_support()
+    assert keep.tolist() == [True, False, True, False, True]  # a+b: r = 0.71 with a and with b
+    assert CorrelationFilter(0.6).fit(X).get_support().tolist() == [True, False, True, False, False]
+
+
+def test_inner_cv_groups_patients_and_stratifies() -> None:
+    rng = np.random.default_rng(1)
+    patients = np.repeat(np.arange(60), 2)  # two lesions per patient
+    y = np.repeat(rng.random(60) < 0.3, 2).astype(int)
+    X = np.zeros((120, 1))
+    folds = list(InnerCV(3, random_state=4).split(X, y, patients))
+    assert len(folds) == 3
+    for train, test in folds:
+        assert not set(patients[train]) & set(patients[test])
+        assert abs(y[test].mean() - y.mean()) < 0.1
+    again = list(InnerCV(3, random_state=4).split(X, y, patients))
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    # survival targets are stratified by event
+    events = survival_target(y, rng.uniform(1, 10, 120))
+    for _, test in InnerCV(3, random_state=4).split(X, events, patients):
+        assert abs(y[test].mean() - y.mean()) < 0.1
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def cohort(n_patients=150, p=40, seed=0):
+    """Radiomics-like table: 5 informative features, correlated copies, missing values, sites,
+    some patients with two lesions; returns (features, patients, sites, latent risk)."""
+    rng = np.random.default_rng(seed)
+    patients = np.concatenate([np.arange(n_patients), rng.choice(n_patients, n_patients // 5, replace=False)])
+    n = len(patients)
+    latent_patient = rng.normal(size=n_patients)
+    X = rng.normal(size=(n, p))
+    risk = latent_patient[patients]
+    X[:, :5] += np.outer(risk, [1.2, -1.0, 0.8, 0.7, -0.6])
+    X[:, 5:10] = X[:, :5] * 3 + rng.normal(0, 0.05, (n, 5))  # near-duplicates (|r| > 0.9)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    sites = np.array(["A", "B", "C"])[patients % 3]
+    frame = pd.DataFrame(X, columns=[f"original_f{i}" for i in range(p)])
+    frame.index = pd.Index([f"case{i}" for i in range(n)], name="case_id")
+    return frame, patients, sites, risk
+
+
+def _split(patients, test_fraction=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    test_patients = rng.choice(np.unique(patients), int(test_fraction * len(np.unique(patients))), replace=False)
+    test = np.isin(patients, test_patients)
+    return ~test, test
+
+
+def test_binary_baseline_learns() -> None:
+    X, patients, _, risk = cohort()
+    y = (risk + np.random.default_rng(1).normal(0, 0.5, len(risk)) > 0.3).astype(int)
+    train, test = _split(patients)
+    model = make_baseline("binary", seed=3).fit(X[train], y[train], groups=patients[train])
+    auc = roc_auc_score(y[test], model.predict_proba(X[test])[:, 1])
+    assert auc > 0.85
+    selected = model.best_estimator_.named_steps
+    kept = selected["correlation"].get_support()
+    assert kept.sum() <= X.shape[1] - 5  # the near-duplicates were dropped
+
+
+def test_multiclass_regression_survival_baselines_learn() -> None:
+    X, patients, _, risk = cohort(seed=5)
+    noise = np.random.default_rng(2).normal(0, 0.5, len(risk))
+    train, test = _split(patients, seed=1)
+
+    y3 = np.digitize(risk + noise, [-0.5, 0.5])
+    grid = {"select__k": [5, 10], "model__C": [0.1, 1.0]}
+    clf = make_baseline("multiclass", seed=0, param_grid=grid).fit(X[train], y3[train], groups=patients[train])
+    assert clf.predict_proba(X[test]).shape[1] == 3
+    assert (clf.predict(X[test]) == y3[test]).mean() > 0.6  # chance is ~0.38
+
+    value = 2 * risk + noise
+    reg = make_baseline("regression", selection="l1", seed=0).fit(X[train], value[train], groups=patients[train])
+    assert r2_score(value[test], reg.predict(X[test])) > 0.5  # ~0.75 is the noise ceiling
+
+    from sksurv.metrics import concordance_index_censored
+
+    rng = np.random.default_rng(3)
+    time = rng.exponential(np.exp(-2 * risk))
+    censor = rng.exponential(2.0, len(risk))
+    event = time < censor
+    target = survival_target(event, np.minimum(time, censor))
+    surv = make_baseline("survival", seed=0).fit(X[train], target[train], groups=patients[train])
+    cindex = concordance_index_censored(event[test], np.minimum(time, censor)[test], surv.predict(X[test]))[0]
+    assert cindex > 0.7  # the true risk scores 0.87 on these rows
+    assert len(surv.best_params_["model__alphas"]) == 1  # one fixed alpha chosen by inner CV
+
+
+def test_combat_columns_are_dropped_without_combat_and_fits_repeat() -> None:
+    X, patients, sites, risk = cohort(n_patients=90, seed=7)
+    y = (risk > 0).astype(int)
+    framed = with_site_columns(X, sites)
+    grid = {"select__k": [5], "model__C": [0.1]}
+    plain = make_baseline("binary", param_grid=grid).fit(X, y, groups=patients)
+    with_meta = make_baseline("binary", param_grid=grid).fit(framed, y, groups=patients)
+    np.testing.assert_allclose(plain.predict_proba(X), with_meta.predict_proba(framed))
+
+
+def test_combat_in_pipeline_never_sees_test_rows() -> None:
+    """Leave-one-site-out: ComBat inside the tuned pipeline is fitted on training rows only
+    (perturbing the held-out site changes no fitted parameter), and the unseen site is
+    harmonised from its own rows at prediction time."""
+    X, patients, sites, risk = cohort(n_patients=120, seed=9)
+    rng = np.random.default_rng(4)
+    X = X + np.where(sites == "C", 3.0, 0.0)[:, None] * rng.uniform(0.5, 1.5, X.shape[1])  # site C shift
+    y = (risk > 0).astype(int)
+    covs = pd.DataFrame({"age": rng.integers(40, 80, len(y)).astype(float)})
+    held_out = sites == "C"
+    framed = with_site_columns(X, sites, covs)
+    perturbed = framed.copy()
+    perturbed.loc[held_out, X.columns] += rng.normal(0, 10, (held_out.sum(), X.shape[1]))
+
+    grid = {"select__k": [5, 10], "model__C": [0.1, 1.0]}
+    fits = [make_baseline("binary", combat=True, seed=0, param_grid=grid).fit(
+        data[~held_out], y[~held_out], groups=patients[~held_out]) for data in (framed, perturbed)]
+    a, b = (f.best_estimator_.named_steps["combat"].combat_ for f in fits)
+    assert fits[0].best_params_ == fits[1].best_params_
+    for name in ("grand_mean_", "var_pooled_", "beta_covariates_", "gamma_star_", "delta_star_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert set(a.sites_) == {"A", "B"}
+    np.testing.assert_array_equal(fits[0].predict_proba(framed[~held_out]),
+                                  fits[1].predict_proba(framed[~held_out]))
+    # the unseen site C is predicted (its shift estimated from its own rows, no labels)
+    auc = roc_auc_score(y[held_out], fits[0].predict_proba(framed[held_out])[:, 1])
+    assert auc > 0.8
+
+
+def test_unknown_task_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="segmentation"):
+        make_baseline("segmentation")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="selection"):
+        baseline_pipeline("binary", selection="lasso")  # type: ignore[arg-type]
+
+
+def test_estimators_clone_cleanly() -> None:
+    est = make_baseline("survival", combat=True)
+    assert clone(est).get_params().keys() == est.get_params().keys()
