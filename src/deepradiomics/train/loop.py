@@ -1,0 +1,278 @@
+"""The training loop, nanoGPT-style: short and flat.
+
+``fit`` trains one model on resident tensors: AdamW, cosine schedule with linear warm-up,
+batched augmentation on the training device, bf16 autocast and ``channels_last_3d`` on GPU,
+gradient clipping, early stopping on a validation score with best-weights selection, and an
+atomic checkpoint every epoch from which ``resume=True`` continues to the same final
+weights (on CPU) as an uninterrupted run. Under ``torchrun`` each process takes its share
+of every global batch and DDP averages the gradients.
+
+Randomness is keyed to (seed, epoch): the shuffling and augmentation generators are
+re-seeded at each epoch, the global torch RNG (dropout) is saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from deepradiomics.augment import build_augmenter
+from deepradiomics.config import AugmentConfig, TrainConfig
+from deepradiomics.evaluate import metrics
+from deepradiomics.losses import get_loss
+from deepradiomics.losses.classification import balanced_class_weights
+from deepradiomics.train import distributed as dist
+from deepradiomics.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deepradiomics.train.data import ArrayData
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What ``fit`` needs besides the data: the task and the plan's geometry."""
+
+    task: str
+    train: TrainConfig
+    augment: AugmentConfig
+    seed: int = 0
+    anisotropic: bool = False
+    spacing: tuple[float, float, float] | None = None
+    n_classes: int = 2
+    adversary_weight: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict)  # saved in the checkpoint
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed * 100_003 + epoch)
+    return g
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _targets_for_loss(task: str, targets: torch.Tensor) -> torch.Tensor:
+    return targets.long() if task == "multiclass" else targets
+
+
+def _class_weights(setup: Setup, train: ArrayData) -> list[float] | None:
+    cw = setup.train.class_weight
+    if setup.task not in ("binary", "multiclass") or cw == "none":
+        return None
+    if cw == "balanced":
+        return balanced_class_weights(train.targets.long().numpy(), setup.n_classes)
+    return list(cw)
+
+
+def validation_score(task: str, targets: np.ndarray, pred: np.ndarray) -> float:
+    """Higher is better: AUC, macro AUC, C-index, -MSE, or Dice."""
+    if task == "binary":
+        return metrics.roc_auc(targets, pred) if len(np.unique(targets)) == 2 else float("nan")
+    if task == "multiclass":
+        return metrics.macro_auc(targets, pred)
+    if task == "survival":
+        return metrics.harrell_c_index(targets[:, 0], targets[:, 1], pred)
+    if task == "regression":
+        return -float(np.mean((targets - pred) ** 2))
+    raise ValueError(f"no validation score for task {task!r}")
+
+
+def _flips(anisotropic: bool) -> list[tuple[int, ...]]:
+    axes = (3, 4) if anisotropic else (2, 3, 4)
+    out: list[tuple[int, ...]] = [()]
+    for a in axes:
+        out += [f + (a,) for f in out]
+    return out
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    data: ArrayData,
+    task: str,
+    device: torch.device,
+    batch_size: int = 32,
+    tta: bool = False,
+    anisotropic: bool = False,
+) -> np.ndarray:
+    """Model outputs for every case: probabilities (binary [N], multiclass [N, K]), log-risk
+    (survival) or values (regression); ``tta`` averages over flips (in-plane if anisotropic)."""
+    model.eval()
+    flips = _flips(anisotropic) if tta else [()]
+    outs = []
+    for start in range(0, len(data), batch_size):
+        x = data.images[start:start + batch_size].to(device)
+        cov = None if data.covariates is None else data.covariates[start:start + batch_size].to(device)
+        acc = 0.0
+        for f in flips:
+            with _autocast(device):
+                out = model(x.flip(f) if f else x, cov)["out"].float()
+            acc = acc + (torch.sigmoid(out) if task == "binary" else
+                         torch.softmax(out, 1) if task == "multiclass" else out)
+        outs.append((acc / len(flips)).cpu())
+    return torch.cat(outs).numpy()
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    train: ArrayData,
+    setup: Setup,
+    epoch: int,
+    optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: nn.Module,
+    augment: Callable,
+    device: torch.device,
+    progress: bool,
+) -> float:
+    """One pass over the training cases in a seeded random order; returns the mean loss."""
+    model.train()
+    cfg = setup.train
+    g_cpu = _epoch_generator(setup.seed, epoch, torch.device("cpu"))
+    g_dev = _epoch_generator(setup.seed, epoch, device)
+    order = torch.randperm(len(train), generator=g_cpu)
+    n_batches = max(1, len(train) // cfg.batch_size)  # drop the last partial batch (BN, DDP)
+    site_loss = nn.CrossEntropyLoss()
+    rank, world = dist.rank(), dist.world_size()
+    total = 0.0
+    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=None if progress else True)
+    for b in bar:
+        idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        x = train.images[idx].to(device, non_blocking=True)
+        mask = None if train.masks is None else train.masks[idx].to(device)
+        params = augment.sample(x.shape, g_dev)  # drawn for the global batch on every rank
+        x, mask = augment.apply(x, mask, params)
+        mine = slice(rank, None, world)  # this process's share of the global batch
+        x = x[mine]
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        y = _targets_for_loss(setup.task, mask[mine].long() if setup.task == "segmentation" else train.targets[idx][mine]).to(device)
+        cov = None if train.covariates is None else train.covariates[idx][mine].to(device)
+        with _autocast(device):
+            out = model(x, cov)
+            loss = loss_fn(out["out"].float(), y)
+            if setup.adversary_weight > 0 and "site_logits" in out and train.sites is not None:
+                loss = loss + setup.adversary_weight * site_loss(
+                    out["site_logits"].float(), train.sites[idx][mine].to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimiser.step()
+        scheduler.step()
+        total += dist.mean_across_ranks(loss.detach()).item()
+        bar.set_postfix(loss=f"{total / (b + 1):.4f}")
+    return total / n_batches
+
+
+def fit(
+    model: nn.Module,
+    train: ArrayData,
+    val: ArrayData | None,
+    setup: Setup,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``model`` in place and load its best weights (by validation score) at the end.
+
+    Writes ``out_dir/checkpoint.pt`` every epoch, ``out_dir/best.pt`` (weights of the best
+    epoch) and ``out_dir/history.jsonl``. With ``resume`` and an existing checkpoint the
+    run continues where it stopped. Without ``val`` the last epoch is the best.
+    """
+    out_dir = Path(out_dir)
+    cfg = setup.train
+    device = resolve_device(cfg.device)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last_3d)
+    net = dist.wrap(model, device)
+    loss_fn = get_loss(cfg.loss, setup.task, _class_weights(setup, train)).to(device)
+    augment = build_augmenter(setup.augment, anisotropic=setup.anisotropic, spacing=setup.spacing)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _lr_factor(s, warmup, total_steps))
+
+    start_epoch, history, best, bad_epochs = 0, [], {"score": -math.inf, "epoch": -1}, 0
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimiser.load_state_dict(ckpt["optimiser"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, history, bad_epochs = ckpt["epoch"], ckpt["history"], ckpt["bad_epochs"]
+        best = {"score": ckpt["best_score"], "epoch": ckpt["best_epoch"]}
+        best_weights = ckpt["best_model"]
+    else:
+        best_weights = None
+
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        if bad_epochs >= cfg.patience:
+            break
+        loss = train_one_epoch(net, train, setup, epoch, optimiser, scheduler, loss_fn, augment,
+                               device, progress and dist.is_main())
+        row = {"epoch": epoch + 1, "loss": loss, "lr": optimiser.param_groups[0]["lr"]}
+        score = float(epoch)  # without validation data the latest epoch is the best
+        if val is not None and len(val):
+            pred = predict(model, val, setup.task, device, tta=False, anisotropic=setup.anisotropic)
+            score = validation_score(setup.task, val.targets.numpy(), pred)
+            row["val_score"] = score
+        history.append(row)
+        if score > best["score"] or (math.isnan(best["score"]) and not math.isnan(score)):
+            best, bad_epochs = {"score": score, "epoch": epoch + 1}, 0
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        if dist.is_main():
+            save_checkpoint({
+                "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "rng": rng_state(),
+                "history": history, "bad_epochs": bad_epochs, "best_score": best["score"],
+                "best_epoch": best["epoch"], "best_model": best_weights, "config": setup.config,
+            }, ckpt_path)
+            (out_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    if dist.is_main():
+        save_checkpoint({"model": model.state_dict(), "epoch": best["epoch"], "score": best["score"],
+                         "config": setup.config}, out_dir / BEST)
+    return FitResult(best_epoch=best["epoch"], best_score=best["score"], epochs_run=len(history),
+                     history=history, seconds=time.perf_counter() - t0)

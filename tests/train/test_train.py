@@ -1,0 +1,95 @@
+"""Training loop: learns, checkpoints atomically, resumes after a kill to the same weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepradiomics.cli import main
+from deepradiomics.train.checkpoint import load_checkpoint
+from tests.train.helpers import write_blob_npz, write_config
+
+TRAIN = [sys.executable, "-m", "deepradiomics.cli", "train"]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_learns_and_writes_metrics(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 6})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["auc"]["value"] > 0.8  # a bright cube is easy to find
+    assert test["auc"]["ci_low"] <= test["auc"]["value"] <= test["auc"]["ci_high"]
+    assert 0 <= test["accuracy"]["value"] <= 1
+    assert 0 < metrics["threshold"] < 1
+    history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == list(range(1, metrics["epochs_run"] + 1))
+    best = load_checkpoint(tmp_path / "out" / "best.pt")
+    assert best["epoch"] == metrics["best_epoch"]
+    assert best["config"]["train"]["epochs"] == 6
+
+
+def test_same_seed_same_numbers(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 2})
+    for out in ("a", "b"):
+        assert main(["train", str(cfg), "--out", str(tmp_path / out)]) == 0
+    assert _same(_weights(tmp_path / "a" / "best.pt"), _weights(tmp_path / "b" / "best.pt"))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "c"), "--seed", "1"]) == 0
+    assert not _same(_weights(tmp_path / "a" / "best.pt"), _weights(tmp_path / "c" / "best.pt"))
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
+    epochs = 12
+    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz", n=64, size=14),
+                       train={"epochs": epochs, "patience": 100})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([*TRAIN, str(cfg), "--out", str(tmp_path / "full")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*TRAIN, str(cfg), "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoint.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.is_file() and load_checkpoint(ckpt)["epoch"] >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    stopped_at = load_checkpoint(ckpt)["epoch"]
+    assert proc.returncode == -signal.SIGKILL and 3 <= stopped_at < epochs, "the run was not killed mid-way"
+
+    resumed = subprocess.run([*TRAIN, str(cfg), "--out", str(killed), "--resume"], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(ckpt)["epoch"] == epochs
+    assert _same(_weights(tmp_path / "full" / "checkpoint.pt"), _weights(ckpt))
+    assert _same(_weights(tmp_path / "full" / "best.pt"), _weights(killed / "best.pt"))
+    full_metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed_metrics = json.loads((killed / "metrics.json").read_text())
+    assert full_metrics["test"]["auc"]["value"] == resumed_metrics["test"]["auc"]["value"]
+
+
+def test_bad_config_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {epochs: ten}\ncohort: {path: x.npz}\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "train.epochs" in err and "Traceback" not in err
