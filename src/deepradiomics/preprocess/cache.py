@@ -31,6 +31,7 @@ import numpy as np
 from deepradiomics.cohort.manifest import Case
 from deepradiomics.errors import UserError
 from deepradiomics.preprocess.case import PreparedCase
+from deepradiomics.preprocess.fingerprint import FINGERPRINT_VERSION
 from deepradiomics.preprocess.plan import Plan
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes its output
@@ -86,7 +87,8 @@ def case_key(digest: str, plan: Plan) -> str:
 
 def fingerprint_key(digest: str, modalities: Mapping[str, tuple[str, bool]]) -> str:
     """Key of a case fingerprint: content, and how each modality is read (kind, SUV)."""
-    return _key({"content": digest, "fingerprint_of": {k: list(v) for k, v in modalities.items()}})
+    return _key({"content": digest, "fingerprint_version": FINGERPRINT_VERSION,
+                 "fingerprint_of": {k: list(v) for k, v in modalities.items()}})
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -121,7 +123,7 @@ class CaseCache:
         return self.case_path(key).is_file()
 
     def save_case(self, key: str, case: PreparedCase) -> None:
-        arrays: dict[str, np.ndarray] = {"image": case.image, "meta": np.array(json.dumps(case.meta))}
+        arrays = {"image": case.image, "meta": np.array(json.dumps(case.meta))}
         if case.mask is not None:
             arrays["mask"] = case.mask
         meta = json.dumps(case.meta, indent=1).encode()
@@ -135,7 +137,9 @@ class CaseCache:
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError) as err:
-            raise UserError(f"{path}: cached case metadata is unreadable ({err}); rerun preprocess") from None
+            raise UserError(
+                f"{path}: cached case metadata is unreadable ({err}); rerun preprocess"
+            ) from None
 
     def load_case(self, key: str) -> PreparedCase:
         path = self.case_path(key)
@@ -146,7 +150,9 @@ class CaseCache:
         except FileNotFoundError:
             raise UserError(f"{path}: cached case is missing; rerun preprocess") from None
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
-            raise UserError(f"{path}: cached case is unreadable ({err}); delete it and rerun") from None
+            raise UserError(
+                f"{path}: cached case is unreadable ({err}); delete it and rerun"
+            ) from None
 
     def save_fingerprint(self, key: str, record: Mapping[str, Any]) -> None:
         data = json.dumps(record).encode()

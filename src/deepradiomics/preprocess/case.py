@@ -68,7 +68,8 @@ def _truncated(box: MaskBox, grid: Grid) -> bool:
     """Whether the mask's bounding box reaches outside the grid."""
     direction = np.asarray(grid.direction).reshape(3, 3)
     offset_zyx = np.abs(direction.T @ (np.asarray(box.centre) - np.asarray(grid.centre)))[::-1]
-    return bool(np.any(offset_zyx + np.asarray(box.extent_mm) / 2 > np.asarray(grid.extent_mm) / 2 + 1e-3))
+    reach = offset_zyx + np.asarray(box.extent_mm) / 2
+    return bool(np.any(reach > np.asarray(grid.extent_mm) / 2 + 1e-3))
 
 
 def _zscore_stats(
@@ -133,4 +134,5 @@ def prepare_images(
         "mask_truncated": None if box is None else _truncated(box, grid),
         "normalisation": norm,
     }
-    return PreparedCase(image=np.stack(channels).astype(np.float32, copy=False), mask=mask_arr, meta=meta)
+    image = np.stack(channels).astype(np.float32, copy=False)
+    return PreparedCase(image=image, mask=mask_arr, meta=meta)

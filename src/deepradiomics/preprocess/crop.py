@@ -44,12 +44,14 @@ class Grid:
         """Physical (x, y, z) of the grid's centre."""
         direction = np.asarray(self.direction).reshape(3, 3)
         half = np.array(self.spacing_xyz) * (np.array(self.size_xyz) - 1) / 2.0
-        return tuple(float(v) for v in np.asarray(self.origin) + direction @ half)  # type: ignore[return-value]
+        centre = np.asarray(self.origin) + direction @ half
+        return tuple(float(v) for v in centre)  # type: ignore[return-value]
 
     @property
     def extent_mm(self) -> Triple:
         """Physical size (z, y, x) covered by the voxels."""
-        return tuple(float(n * s) for n, s in zip(self.shape, self.spacing))  # type: ignore[return-value]
+        extent = (float(n * s) for n, s in zip(self.shape, self.spacing))
+        return tuple(extent)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,16 @@ class MaskBox:
 def mask_box(mask: sitk.Image) -> MaskBox | None:
     """Bounding box of the mask (``None`` when it is empty)."""
     arr = sitk.GetArrayViewFromImage(mask)
+    # two projections over the volume, no full-size temporary (cheaper than np.nonzero)
+    along_z = arr.any(axis=(1, 2))
+    plane = arr.any(axis=0)
     lo, hi = [], []
-    for axis in range(3):  # projections: cheaper than np.nonzero on large volumes
-        other = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(np.any(arr != 0, axis=other))
-        if hits.size == 0:
+    for hits in (along_z, plane.any(axis=1), plane.any(axis=0)):
+        idx = np.flatnonzero(hits)
+        if idx.size == 0:
             return None
-        lo.append(int(hits[0]))
-        hi.append(int(hits[-1]))
+        lo.append(int(idx[0]))
+        hi.append(int(idx[-1]))
     centre_zyx = [(a + b) / 2.0 for a, b in zip(lo, hi)]
     centre = mask.TransformContinuousIndexToPhysicalPoint(centre_zyx[::-1])
     spacing = spacing_zyx(mask)
@@ -89,7 +93,8 @@ def mask_box(mask: sitk.Image) -> MaskBox | None:
 def image_centre(img: sitk.Image) -> Triple:
     """Physical (x, y, z) of the volume's centre."""
     mid = [(n - 1) / 2.0 for n in img.GetSize()]
-    return tuple(float(c) for c in img.TransformContinuousIndexToPhysicalPoint(mid))  # type: ignore[return-value]
+    centre = img.TransformContinuousIndexToPhysicalPoint(mid)
+    return tuple(float(c) for c in centre)  # type: ignore[return-value]
 
 
 def centred_grid(

@@ -47,11 +47,12 @@ class CaseFingerprint:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CaseFingerprint":
         ext = d.get("mask_extent_mm")
+        floats = lambda v: tuple(float(x) for x in v)  # noqa: E731
         return cls(
             case_id=str(d["case_id"]),
-            spacing={k: tuple(map(float, v)) for k, v in d["spacing"].items()},  # type: ignore[misc]
-            size={k: tuple(map(int, v)) for k, v in d["size"].items()},  # type: ignore[misc]
-            mask_extent_mm=None if ext is None else tuple(map(float, ext)),  # type: ignore[arg-type]
+            spacing={k: floats(v) for k, v in d["spacing"].items()},
+            size={k: tuple(int(x) for x in v) for k, v in d["size"].items()},  # type: ignore[misc]
+            mask_extent_mm=None if ext is None else floats(ext),
             mask_volume_ml=d.get("mask_volume_ml"),
             intensity={k: dict(v) for k, v in d.get("intensity", {}).items()},
         )
@@ -97,7 +98,8 @@ class Fingerprint:
         out["spacing_median"] = np.median(sp, axis=0).round(4).tolist()
         out["spacing_min"] = sp.min(axis=0).round(4).tolist()
         out["spacing_max"] = sp.max(axis=0).round(4).tolist()
-        out["size_median"] = np.median([c.size[self.reference] for c in self.cases], axis=0).tolist()
+        sizes = [c.size[self.reference] for c in self.cases]
+        out["size_median"] = np.median(sizes, axis=0).tolist()
         ext = self.mask_extents_mm()
         out["cases_with_mask"] = int(len(ext))
         if len(ext):
@@ -165,4 +167,5 @@ def fingerprint_images(
 def fingerprint_case(case: Case, modalities: Mapping[str, ModalityConfig]) -> CaseFingerprint:
     """Read one case's files (once each) and fingerprint them."""
     images, mask = read_case(case, {m: (c.kind, c.suv) for m, c in modalities.items()})
-    return fingerprint_images(case.case_id, images, mask, {m: c.kind for m, c in modalities.items()})
+    kinds = {m: c.kind for m, c in modalities.items()}
+    return fingerprint_images(case.case_id, images, mask, kinds)

@@ -71,16 +71,16 @@ def foreground_threshold(img: sitk.Image, kind: str) -> float:
 
 def intensity_stats(values: np.ndarray) -> dict[str, float] | None:
     """Percentiles 0.5 / 50 / 99.5, mean, std and count of a set of voxel values."""
-    values = np.asarray(values, dtype=np.float64).ravel()
+    values = np.asarray(values).ravel()
     if values.size == 0:
         return None
-    sample = values[:: -(-values.size // _MAX_STAT_VOXELS)]  # stride >= 1
+    sample = values[:: -(-values.size // _MAX_STAT_VOXELS)].astype(np.float64)  # stride >= 1
     p_lo, p_mid, p_hi = np.percentile(sample, PERCENTILES)
     return {
         "p0_5": float(p_lo),
         "p50": float(p_mid),
         "p99_5": float(p_hi),
-        "mean": float(values.mean()),
-        "std": float(values.std()),
+        "mean": float(values.mean(dtype=np.float64)),
+        "std": float(values.std(dtype=np.float64)),
         "voxels": int(values.size),
     }

@@ -93,7 +93,9 @@ def _fingerprint_one(
     return (digest, fp), False
 
 
-def _fingerprint_job(case: Case, modalities: Mapping[str, ModalityConfig], cache_root: Path) -> _Outcome:
+def _fingerprint_job(
+    case: Case, modalities: Mapping[str, ModalityConfig], cache_root: Path
+) -> _Outcome:
     return _guarded(_fingerprint_one, case, modalities, cache_root)
 
 
@@ -202,7 +204,7 @@ class PreparedCohort:
         return images, masks, ids
 
     def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``fingerprint.json``, ``plan.json`` and ``cases.json`` (the index) to ``out_dir``."""
+        """Write ``fingerprint.json``, ``plan.json`` and ``cases.json`` (the index)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.fingerprint.save(out / FINGERPRINT_FILE)
@@ -248,10 +250,14 @@ def prepare_cohort(
     channel order: ``Manifest.columns.modalities``. ``workers`` defaults to
     ``preprocess.workers``; 1 runs in this process.
     """
+    if not cases:
+        raise UserError("the cohort has no case to preprocess")
     seen: dict[str, int] = {}
     for c in cases:
         if c.case_id in seen:
-            raise UserError(f"case_id '{c.case_id}' appears twice (lines {seen[c.case_id]} and {c.line})")
+            raise UserError(
+                f"case_id '{c.case_id}' appears twice (lines {seen[c.case_id]} and {c.line})"
+            )
         seen[c.case_id] = c.line
     if not modalities:
         raise UserError("no image modality to preprocess (cohort.modalities is empty)")
@@ -320,7 +326,9 @@ def prepare_experiment(
     if cfg.cohort.path is None:
         raise UserError("cohort.path is not set: nothing to preprocess")
     if cfg.cohort.is_npz:
-        raise UserError(f"{cfg.cohort.path}: a .npz cohort holds arrays already; nothing to preprocess")
+        raise UserError(
+            f"{cfg.cohort.path}: a .npz cohort holds arrays already; nothing to preprocess"
+        )
     manifest = read_manifest(cfg.cohort.path, cfg.cohort)
     out = Path(out_dir)
     cache = cfg.preprocess.cache_dir or (out / "cache")
@@ -358,7 +366,8 @@ def describe_plan(plan: Plan) -> list[str]:
     z, y, x = plan.spacing
     lines = [f"spacing  {z:g} x {y:g} x {x:g} mm (z, y, x): {plan.spacing_rule}"]
     if plan.anisotropic:
-        lines.append(f"         anisotropic along axis {plan.anisotropic_axis}: use in-plane kernels there")
+        lines.append(f"         anisotropic along axis {plan.anisotropic_axis}: "
+                     "use in-plane kernels there")
     shape = " x ".join(str(n) for n in plan.shape)
     if plan.crop_mm is None:
         lines.append(f"crop     whole volume, centred crop/pad to {shape} voxels")

@@ -89,7 +89,9 @@ class Plan:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Plan":
         if d.get("version") != PLAN_VERSION:
-            raise UserError(f"plan version {d.get('version')} is not {PLAN_VERSION}; rerun preprocess")
+            raise UserError(
+                f"plan version {d.get('version')} is not {PLAN_VERSION}; rerun preprocess"
+            )
         tup = lambda v, t=float: None if v is None else tuple(t(x) for x in v)  # noqa: E731
         mods = tuple(
             ModalityPlan(**{**m, "window": tup(m["window"])}) for m in d["modalities"]
@@ -126,7 +128,8 @@ def target_spacing(fp: Fingerprint, cfg: PreprocessConfig) -> tuple[Triple, int 
     """Target spacing, the anisotropic axis (or ``None``) and the rule that chose them."""
     if cfg.spacing != "auto":
         sp = np.asarray(cfg.spacing, dtype=np.float64)
-        return tuple(sp.tolist()), _ratio_axis(sp, cfg.anisotropy_ratio), "configured"  # type: ignore[return-value]
+        axis = _ratio_axis(sp, cfg.anisotropy_ratio)
+        return tuple(sp.tolist()), axis, "configured"  # type: ignore[return-value]
     spacings = fp.spacings()
     median = np.median(spacings, axis=0)
     axis = _ratio_axis(median, cfg.anisotropy_ratio)
@@ -138,7 +141,8 @@ def target_spacing(fp: Fingerprint, cfg: PreprocessConfig) -> tuple[Triple, int 
     rule = (f"median; axis {axis} anisotropic (median {median[axis]:g} mm > "
             f"{cfg.anisotropy_ratio:g} x in-plane), kept coarse at its "
             f"{COARSE_AXIS_PERCENTILE:g}th percentile")
-    return tuple(target.tolist()), axis, rule  # type: ignore[return-value]
+    # the target grid decides the kernels: thin-slice sites can make it near-isotropic
+    return tuple(target.tolist()), _ratio_axis(target, cfg.anisotropy_ratio), rule  # type: ignore[return-value]
 
 
 def _auto_crop(fp: Fingerprint, anisotropic: bool) -> Triple | None:
@@ -196,7 +200,8 @@ def make_plan(
         raise UserError("cannot plan preprocessing: no case could be read")
     if list(modalities) != list(fp.modalities):
         raise UserError(
-            f"fingerprint modalities {list(fp.modalities)} differ from the config's {list(modalities)}"
+            f"fingerprint modalities {list(fp.modalities)} differ from the config's "
+            f"{list(modalities)}"
         )
     lo, hi = cfg.window_range
     if not hi > lo:

@@ -37,12 +37,12 @@ def resample_onto(
 
 def resample_mask(mask: sitk.Image, grid: Grid) -> np.ndarray:
     """Binary mask (any non-zero label is 1) on ``grid``, nearest neighbour, uint8 ``[z, y, x]``."""
-    binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+    # nearest neighbour in the mask's own type, binarised on the (small) grid afterwards
     out = sitk.Resample(
-        binary, grid.size_xyz, sitk.Transform(), sitk.sitkNearestNeighbor, grid.origin,
-        grid.spacing_xyz, grid.direction, 0, sitk.sitkUInt8,
+        mask, grid.size_xyz, sitk.Transform(), sitk.sitkNearestNeighbor, grid.origin,
+        grid.spacing_xyz, grid.direction, 0,
     )
-    return sitk.GetArrayFromImage(out)
+    return (sitk.GetArrayViewFromImage(out) != 0).astype(np.uint8)
 
 
 def resample_to_spacing(
