@@ -1,0 +1,470 @@
+"""``write_report(run_dir)``: the run's self-contained ``report.html``.
+
+Made only from the run folder's files (``run_files``). One page, inline CSS, figures as
+inline SVG: it opens offline and holds no URL. Every user-provided string is escaped, and
+only aggregates are shown (no per-case rows). A section whose data is absent is left out.
+Section ids are stable: config, cohort, splits, metrics, per-site, comparison, per-fold,
+roc, calibration, km, learning-curve, ensemble, uncertainty, limitations.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import deepradiomics
+from deepradiomics.report import figures, tables
+from deepradiomics.report.formatting import (
+    DASH,
+    fmt_estimate,
+    fmt_number,
+    fmt_p,
+    fmt_percent,
+    metric_label,
+    model_label,
+)
+from deepradiomics.report.narrative import (
+    ci_level,
+    ensemble_members,
+    limitations,
+    split_kind,
+    validation_summary,
+)
+from deepradiomics.report.risk_groups import RiskGroups, risk_groups
+from deepradiomics.report.run_files import RunData, finite, load_run
+from deepradiomics.report.splits import LeakCheck, fold_summary, patient_leaks
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+ color:#1b1f24;max-width:1100px;margin:0 auto;padding:1.5rem 1.5rem 4rem;line-height:1.45}
+h1{margin:0 0 .2rem;font-size:1.7rem}h2{margin-top:2.2rem;border-bottom:1px solid #d0d7de;
+ padding-bottom:.2rem;font-size:1.3rem}h3{font-size:1.05rem;margin:1.2rem 0 .4rem}
+.meta{color:#57606a;margin:0 0 1rem}nav{font-size:.9rem;margin:1rem 0}nav a{margin-right:.8rem}
+.summary{background:#f6f8fa;border-left:4px solid #0969da;padding:.7rem 1rem}
+.banner{padding:.6rem 1rem;border-radius:6px;margin:.8rem 0;font-weight:600}
+.banner.ok{background:#dafbe1;color:#116329;border:1px solid #4ac26b}
+.banner.error{background:#ffebe9;color:#82071e;border:1px solid #ff8182}
+.banner.warning{background:#fff8c5;color:#7d4e00;border:1px solid #d4a72c}
+.table-wrap{overflow-x:auto}table{border-collapse:collapse;margin:.5rem 0;font-size:.88rem}
+th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
+thead th{background:#f6f8fa}tbody th{font-weight:500;background:#fbfcfd}
+table.metrics td{font-variant-numeric:tabular-nums;white-space:nowrap}
+figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
+figcaption{color:#424a53;font-size:.88rem;max-width:760px}
+details{margin:.6rem 0}summary{cursor:pointer;font-weight:600}
+pre{background:#f6f8fa;padding:.8rem;overflow-x:auto;font-size:.8rem}
+.note{color:#57606a;font-size:.88rem}
+"""
+
+CAPTION_LEARNING_CURVE = (
+    "Test score against the share of the training data used (error bars: standard deviation "
+    "over repeats; dashed: the training score). How to read it: a test line still rising at "
+    "100 % means more data would help (the model is variance-limited, often with a large gap "
+    "to the training line); a test line that is flat and low means more data will not help "
+    "(bias-limited): the model, the inputs or the features must change."
+)
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+class Raw(str):
+    """A table cell that is already HTML (built from escaped parts)."""
+
+
+def html_table(grid: tables.Grid, cls: str = "") -> str:
+    """A ``<table>``; every cell is escaped unless it is ``Raw``."""
+
+    def cell(value: Any) -> str:
+        return value if isinstance(value, Raw) else esc(value)
+
+    head = "".join(f"<th>{cell(h)}</th>" for h in grid.header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<th scope="row">{cell(v)}</th>' if i == 0 else f"<td>{cell(v)}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in grid.rows
+    )
+    attr = f' class="{esc(cls)}"' if cls else ""
+    return (
+        f'<div class="table-wrap"><table{attr}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}">\n<h2>{esc(title)}</h2>\n{body}\n</section>'
+
+
+def figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def banner(kind: str, text: str) -> str:
+    return f'<div class="banner {kind}">{esc(text)}</div>'
+
+
+def _truth(run: RunData, model: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Binary truth and ``model``'s probabilities, rows with missing values left out."""
+    col = run.score_column(model)
+    if run.predictions is None or col is None:
+        return None
+    y = run.predictions["y_true"].to_numpy(dtype=float)
+    p = run.predictions[col].to_numpy(dtype=float)
+    keep = np.isfinite(y) & np.isfinite(p)
+    y, p = y[keep].astype(int), p[keep]
+    return (y, p) if len(np.unique(y)) == 2 else None
+
+
+# ---- sections -------------------------------------------------------------------------------
+
+
+def config_section(run: RunData) -> str:
+    body = html_table(tables.config_grid(run), cls="kv")
+    body += (
+        "<details><summary>Full resolved configuration (config.yaml)</summary>"
+        f"<pre>{esc(run.config_text)}</pre></details>"
+    )
+    return section("config", "Configuration", body)
+
+
+def cohort_section(run: RunData) -> str:
+    cohort = run.cohort
+    if not cohort:
+        return ""
+    mods = cohort.get("modalities") or []
+    body = (
+        f"<p>{esc(cohort.get('n_cases', DASH))} cases from {esc(cohort.get('n_patients', DASH))} "
+        f"patients; modalities: {esc(', '.join(map(str, mods)) or DASH)}.</p>"
+    )
+    body += "<h3>Per site</h3>" + html_table(tables.site_grid(cohort, run.task))
+    covariates = tables.covariate_grid(cohort)
+    if covariates:
+        body += "<h3>Covariates</h3>" + html_table(covariates)
+    if isinstance(cohort.get("plan"), dict):
+        body += "<h3>Preprocessing plan</h3>"
+        body += html_table(tables.plan_grid(cohort["plan"]), cls="kv")
+    return section("cohort", "Cohort", body)
+
+
+def leak_banner(leaks: LeakCheck) -> str:
+    if not leaks.ok:
+        text = "Patient leak: " + "; ".join(c.describe() for c in leaks.test_leaks) + "."
+        return banner("error", text + " Test metrics are optimistic: fix the split and rerun.")
+    out = banner(
+        "ok",
+        "✔ No patient has cases in both training and test in any fold (checked on splits.csv).",
+    )
+    if leaks.val_leaks:
+        out += banner(
+            "warning",
+            "Patients split between training and validation: "
+            + "; ".join(c.describe() for c in leaks.val_leaks)
+            + ".",
+        )
+    return out
+
+
+def splits_section(run: RunData, leaks: LeakCheck | None) -> str:
+    if run.splits is None or leaks is None:
+        return ""
+    summary = fold_summary(run.splits, run.task, run.predictions, split_kind(run) == "loso")
+    body = leak_banner(leaks) + html_table(tables.split_grid(summary))
+    body += (
+        '<p class="note">Counts per fold and role; "val" is the inner validation part of the '
+        "training data (early stopping), never the test cases. A dash means the outcome of "
+        "those cases is not in predictions.csv.</p>"
+    )
+    return section("splits", "Splits", body)
+
+
+def metrics_section(run: RunData) -> str:
+    models = run.models
+    if not models:
+        return ""
+    level = fmt_percent(ci_level(run))
+    body = f'<p class="note">Value [{esc(level)} CI] on the pooled test predictions.'
+    threshold = finite(run.metrics.get("threshold"))
+    if threshold is not None:
+        body += (
+            f" Threshold metrics use the decision threshold {threshold:.3g}, chosen on "
+            "validation data."
+        )
+    body += "</p>" + html_table(tables.models_grid(models), cls="metrics")
+    return section("metrics", "Metrics", body)
+
+
+def per_site_section(run: RunData) -> str:
+    models = run.models
+    if not models:
+        return ""
+    body = ""
+    for model, entry in models.items():
+        body += f"<h3>{esc(model_label(model))}</h3>" + html_table(
+            tables.per_site_grid(entry), cls="metrics"
+        )
+    if not any(entry.get("per_site") for entry in models.values()):
+        body += '<p class="note">metrics.json holds no per-site metrics.</p>'
+    return section("per-site", "Per site, next to pooled", body)
+
+
+def comparison_section(run: RunData) -> str:
+    comparisons = [c for c in run.metrics.get("comparisons") or [] if isinstance(c, dict)]
+    if not comparisons:
+        return ""
+    body = (
+        '<p class="note">Paired comparisons on the same cases: difference a − b with its '
+        "paired patient-bootstrap CI; p from DeLong's test for AUC.</p>"
+    )
+    return section(
+        "comparison", "Model comparison", body + html_table(tables.comparison_grid(comparisons))
+    )
+
+
+def per_fold_section(run: RunData) -> str:
+    per_fold = [f for f in run.metrics.get("per_fold") or [] if isinstance(f, dict)]
+    if not per_fold:
+        return ""
+    return section("per-fold", "Per fold (CNN)", html_table(tables.per_fold_grid(per_fold)))
+
+
+def roc_section(run: RunData) -> str:
+    if run.task != "binary":
+        return ""
+    curves = {}
+    for model in run.scored_models():
+        data = _truth(run, model)
+        if data is None:
+            continue
+        auc = (run.models.get(model, {}).get("test") or {}).get("auc")
+        if auc is None:
+            from sklearn.metrics import roc_auc_score
+
+            auc = roc_auc_score(*data)
+        curves[model] = (*data, f"{model_label(model)}: AUC {fmt_estimate(auc)}")
+    if not curves:
+        return ""
+    caption = "ROC curves of the pooled out-of-fold (test) predictions, one per model."
+    return section("roc", "ROC curves", figure(figures.roc_figure(curves), caption))
+
+
+def calibration_section(run: RunData) -> str:
+    if run.task != "binary":
+        return ""
+    curves = {m: d for m in run.scored_models() if (d := _truth(run, m)) is not None}
+    if not curves:
+        return ""
+    caption = (
+        "Reliability diagram: observed fraction of positives in ten equal-width bins of "
+        "predicted probability (empty bins skipped). Points under the diagonal: predicted "
+        "risks too high; over it: too low. Below: how the predictions are distributed."
+    )
+    return section(
+        "calibration", "Calibration", figure(figures.calibration_figure(curves), caption)
+    )
+
+
+def km_groups(run: RunData) -> dict[str, RiskGroups]:
+    """Median-split risk groups of each scored survival model."""
+    if run.task != "survival" or run.predictions is None:
+        return {}
+    pred = run.predictions
+    out = {}
+    for model in run.scored_models():
+        groups = risk_groups(pred["time"], pred["event"], pred[run.score_column(model)])
+        if len(groups.curves) == 2:
+            out[model] = groups
+    return out
+
+
+def km_section(run: RunData) -> str:
+    groups = km_groups(run)
+    if not groups:
+        return ""
+    p_texts = {m: fmt_p(g.p_value) for m, g in groups.items()}
+    rows = []
+    for model, g in groups.items():
+        low, high = g.curves
+        rows.append(
+            (
+                model_label(model),
+                fmt_number(g.threshold),
+                f"{low.n} / {low.events}",
+                f"{high.n} / {high.events}",
+                fmt_number(g.chisq, 2),
+                Raw(
+                    f'<span class="p-value" data-model="{esc(model)}">{esc(p_texts[model])}</span>'
+                ),
+            )
+        )
+    header = ["model", "median risk", "low risk: cases / events", "high risk: cases / events"]
+    table = html_table(tables.Grid([*header, "log-rank χ²", "log-rank p"], rows))
+    caption = (
+        "Kaplan-Meier curves (shaded: 95 % log-log CI) of the cases whose out-of-fold predicted "
+        "risk is above (high) or at most (low) the median of the out-of-fold risks; p from the "
+        "log-rank test between the two groups."
+    )
+    body = figure(figures.km_figure(groups, p_texts), caption) + table
+    return section("km", "Kaplan-Meier curves of predicted risk groups", body)
+
+
+def learning_curve_section(run: RunData) -> str:
+    records = [
+        r
+        for r in run.metrics.get("learning_curve") or []
+        if isinstance(r, dict)
+        and finite(r.get("test_score")) is not None
+        and finite(r.get("fraction")) is not None
+    ]
+    if not records:
+        return ""
+    return section(
+        "learning-curve",
+        "Learning curve",
+        figure(figures.learning_curve_figure(records), CAPTION_LEARNING_CURVE),
+    )
+
+
+def ensemble_section(run: RunData) -> str:
+    ens = run.metrics.get("ensemble")
+    if not isinstance(ens, dict) or ensemble_members(run) <= 1:
+        return ""
+    members = [
+        finite(m.get("error", m.get("value")) if isinstance(m, dict) else m)
+        for m in ens.get("per_member") or []
+    ]
+    members = [m for m in members if m is not None]
+    ensemble_error = finite(ens.get("ensemble_error"))
+    if not members or ensemble_error is None:
+        return ""
+    metric = str(ens.get("metric", "error"))
+    mean = float(np.mean(members))
+    change = f"{100 * (mean - ensemble_error) / mean:.1f} %" if mean else DASH
+    caption = (
+        f"{metric_label(metric)} of each of the {len(members)} ensemble members and of the "
+        f"ensemble: mean member {fmt_number(mean)}, ensemble {fmt_number(ensemble_error)} "
+        f"(reduction {change}). Averaging helps when members disagree (high variance)."
+    )
+    return section(
+        "ensemble",
+        "Ensemble",
+        figure(figures.ensemble_figure(members, ensemble_error, metric), caption),
+    )
+
+
+def uncertainty_section(run: RunData) -> str:
+    pred = run.predictions
+    if pred is None or "cnn_std" not in pred.columns:
+        return ""
+    std = pred["cnn_std"].to_numpy(dtype=float)
+    std = std[np.isfinite(std)]
+    if not len(std) or not np.any(std > 0):
+        return ""
+    caption = (
+        f"Spread between the CNN ensemble members per case (median {fmt_number(np.median(std))}, "
+        f"90th percentile {fmt_number(np.percentile(std, 90))})."
+    )
+    threshold = finite(run.metrics.get("threshold"))
+    col = run.score_column("cnn")
+    if run.task == "binary" and threshold is not None and col is not None:
+        wrong = (pred[col] >= threshold).astype(int) != pred["y_true"]
+        ok = np.isfinite(pred["cnn_std"]) & np.isfinite(pred[col])
+        if (ok & wrong).any() and (ok & ~wrong).any():
+            spread = pred["cnn_std"]
+            caption += (
+                f" Mean spread of misclassified cases {fmt_number(spread[ok & wrong].mean())}, "
+                f"of correctly classified ones {fmt_number(spread[ok & ~wrong].mean())}."
+            )
+    return section("uncertainty", "Uncertainty", figure(figures.uncertainty_figure(std), caption))
+
+
+def limitations_section(run: RunData, leaks: LeakCheck | None) -> str:
+    items = "".join(f"<li>{esc(item)}</li>" for item in limitations(run, leaks))
+    return section("limitations", "Limitations", f"<ul>{items}</ul>")
+
+
+# ---- page -----------------------------------------------------------------------------------
+
+SECTION_TITLES = {
+    "config": "Configuration",
+    "cohort": "Cohort",
+    "splits": "Splits",
+    "metrics": "Metrics",
+    "per-site": "Per site",
+    "comparison": "Comparison",
+    "per-fold": "Per fold",
+    "roc": "ROC",
+    "calibration": "Calibration",
+    "km": "Kaplan-Meier",
+    "learning-curve": "Learning curve",
+    "ensemble": "Ensemble",
+    "uncertainty": "Uncertainty",
+    "limitations": "Limitations",
+}
+
+
+def render_report(run: RunData) -> str:
+    """The whole page as a string."""
+    leaks = patient_leaks(run.splits) if run.splits is not None else None
+    sections = [
+        config_section(run),
+        cohort_section(run),
+        splits_section(run, leaks),
+        metrics_section(run),
+        per_site_section(run),
+        comparison_section(run),
+        per_fold_section(run),
+        roc_section(run),
+        calibration_section(run),
+        km_section(run),
+        learning_curve_section(run),
+        ensemble_section(run),
+        uncertainty_section(run),
+        limitations_section(run, leaks),
+    ]
+    sections = [s for s in sections if s]
+    present = [sid for sid in SECTION_TITLES if f'<section id="{sid}">' in "".join(sections)]
+    nav = " ".join(f'<a href="#{sid}">{SECTION_TITLES[sid]}</a>' for sid in present)
+    top = (
+        banner(
+            "error",
+            "The split check failed: a patient has cases in both training and test (see Splits).",
+        )
+        if leaks is not None and not leaks.ok
+        else ""
+    )
+    header = (
+        f"<header><h1>{esc(run.name)}</h1>"
+        f'<p class="meta">task: {esc(run.task)} · run: {esc(run.date)} · '
+        f"deepradiomics {esc(deepradiomics.__version__)}</p>{top}"
+        f'<p class="summary" id="validation"><strong>How this was validated.</strong> '
+        f"{esc(validation_summary(run, leaks))}</p><nav>{nav}</nav></header>"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(run.name)}: deepradiomics report</title>\n<style>{CSS}</style>\n</head>\n"
+        f"<body>\n{header}\n<main>\n" + "\n".join(sections) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN/report.html`` from the run folder's files and return its path."""
+    run = load_run(run_dir)
+    path = run.run_dir / "report.html"
+    write_text_atomic(path, render_report(run))
+    return path

@@ -1,0 +1,60 @@
+"""model_card.md from the same fake run folders as the report."""
+
+from __future__ import annotations
+
+import json
+
+from deepradiomics.report import write_model_card
+from tests.report.run_builder import binary_run, regression_run, survival_run
+
+
+def ci(e: dict) -> str:
+    return f"{e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+
+
+def test_binary_model_card(tmp_path):
+    run = binary_run(tmp_path / "run")
+    card = write_model_card(run)
+    assert card == run / "model_card.md"
+    text = card.read_text()
+    for heading in (
+        "# Model card: demo-binary",
+        "## Intended use",
+        "## Model",
+        "## Data",
+        "## Evaluation",
+        "## Limitations",
+    ):
+        assert heading in text
+    metrics = json.loads((run / "metrics.json").read_text())
+    pooled = next(line for line in text.splitlines() if line.startswith("| AUC |"))
+    assert (
+        pooled
+        == "| AUC | "
+        + " | ".join(
+            ci(metrics["models"][m]["test"]["auc"])
+            for m in ("cnn", "classical", "classical_combat")
+        )
+        + " |"
+    )
+    assert "Per site, CNN, next to pooled:" in text
+    assert ci(metrics["per_site"]["gamma"]["auc"]) in text
+    assert "| alpha | 40 | 34 |" in text
+    limitations = text[text.index("## Limitations") :]
+    assert "Confounding audit: the embedding predicts the site (AUC 0.93)" in limitations
+    assert "Small site(s) alpha, beta" in limitations  # under 10 positives
+    assert "CNN outperforms Classical radiomics on AUC" in limitations
+    assert "Sites were mixed inside the splits (kfold)" in limitations
+    assert "5-fold cross-validation" in text and "200 bootstrap resamples" in text
+    assert "case-0" not in text and "pat-0" not in text
+
+
+def test_survival_and_regression_cards(tmp_path):
+    text = write_model_card(survival_run(tmp_path / "surv")).read_text()
+    assert "survival (risk) prediction of `time / event`" in text
+    assert "| C-index (Harrell) | 0.712 [0.662, 0.762] | 0.662 [0.612, 0.712] |" in text
+    assert "single CNN" in text
+    text = write_model_card(regression_run(tmp_path / "reg")).read_text()
+    assert "cohort.json is not in the run folder" in text
+    assert "| MAE | 3.211 [2.711, 3.711] |" in text
+    assert "held-out test set" in text
