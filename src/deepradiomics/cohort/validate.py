@@ -64,8 +64,8 @@ def validate_manifest(
     return ValidationReport(problems=problems, n_cases=n)
 
 
-def load_cohort(cfg: CohortConfig, targets: bool = True, workers: int | None = None) -> list[Case]:
-    """The validated cases of a CSV cohort; ``UserError`` listing the errors when any.
+def load_validated(cfg: CohortConfig, targets: bool = True, workers: int | None = None) -> tuple[Manifest, list[Case]]:
+    """The manifest and its validated cases; ``UserError`` listing the errors when any.
 
     Warnings go to the ``deepradiomics.cohort.validate`` logger.
     """
@@ -79,7 +79,12 @@ def load_cohort(cfg: CohortConfig, targets: bool = True, workers: int | None = N
         raise UserError(report.error_message(str(cfg.path)))
     for w in report.warnings:
         log.warning("%s", w)
-    return build_cases(manifest)
+    return manifest, build_cases(manifest)
+
+
+def load_cohort(cfg: CohortConfig, targets: bool = True, workers: int | None = None) -> list[Case]:
+    """The validated cases of a CSV cohort (see ``load_validated``)."""
+    return load_validated(cfg, targets, workers)[1]
 
 
 def _cohort_config(args: argparse.Namespace) -> CohortConfig:

@@ -35,6 +35,7 @@ class CohortArrays:
     anisotropic: bool = False
     plan: object | None = None  # preprocess.plan.Plan for CSV cohorts
     failures: list = field(default_factory=list)  # cases that could not be prepared
+    cases: tuple = ()  # cohort.manifest.Case records (CSV cohorts), aligned with data
 
     @property
     def in_channels(self) -> int:

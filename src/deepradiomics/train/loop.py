@@ -174,14 +174,15 @@ def train_one_epoch(
     for b in bar:
         idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         x = train.images[idx].to(device, non_blocking=True)
-        mask = None if train.masks is None else train.masks[idx].to(device)
+        seg = setup.task == "segmentation"
+        mask = train.masks[idx][:, None].to(device) if seg else None  # [N, 1, D, H, W]
         params = augment.sample(x.shape, g_dev)  # drawn for the global batch on every rank
         x, mask = augment.apply(x, mask, params)
         mine = slice(rank, None, world)  # this process's share of the global batch
         x = x[mine]
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        y = _targets_for_loss(setup.task, mask[mine].long() if setup.task == "segmentation" else train.targets[idx][mine]).to(device)
+        y = mask[mine, 0].long() if seg else _targets_for_loss(setup.task, train.targets[idx][mine].to(device))
         cov = None if train.covariates is None else train.covariates[idx][mine].to(device)
         with _autocast(device):
             out = model(x, cov)
