@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def _centre_mean(arr: np.ndarray) -> float:
     return float(a[c[0] - 8:c[0] + 8, c[1] - 8:c[1] + 8, c[2] - 8:c[2] + 8].mean())
 
 
-def pipelines(ct: Path, mask: Path) -> dict[str, callable]:
+def pipelines(ct: Path, mask: Path) -> dict[str, Callable[[], np.ndarray]]:
     """Each entry runs one case from the files to the final crop and returns the image."""
     from deepradiomics.cohort.manifest import Case
     from deepradiomics.io.readers import read_image

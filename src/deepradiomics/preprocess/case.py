@@ -100,7 +100,8 @@ def _channel(case_id: str, mp: ModalityPlan, img: sitk.Image, mask: sitk.Image |
     if mp.kind == "mr":
         mean, std = _zscore_stats(case_id, mp.name, img, mask, mp.zscore_region or "body")
         return zscore(arr, mean, std), {"mean": mean, "std": std, "fill": fill}
-    assert mp.window is not None
+    if mp.window is None:
+        raise UserError(f"plan: channel {mp.name} ({mp.kind}) has no intensity window")
     return scale_window(arr, mp.window[0], mp.window[1], plan.window_range), {
         "low": mp.window[0], "high": mp.window[1]}
 
