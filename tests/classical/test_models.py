@@ -236,3 +236,23 @@ def test_unknown_task_is_a_user_error() -> None:
 def test_estimators_clone_cleanly() -> None:
     est = make_baseline("survival", combat=True)
     assert clone(est).get_params().keys() == est.get_params().keys()
+
+
+def test_survival_with_combat_on_unseen_site_and_pickle_roundtrip() -> None:
+    import pickle
+
+    from sksurv.metrics import concordance_index_censored
+
+    X, patients, sites, risk = cohort(seed=5)
+    rng = np.random.default_rng(3)
+    time = rng.exponential(np.exp(-2 * risk))
+    censor = rng.exponential(2.0, len(risk))
+    event, observed = time < censor, np.minimum(time, censor)
+    held_out = sites == "C"
+    framed = with_site_columns(X, sites)
+    model = make_baseline("survival", combat=True, param_grid={"model__alphas": [[0.1]]}).fit(
+        framed[~held_out], survival_target(event, observed)[~held_out], groups=patients[~held_out])
+    scores = model.predict(framed[held_out])
+    assert concordance_index_censored(event[held_out], observed[held_out], scores)[0] > 0.7
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(framed[held_out]), scores)

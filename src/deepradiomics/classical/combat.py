@@ -164,6 +164,9 @@ class ComBat(BaseEstimator):
     unseen_prior : priors for a new site: ``"training"`` (pooled training sites) or ``"own"``.
     min_new_site_cases : fewest rows of a new site that ``transform`` accepts.
 
+    Site labels are compared as text (``1`` and ``"1"`` are the same site); rows of ``X``,
+    ``site`` and ``covariates`` are aligned by position.
+
     Fitted attributes: ``sites_``, ``site_counts_``, ``grand_mean_``, ``var_pooled_``,
     ``beta_covariates_``, ``gamma_hat_``, ``delta_hat_``, ``gamma_star_``, ``delta_star_``,
     per-site priors ``gamma_bar_``, ``t2_``, ``a_prior_``, ``b_prior_``, and the pooled priors

@@ -326,7 +326,7 @@ def extract_features(
 ) -> FeatureExtraction:
     """Features of every case as a DataFrame indexed by ``case_id``; failures reported per case.
 
-    ``workers > 1`` runs a process pool (spawned, so it is safe beside torch threads). With
+    ``workers > 1`` runs a process pool (forked on Linux, spawned elsewhere). With
     ``cache_dir`` each case's features are stored under a hash of its voxels, geometry and
     the settings, so a rerun only computes what changed. A case that fails (empty mask,
     unreadable file, PyRadiomics error) is logged with its reason and left out of
@@ -357,7 +357,11 @@ def extract_features(
             for case in cases:
                 record(*_run_case(case, settings, cache))
         else:
-            ctx = multiprocessing.get_context("spawn")
+            # fork where the platform has it: workers start at once and, unlike spawn, do not
+            # re-run the caller's script (spawn needs an ``if __name__ == "__main__"`` guard).
+            # Workers use only numpy/SimpleITK/PyRadiomics (no torch, no OpenMP pools).
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             with ProcessPoolExecutor(max_workers=min(workers, len(cases)), mp_context=ctx) as pool:
                 futures = {pool.submit(_run_case, _portable(c), settings, cache): c.case_id for c in cases}
                 for fut in as_completed(futures):
