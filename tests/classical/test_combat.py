@@ -20,8 +20,19 @@ from deepradiomics.classical.combat import (
 )
 from deepradiomics.errors import UserError
 
-FITTED = ("grand_mean_", "var_pooled_", "beta_covariates_", "gamma_hat_", "delta_hat_",
-          "gamma_star_", "delta_star_", "gamma_bar_", "t2_", "a_prior_", "b_prior_")
+FITTED = (
+    "grand_mean_",
+    "var_pooled_",
+    "beta_covariates_",
+    "gamma_hat_",
+    "delta_hat_",
+    "gamma_star_",
+    "delta_star_",
+    "gamma_bar_",
+    "t2_",
+    "a_prior_",
+    "b_prior_",
+)
 
 
 def simulate(n_per_site=(30, 40, 25), p=20, seed=0, shift=2.0):
@@ -50,24 +61,40 @@ def _neurocombat(X, site, covs, **kw):
 
     covars = pd.DataFrame({"site": site, **{c: covs[c] for c in covs}})
     with contextlib.redirect_stdout(io.StringIO()):  # neuroCombat prints progress
-        return neuroCombat(X.T.copy(), covars, "site", categorical_cols=["sex"],
-                           continuous_cols=["age"], **kw)
+        return neuroCombat(
+            X.T.copy(), covars, "site", categorical_cols=["sex"], continuous_cols=["age"], **kw
+        )
 
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(parametric=True), dict(parametric=False), dict(parametric=True, mean_only=True),
-     dict(parametric=False, mean_only=True), dict(eb=False)],
-    ids=["parametric", "non-parametric", "parametric-mean-only", "non-parametric-mean-only", "no-eb"],
+    [
+        dict(parametric=True),
+        dict(parametric=False),
+        dict(parametric=True, mean_only=True),
+        dict(parametric=False, mean_only=True),
+        dict(eb=False),
+    ],
+    ids=[
+        "parametric",
+        "non-parametric",
+        "parametric-mean-only",
+        "non-parametric-mean-only",
+        "no-eb",
+    ],
 )
 def test_matches_neurocombat(kw) -> None:
     X, site, covs, _ = simulate()
     ref = _neurocombat(X, site, covs, **kw)
     combat = ComBat(**kw).fit(X, site, covs)
-    np.testing.assert_allclose(combat.transform(X, site, covs), ref["data"].T, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        combat.transform(X, site, covs), ref["data"].T, rtol=1e-10, atol=1e-10
+    )
     est = ref["estimates"]
     np.testing.assert_allclose(combat.var_pooled_, est["var.pooled"].ravel(), rtol=1e-10)
-    np.testing.assert_allclose(combat.gamma_star_, np.asarray(est["gamma.star"]), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(
+        combat.gamma_star_, np.asarray(est["gamma.star"]), rtol=1e-8, atol=1e-12
+    )
     np.testing.assert_allclose(combat.delta_star_, np.asarray(est["delta.star"]), rtol=1e-8)
     np.testing.assert_allclose(combat.gamma_hat_, est["gamma_hat"], rtol=1e-10, atol=1e-12)
     assert list(combat.sites_) == list(est["batches"])
@@ -90,8 +117,10 @@ def test_fitted_state_ignores_test_rows() -> None:
     a, b = fitted(X), fitted(perturbed)
     for name in FITTED:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    np.testing.assert_array_equal(a.transform(X[train], site[train], covs[train]),
-                                  b.transform(X[train], site[train], covs[train]))
+    np.testing.assert_array_equal(
+        a.transform(X[train], site[train], covs[train]),
+        b.transform(X[train], site[train], covs[train]),
+    )
     # test rows: each row's output depends on that row only
     out_clean = a.transform(X[test], site[test], covs[test])
     changed = X[test].copy()
@@ -115,6 +144,7 @@ def test_removes_site_shift_and_keeps_covariate_effect() -> None:
     out = ComBat().fit_transform(X, site, covs)
     assert _site_spread(X, site, covs) > 1.0
     assert _site_spread(out, site, covs) < 0.2
+
     # per-site scales brought together (what remains is sampling noise of SDs from 80 cases)
     def log_sd_range(data):
         sds = np.array([data[site == s].std(0) for s in np.unique(site)])

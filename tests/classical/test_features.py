@@ -25,7 +25,11 @@ def _volume(seed: int, shape=(12, 20, 20)) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     z, y, x = np.indices(shape)
     c = np.array(shape) / 2
-    r = np.sqrt(((z - c[0]) * SPACING[0]) ** 2 + ((y - c[1]) * SPACING[1]) ** 2 + ((x - c[2]) * SPACING[2]) ** 2)
+    r = np.sqrt(
+        ((z - c[0]) * SPACING[0]) ** 2
+        + ((y - c[1]) * SPACING[1]) ** 2
+        + ((x - c[2]) * SPACING[2]) ** 2
+    )
     mask = (r < 7 + seed % 3).astype(np.uint8)
     image = rng.normal(-50, 30, shape) + mask * rng.normal(40 + 10 * seed, 25, shape)
     return image.astype(np.float32), mask
@@ -45,13 +49,17 @@ def test_array_and_image_inputs_agree() -> None:
     assert {k.split("_")[1] for k in from_arrays} == {"firstorder", "shape", "glcm"}
     voxel_mm3 = np.prod(SPACING)
     assert from_arrays["original_shape_VoxelVolume"] == pytest.approx(mask.sum() * voxel_mm3)
-    assert from_arrays["original_firstorder_Mean"] == pytest.approx(image[mask == 1].mean(), rel=1e-5)
+    assert from_arrays["original_firstorder_Mean"] == pytest.approx(
+        image[mask == 1].mean(), rel=1e-5
+    )
 
 
 def test_interpolated_float_mask_is_rounded() -> None:
     image, mask = _volume(1)
     soft = mask.astype(np.float32) * 0.8  # e.g. after linear resampling: 0.8 rounds to 1
-    assert extract_case(image, soft, FAST, spacing=SPACING) == extract_case(image, mask, FAST, spacing=SPACING)
+    assert extract_case(image, soft, FAST, spacing=SPACING) == extract_case(
+        image, mask, FAST, spacing=SPACING
+    )
 
 
 def test_per_modality_discretisation() -> None:
@@ -72,9 +80,21 @@ def test_bin_width_is_in_physical_units() -> None:
     rng = np.random.default_rng(3)
     _, mask = _volume(0)
     suv = (rng.gamma(4.0, 1.0, mask.shape) * (1 + 2 * mask)).astype(np.float32)
-    fine = extract_case(suv, mask, RadiomicsSettings.for_modality("pet", feature_classes=("firstorder",)), spacing=SPACING)
-    coarse = extract_case(suv, mask, RadiomicsSettings(bin_width=1.0, feature_classes=("firstorder",)), spacing=SPACING)
-    assert fine["original_firstorder_Entropy"] > coarse["original_firstorder_Entropy"] + 1.5  # ~log2(4) more bits
+    fine = extract_case(
+        suv,
+        mask,
+        RadiomicsSettings.for_modality("pet", feature_classes=("firstorder",)),
+        spacing=SPACING,
+    )
+    coarse = extract_case(
+        suv,
+        mask,
+        RadiomicsSettings(bin_width=1.0, feature_classes=("firstorder",)),
+        spacing=SPACING,
+    )
+    assert (
+        fine["original_firstorder_Entropy"] > coarse["original_firstorder_Entropy"] + 1.5
+    )  # ~log2(4) more bits
 
 
 def test_filtered_image_types() -> None:
@@ -82,8 +102,9 @@ def test_filtered_image_types() -> None:
     settings = RadiomicsSettings(feature_classes=("firstorder",), log_sigma_mm=(1.0,), wavelet=True)
     names = extract_case(image, mask, settings, spacing=SPACING)
     prefixes = {k.split("_")[0] for k in names}
-    assert prefixes == {"original", "log-sigma-1-0-mm-3D"} | {f"wavelet-{b}" for b in
-        ("LLL", "LLH", "LHL", "LHH", "HLL", "HLH", "HHL", "HHH")}
+    assert prefixes == {"original", "log-sigma-1-0-mm-3D"} | {
+        f"wavelet-{b}" for b in ("LLL", "LLH", "LHL", "LHH", "HLL", "HLH", "HHL", "HHH")
+    }
 
 
 def test_bad_input_is_a_user_error() -> None:
@@ -134,8 +155,12 @@ def test_cache_reused_and_keyed_by_settings(tmp_path, monkeypatch: pytest.Monkey
     again = extract_features(cases, FAST, cache_dir=tmp_path, progress=False)
     pd.testing.assert_frame_equal(first.features, again.features)
     # other settings -> other key -> recomputed (here: fails loudly, proving no cache hit)
-    other = extract_features(cases[:1], RadiomicsSettings(bin_width=10.0, feature_classes=("glcm",)),
-                             cache_dir=tmp_path, progress=False)
+    other = extract_features(
+        cases[:1],
+        RadiomicsSettings(bin_width=10.0, feature_classes=("glcm",)),
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert "extracted although cached" in other.failures["case0"]
     assert other.features.empty and other.features.index.name == "case_id"
 

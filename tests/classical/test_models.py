@@ -46,12 +46,19 @@ REGRESSION_EXTRA = {
 def _expected_failures(estimator) -> dict[str, str]:
     from sklearn.model_selection import GridSearchCV
 
-    base = SEARCH_EXPECTED_FAILURES if isinstance(estimator, GridSearchCV) else PIPELINE_EXPECTED_FAILURES
+    base = (
+        SEARCH_EXPECTED_FAILURES
+        if isinstance(estimator, GridSearchCV)
+        else PIPELINE_EXPECTED_FAILURES
+    )
     pipe = estimator.estimator if isinstance(estimator, GridSearchCV) else estimator
     if not hasattr(pipe, "steps"):
         return {}
     extra = {}
-    if type(pipe.steps[-1][1]).__name__ == "Ridge" and type(pipe.named_steps["select"]).__name__ == "SelectKBest":
+    if (
+        type(pipe.steps[-1][1]).__name__ == "Ridge"
+        and type(pipe.named_steps["select"]).__name__ == "SelectKBest"
+    ):
         extra = dict(REGRESSION_EXTRA)
         if isinstance(estimator, GridSearchCV):
             extra.pop("check_regressor_multioutput")  # GridSearchCV does not claim multioutput
@@ -94,8 +101,9 @@ def test_tuned_baseline_sklearn_compatible(estimator, check) -> None:
 def test_correlation_filter_keeps_first_of_correlated_group() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 200))
-    X = np.column_stack([a, 2 * a + 0.01 * rng.normal(size=200), b, -b + 0.01 * rng.normal(size=200),
-                         a + b])
+    X = np.column_stack(
+        [a, 2 * a + 0.01 * rng.normal(size=200), b, -b + 0.01 * rng.normal(size=200), a + b]
+    )
     keep = CorrelationFilter(0.9).fit(X).get_support()
     assert keep.tolist() == [True, False, True, False, True]  # a+b: r = 0.71 with a and with b
     assert CorrelationFilter(0.6).fit(X).get_support().tolist() == [True, False, True, False, False]
@@ -126,7 +134,9 @@ def cohort(n_patients=150, p=40, seed=0):
     """Radiomics-like table: 5 informative features, correlated copies, missing values, sites,
     some patients with two lesions; returns (features, patients, sites, latent risk)."""
     rng = np.random.default_rng(seed)
-    patients = np.concatenate([np.arange(n_patients), rng.choice(n_patients, n_patients // 5, replace=False)])
+    patients = np.concatenate(
+        [np.arange(n_patients), rng.choice(n_patients, n_patients // 5, replace=False)]
+    )
     n = len(patients)
     latent_patient = rng.normal(size=n_patients)
     X = rng.normal(size=(n, p))
@@ -142,7 +152,9 @@ def cohort(n_patients=150, p=40, seed=0):
 
 def _split(patients, test_fraction=0.3, seed=0):
     rng = np.random.default_rng(seed)
-    test_patients = rng.choice(np.unique(patients), int(test_fraction * len(np.unique(patients))), replace=False)
+    test_patients = rng.choice(
+        np.unique(patients), int(test_fraction * len(np.unique(patients))), replace=False
+    )
     test = np.isin(patients, test_patients)
     return ~test, test
 
@@ -166,12 +178,16 @@ def test_multiclass_regression_survival_baselines_learn() -> None:
 
     y3 = np.digitize(risk + noise, [-0.5, 0.5])
     grid = {"select__k": [5, 10], "model__C": [0.1, 1.0]}
-    clf = make_baseline("multiclass", seed=0, param_grid=grid).fit(X[train], y3[train], groups=patients[train])
+    clf = make_baseline("multiclass", seed=0, param_grid=grid).fit(
+        X[train], y3[train], groups=patients[train]
+    )
     assert clf.predict_proba(X[test]).shape[1] == 3
     assert (clf.predict(X[test]) == y3[test]).mean() > 0.6  # chance is ~0.38
 
     value = 2 * risk + noise
-    reg = make_baseline("regression", selection="l1", seed=0).fit(X[train], value[train], groups=patients[train])
+    reg = make_baseline("regression", selection="l1", seed=0).fit(
+        X[train], value[train], groups=patients[train]
+    )
     assert r2_score(value[test], reg.predict(X[test])) > 0.5  # ~0.75 is the noise ceiling
 
     from sksurv.metrics import concordance_index_censored
@@ -182,7 +198,9 @@ def test_multiclass_regression_survival_baselines_learn() -> None:
     event = time < censor
     target = survival_target(event, np.minimum(time, censor))
     surv = make_baseline("survival", seed=0).fit(X[train], target[train], groups=patients[train])
-    cindex = concordance_index_censored(event[test], np.minimum(time, censor)[test], surv.predict(X[test]))[0]
+    cindex = concordance_index_censored(
+        event[test], np.minimum(time, censor)[test], surv.predict(X[test])
+    )[0]
     assert cindex > 0.7  # the true risk scores 0.87 on these rows
     assert len(surv.best_params_["model__alphas"]) == 1  # one fixed alpha chosen by inner CV
 
@@ -203,7 +221,9 @@ def test_combat_in_pipeline_never_sees_test_rows() -> None:
     harmonised from its own rows at prediction time."""
     X, patients, sites, risk = cohort(n_patients=120, seed=9)
     rng = np.random.default_rng(4)
-    X = X + np.where(sites == "C", 3.0, 0.0)[:, None] * rng.uniform(0.5, 1.5, X.shape[1])  # site C shift
+    X = X + np.where(sites == "C", 3.0, 0.0)[:, None] * rng.uniform(
+        0.5, 1.5, X.shape[1]
+    )  # site C shift
     y = (risk > 0).astype(int)
     covs = pd.DataFrame({"age": rng.integers(40, 80, len(y)).astype(float)})
     held_out = sites == "C"
@@ -212,15 +232,20 @@ def test_combat_in_pipeline_never_sees_test_rows() -> None:
     perturbed.loc[held_out, X.columns] += rng.normal(0, 10, (held_out.sum(), X.shape[1]))
 
     grid = {"select__k": [5, 10], "model__C": [0.1, 1.0]}
-    fits = [make_baseline("binary", combat=True, seed=0, param_grid=grid).fit(
-        data[~held_out], y[~held_out], groups=patients[~held_out]) for data in (framed, perturbed)]
+    fits = [
+        make_baseline("binary", combat=True, seed=0, param_grid=grid).fit(
+            data[~held_out], y[~held_out], groups=patients[~held_out]
+        )
+        for data in (framed, perturbed)
+    ]
     a, b = (f.best_estimator_.named_steps["combat"].combat_ for f in fits)
     assert fits[0].best_params_ == fits[1].best_params_
     for name in ("grand_mean_", "var_pooled_", "beta_covariates_", "gamma_star_", "delta_star_"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert set(a.sites_) == {"A", "B"}
-    np.testing.assert_array_equal(fits[0].predict_proba(framed[~held_out]),
-                                  fits[1].predict_proba(framed[~held_out]))
+    np.testing.assert_array_equal(
+        fits[0].predict_proba(framed[~held_out]), fits[1].predict_proba(framed[~held_out])
+    )
     # the unseen site C is predicted (its shift estimated from its own rows, no labels)
     auc = roc_auc_score(y[held_out], fits[0].predict_proba(framed[held_out])[:, 1])
     assert auc > 0.8
@@ -251,7 +276,8 @@ def test_survival_with_combat_on_unseen_site_and_pickle_roundtrip() -> None:
     held_out = sites == "C"
     framed = with_site_columns(X, sites)
     model = make_baseline("survival", combat=True, param_grid={"model__alphas": [[0.1]]}).fit(
-        framed[~held_out], survival_target(event, observed)[~held_out], groups=patients[~held_out])
+        framed[~held_out], survival_target(event, observed)[~held_out], groups=patients[~held_out]
+    )
     scores = model.predict(framed[held_out])
     assert concordance_index_censored(event[held_out], observed[held_out], scores)[0] > 0.7
     restored = pickle.loads(pickle.dumps(model))

@@ -61,17 +61,23 @@ class _CovariateDesign:
     def matrix(self, covariates: Any, n_rows: int) -> np.ndarray:
         frame = _as_frame(covariates, n_rows, "transform")
         if list(frame.columns) != self.columns:
-            raise UserError(f"ComBat: covariates {list(frame.columns)} differ from those fitted {self.columns}")
+            raise UserError(
+                f"ComBat: covariates {list(frame.columns)} differ from those fitted {self.columns}"
+            )
         parts = [np.zeros((n_rows, 0))]
         for name in self.columns:
             col = frame[name]
             if col.isna().any():
-                raise UserError(f"ComBat: covariate {name!r} has missing values; impute or drop them first")
+                raise UserError(
+                    f"ComBat: covariate {name!r} has missing values; impute or drop them first"
+                )
             if name in self.levels:
                 values = col.astype(str).to_numpy()
                 unknown = sorted(set(values) - set(self.levels[name]))
                 if unknown:
-                    raise UserError(f"ComBat: covariate {name!r} has levels {unknown} not seen in fitting")
+                    raise UserError(
+                        f"ComBat: covariate {name!r} has levels {unknown} not seen in fitting"
+                    )
                 parts.append((values[:, None] == self.levels[name][None, 1:]).astype(float))
             else:
                 parts.append(col.to_numpy(dtype=float)[:, None])
@@ -116,7 +122,8 @@ def _postvar(sum2, n, a, b):
 
 
 def _parametric(s, g_hat, d_hat, g_bar, t2, a, b, conv=1e-4, max_iter=10_000):
-    """Iterative posterior means of gamma and delta (neuroCombat's ``it_sol``, same stopping rule)."""
+    """Iterative posterior means of gamma and delta (neuroCombat's ``it_sol``, same stopping
+    rule)."""
     n = s.shape[0]
     g_old, d_old = g_hat.copy(), d_hat.copy()
     for _ in range(max_iter):
@@ -194,7 +201,9 @@ class ComBat(BaseEstimator):
     def _sites(site: Any, n_rows: int) -> np.ndarray:
         labels = np.asarray(site).astype(str)
         if labels.ndim != 1 or len(labels) != n_rows:
-            raise UserError(f"ComBat: site must be one label per row ({n_rows}), got shape {labels.shape}")
+            raise UserError(
+                f"ComBat: site must be one label per row ({n_rows}), got shape {labels.shape}"
+            )
         return labels
 
     def _standardise(self, X: np.ndarray, covariates: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -214,16 +223,22 @@ class ComBat(BaseEstimator):
         if self.parametric:
             if self.mean_only:
                 return _postmean(g_hat, prior["gamma_bar"], 1, 1, prior["t2"]), np.ones_like(d_hat)
-            return _parametric(s, g_hat, d_hat, prior["gamma_bar"], prior["t2"], prior["a"], prior["b"])
+            return _parametric(
+                s, g_hat, d_hat, prior["gamma_bar"], prior["t2"], prior["a"], prior["b"]
+            )
         g_star, d_star = _non_parametric(s, prior["gammas"], prior["deltas"], prior["exclude_self"])
         return g_star, (np.ones_like(d_hat) if self.mean_only else d_star)
 
     @staticmethod
     def _own_prior(g_hat: np.ndarray, d_hat: np.ndarray, mean_only: bool) -> dict[str, Any]:
         return {
-            "gamma_bar": g_hat.mean(), "t2": g_hat.var(ddof=1),
-            "a": None if mean_only else _a_prior(d_hat), "b": None if mean_only else _b_prior(d_hat),
-            "gammas": g_hat, "deltas": d_hat, "exclude_self": True,
+            "gamma_bar": g_hat.mean(),
+            "t2": g_hat.var(ddof=1),
+            "a": None if mean_only else _a_prior(d_hat),
+            "b": None if mean_only else _b_prior(d_hat),
+            "gammas": g_hat,
+            "deltas": d_hat,
+            "exclude_self": True,
         }
 
     # -- API -------------------------------------------------------------------
@@ -232,14 +247,20 @@ class ComBat(BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=True)
         n, p = X.shape
         labels = self._sites(site, n)
-        self.sites_, codes, self.site_counts_ = np.unique(labels, return_inverse=True, return_counts=True)
+        self.sites_, codes, self.site_counts_ = np.unique(
+            labels, return_inverse=True, return_counts=True
+        )
         small = [f"{s} ({c})" for s, c in zip(self.sites_, self.site_counts_) if c < 2]
         if small:
-            raise UserError(f"ComBat: every site needs at least 2 cases to estimate its scale; too few: {small}")
+            raise UserError(
+                f"ComBat: every site needs at least 2 cases to estimate its scale; too few: {small}"
+            )
         if len(self.sites_) < 2:
             raise UserError(f"ComBat: needs at least 2 sites, got {list(self.sites_)}")
         if p < 2:
-            raise UserError("ComBat: needs at least 2 features (its priors are estimated across features)")
+            raise UserError(
+                "ComBat: needs at least 2 features (its priors are estimated across features)"
+            )
         self.covariate_design_ = _CovariateDesign(covariates, n)
         n_sites = len(self.sites_)
         onehot = (codes[:, None] == np.arange(n_sites)[None, :]).astype(float)
@@ -263,7 +284,12 @@ class ComBat(BaseEstimator):
             g_hat, d_hat = self._site_estimates(rows)
             prior = self._own_prior(g_hat, d_hat, self.mean_only)
             g_star, d_star = self._shrink(rows, g_hat, d_hat, prior)
-            g_hats.append(g_hat), d_hats.append(d_hat), g_stars.append(g_star), d_stars.append(d_star)
+            (
+                g_hats.append(g_hat),
+                d_hats.append(d_hat),
+                g_stars.append(g_star),
+                d_stars.append(d_star),
+            )
             priors.append(prior)
         self.gamma_hat_, self.delta_hat_ = np.array(g_hats), np.array(d_hats)
         self.gamma_star_, self.delta_star_ = np.array(g_stars), np.array(d_stars)
@@ -273,10 +299,13 @@ class ComBat(BaseEstimator):
         self.b_prior_ = np.array([np.nan if pr["b"] is None else pr["b"] for pr in priors])
         all_g, all_d = self.gamma_hat_.ravel(), self.delta_hat_.ravel()
         self.pooled_prior_ = {
-            "gamma_bar": all_g.mean(), "t2": all_g.var(ddof=1),
+            "gamma_bar": all_g.mean(),
+            "t2": all_g.var(ddof=1),
             "a": None if self.mean_only else _a_prior(all_d),
             "b": None if self.mean_only else _b_prior(all_d),
-            "gammas": all_g, "deltas": all_d, "exclude_self": False,
+            "gammas": all_g,
+            "deltas": all_d,
+            "exclude_self": False,
         }
         return self
 
@@ -305,10 +334,12 @@ class ComBat(BaseEstimator):
             raise UserError(
                 f"ComBat: site {str(label)!r} was not in the training data and unseen_sites='error'"
             )
-        if s.shape[0] < max(self.min_new_site_cases, 2):
+        needed = max(self.min_new_site_cases, 2)
+        if s.shape[0] < needed:
             raise UserError(
-                f"ComBat: site {str(label)!r} was not in the training data and has {s.shape[0]} case(s); "
-                f"at least {max(self.min_new_site_cases, 2)} are needed to estimate its location and scale"
+                f"ComBat: site {str(label)!r} was not in the training data and has "
+                f"{s.shape[0]} case(s); at least {needed} are needed to estimate its location "
+                "and scale"
             )
         g_hat, d_hat = self._site_estimates(s)
         if self.unseen_prior == "own":
@@ -348,7 +379,11 @@ class ComBatColumns(TransformerMixin, BaseEstimator):
             )
         cov_cols = [c for c in X.columns if str(c).startswith(self.covariate_prefix)]
         feat_cols = [c for c in X.columns if c != self.site_column and c not in cov_cols]
-        covs = X[cov_cols].rename(columns=lambda c: c[len(self.covariate_prefix):]) if cov_cols else None
+        covs = (
+            X[cov_cols].rename(columns=lambda c: c[len(self.covariate_prefix) :])
+            if cov_cols
+            else None
+        )
         return X[feat_cols], X[self.site_column], covs
 
     def fit(self, X: Any, y: Any = None) -> "ComBatColumns":

@@ -79,12 +79,18 @@ class RadiomicsSettings:
             if "binWidth" not in self.extra and "binCount" not in self.extra:
                 raise UserError("radiomics settings: give a positive bin_width or a bin_count")
         if self.bin_count is not None and self.bin_count < 2:
-            raise UserError(f"radiomics settings: bin_count must be at least 2, got {self.bin_count}")
+            raise UserError(
+                f"radiomics settings: bin_count must be at least 2, got {self.bin_count}"
+            )
         if any(s <= 0 for s in self.log_sigma_mm):
-            raise UserError(f"radiomics settings: LoG sigmas must be positive, got {self.log_sigma_mm}")
+            raise UserError(
+                f"radiomics settings: LoG sigmas must be positive, got {self.log_sigma_mm}"
+            )
 
     @classmethod
-    def for_modality(cls, kind: Literal["ct", "mr", "pet"], **overrides: Any) -> "RadiomicsSettings":
+    def for_modality(
+        cls, kind: Literal["ct", "mr", "pet"], **overrides: Any
+    ) -> "RadiomicsSettings":
         """Defaults per modality kind, in physical units (CT in HU, PET in SUV).
 
         CT: bin width 25 HU and ``voxelArrayShift`` 1000 (PyRadiomics' CT example: energy
@@ -97,7 +103,9 @@ class RadiomicsSettings:
             "mr": {"bin_width": None, "bin_count": 32},
         }
         if kind not in defaults:
-            raise UserError(f"radiomics settings: modality kind {kind!r} unknown; use ct, mr or pet")
+            raise UserError(
+                f"radiomics settings: modality kind {kind!r} unknown; use ct, mr or pet"
+            )
         return cls(**{**defaults[kind], **overrides})
 
     def to_pyradiomics(self) -> dict[str, Any]:
@@ -170,7 +178,9 @@ class _Volume:
 
     @classmethod
     def from_image(cls, img: sitk.Image) -> "_Volume":
-        return cls(sitk.GetArrayFromImage(img), img.GetSpacing(), img.GetOrigin(), img.GetDirection())
+        return cls(
+            sitk.GetArrayFromImage(img), img.GetSpacing(), img.GetOrigin(), img.GetDirection()
+        )
 
     def to_image(self) -> sitk.Image:
         img = sitk.GetImageFromArray(self.array)
@@ -181,12 +191,16 @@ class _Volume:
 
     def digest(self, h: "hashlib._Hash") -> None:
         arr = np.ascontiguousarray(self.array)
-        h.update(f"{arr.dtype.str}|{arr.shape}|{self.spacing_xyz}|{self.origin}|{self.direction}".encode())
+        geometry = f"{self.spacing_xyz}|{self.origin}|{self.direction}"
+        h.update(f"{arr.dtype.str}|{arr.shape}|{geometry}".encode())
         h.update(arr.tobytes())
 
 
 def _as_volume(
-    obj: "VolumeLike | _Volume", spacing: tuple[float, float, float] | None, kind: str | None, what: str
+    obj: "VolumeLike | _Volume",
+    spacing: tuple[float, float, float] | None,
+    kind: str | None,
+    what: str,
 ) -> _Volume:
     if isinstance(obj, _Volume):
         return obj
@@ -204,7 +218,9 @@ def _as_volume(
     if spacing is None or len(spacing) != 3 or min(spacing) <= 0:
         raise UserError(f"{what}: a numpy array needs spacing=(z, y, x) in mm, got {spacing}")
     sz, sy, sx = (float(s) for s in spacing)
-    return _Volume(arr, (sx, sy, sz), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    return _Volume(
+        arr, (sx, sy, sz), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    )
 
 
 def _as_mask(obj: "VolumeLike | _Volume", like: _Volume, label: int, what: str) -> _Volume:
@@ -216,7 +232,9 @@ def _as_mask(obj: "VolumeLike | _Volume", like: _Volume, label: int, what: str) 
         vol = _as_volume(obj, None, None, what)
     arr = vol.array
     if arr.shape != like.array.shape:
-        raise UserError(f"{what}: mask shape {arr.shape} differs from image shape {like.array.shape}")
+        raise UserError(
+            f"{what}: mask shape {arr.shape} differs from image shape {like.array.shape}"
+        )
     if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
         arr = np.rint(arr)
     arr = arr.astype(np.int32)
@@ -225,7 +243,9 @@ def _as_mask(obj: "VolumeLike | _Volume", like: _Volume, label: int, what: str) 
     return _Volume(arr, vol.spacing_xyz, vol.origin, vol.direction)
 
 
-def _extract_volumes(image: _Volume, mask: _Volume, settings: RadiomicsSettings) -> dict[str, float]:
+def _extract_volumes(
+    image: _Volume, mask: _Volume, settings: RadiomicsSettings
+) -> dict[str, float]:
     from radiomics import featureextractor
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
@@ -311,6 +331,7 @@ def _run_case(
 
 def _portable(case: RadiomicsCase) -> RadiomicsCase:
     """SimpleITK images become picklable ``_Volume``s before crossing into a worker."""
+
     def conv(obj: VolumeLike) -> Any:
         return _Volume.from_image(obj) if isinstance(obj, sitk.Image) else obj
 
@@ -363,7 +384,9 @@ def extract_features(
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             with ProcessPoolExecutor(max_workers=min(workers, len(cases)), mp_context=ctx) as pool:
-                futures = {pool.submit(_run_case, _portable(c), settings, cache): c.case_id for c in cases}
+                futures = {
+                    pool.submit(_run_case, _portable(c), settings, cache): c.case_id for c in cases
+                }
                 for fut in as_completed(futures):
                     try:
                         record(*fut.result())
@@ -375,5 +398,11 @@ def extract_features(
         log.info("radiomics: %d of %d cases from cache", hits, len(results))
     order = [i for i in ids if i in results]
     index = pd.Index(order, name="case_id", dtype=object)
-    table = pd.DataFrame.from_records([results[i] for i in order], index=index) if order else pd.DataFrame(index=index)
-    return FeatureExtraction(features=table, failures={i: failures[i] for i in ids if i in failures})
+    table = (
+        pd.DataFrame.from_records([results[i] for i in order], index=index)
+        if order
+        else pd.DataFrame(index=index)
+    )
+    return FeatureExtraction(
+        features=table, failures={i: failures[i] for i in ids if i in failures}
+    )

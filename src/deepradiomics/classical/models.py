@@ -31,11 +31,22 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_selection import SelectFromModel, SelectKBest, SelectorMixin, VarianceThreshold
-from sklearn.feature_selection import f_classif, f_regression
+from sklearn.feature_selection import (
+    SelectFromModel,
+    SelectKBest,
+    SelectorMixin,
+    VarianceThreshold,
+    f_classif,
+    f_regression,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
-from sklearn.model_selection import BaseCrossValidator, GridSearchCV, GroupKFold, StratifiedGroupKFold
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GridSearchCV,
+    GroupKFold,
+    StratifiedGroupKFold,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import type_of_target
@@ -122,7 +133,9 @@ class InnerCV(BaseCrossValidator):
                 type_of_target(y, input_name="y", raise_unknown=True)
         strata = _strata(y)
         if self.stratify and strata is not None:
-            splitter = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
+            splitter = StratifiedGroupKFold(
+                self.n_splits, shuffle=True, random_state=self.random_state
+            )
             yield from splitter.split(X, strata, groups)
         else:
             splitter = GroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
@@ -131,7 +144,9 @@ class InnerCV(BaseCrossValidator):
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         return self.n_splits
 
-    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split() is overridden
+    def _iter_test_indices(
+        self, X=None, y=None, groups=None
+    ):  # pragma: no cover - split() is overridden
         raise NotImplementedError
 
 
@@ -139,7 +154,9 @@ def survival_target(event: Any, time: Any) -> np.ndarray:
     """scikit-survival's structured target from event indicators (1 = event) and times."""
     from sksurv.util import Surv
 
-    return Surv.from_arrays(event=np.asarray(event).astype(bool), time=np.asarray(time, dtype=float))
+    return Surv.from_arrays(
+        event=np.asarray(event).astype(bool), time=np.asarray(time, dtype=float)
+    )
 
 
 # ----------------------------------------------------------------------------- pipelines
@@ -147,7 +164,9 @@ def survival_target(event: Any, time: Any) -> np.ndarray:
 
 def _check_task(task: str) -> None:
     if task not in TASKS:
-        raise UserError(f"classical baseline: task {task!r} has no baseline; choose from {list(TASKS)}")
+        raise UserError(
+            f"classical baseline: task {task!r} has no baseline; choose from {list(TASKS)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -186,19 +205,39 @@ def baseline_pipeline(
         if selection == "kbest":
             steps.append(("select", SelectKBest(f_classif, k=10)))
         else:
-            l1 = LogisticRegression(l1_ratio=1.0, solver="saga", C=0.1, class_weight="balanced",
-                                    max_iter=5000, random_state=seed)
+            l1 = LogisticRegression(
+                l1_ratio=1.0,
+                solver="saga",
+                C=0.1,
+                class_weight="balanced",
+                max_iter=5000,
+                random_state=seed,
+            )
             steps.append(("select", _top_k_by_model(l1)))
-        steps.append(("model", LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000,
-                                                  random_state=seed)))
+        steps.append(
+            (
+                "model",
+                LogisticRegression(
+                    C=0.1, class_weight="balanced", max_iter=5000, random_state=seed
+                ),
+            )
+        )
     elif task == "regression":
-        steps.append(("select", SelectKBest(f_regression, k=10) if selection == "kbest"
-                      else _top_k_by_model(Lasso(alpha=0.1, random_state=seed))))
+        steps.append(
+            (
+                "select",
+                SelectKBest(f_regression, k=10)
+                if selection == "kbest"
+                else _top_k_by_model(Lasso(alpha=0.1, random_state=seed)),
+            )
+        )
         steps.append(("model", Ridge(alpha=1.0)))
     else:
         from sksurv.linear_model import CoxnetSurvivalAnalysis
 
-        steps.append(("model", CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.1], fit_baseline_model=True)))
+        steps.append(
+            ("model", CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.1], fit_baseline_model=True))
+        )
     return Pipeline(steps)
 
 
