@@ -3,6 +3,7 @@ the pipeline sees training rows only."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import r2_score, roc_auc_score
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from deepradiomics.classical.combat import with_site_columns
 from deepradiomics.classical.models import (
@@ -65,15 +66,43 @@ def _expected_failures(estimator) -> dict[str, str]:
     return {**base, **extra}
 
 
-@parametrize_with_checks(
-    [
-        CorrelationFilter(),
-        baseline_pipeline("binary"),
-        baseline_pipeline("regression"),
-        baseline_pipeline("regression", selection="l1"),
-    ],
-    expected_failed_checks=_expected_failures,
-)
+def _check_id(check) -> str:
+    if isinstance(check, functools.partial):
+        kw = ",".join(f"{k}={getattr(v, '__name__', v)}" for k, v in check.keywords.items())
+        return f"{check.func.__name__}({kw})" if kw else check.func.__name__
+    return check.__name__
+
+
+def checks_for(named: dict) -> list:
+    """Like ``parametrize_with_checks``, but with ids that are the same in every process
+    (estimator reprs hold function addresses, which breaks pytest-xdist collection)."""
+    params = []
+    for name, estimator in named.items():
+        expected = _expected_failures(estimator)
+        for item in estimator_checks_generator(
+            estimator, expected_failed_checks=expected, mark="xfail"
+        ):
+            values, marks = (item.values, item.marks) if hasattr(item, "marks") else (item, ())
+            params.append(pytest.param(*values, marks=marks, id=f"{name}-{_check_id(values[1])}"))
+    return params
+
+
+FAST_CHECKS = {
+    "correlation_filter": CorrelationFilter(),
+    "binary_kbest": baseline_pipeline("binary"),
+    "regression_kbest": baseline_pipeline("regression"),
+    "regression_l1": baseline_pipeline("regression", selection="l1"),
+}
+SLOW_CHECKS = {
+    "binary_l1": baseline_pipeline("binary", selection="l1"),
+    "tuned_binary": make_baseline("binary", param_grid={"select__k": [5], "model__C": [0.1]}),
+    "tuned_regression": make_baseline(
+        "regression", param_grid={"select__k": [5], "model__alpha": [1.0]}
+    ),
+}
+
+
+@pytest.mark.parametrize("estimator, check", checks_for(FAST_CHECKS))
 def test_sklearn_compatible(estimator, check) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,14 +110,7 @@ def test_sklearn_compatible(estimator, check) -> None:
 
 
 @pytest.mark.slow
-@parametrize_with_checks(
-    [
-        baseline_pipeline("binary", selection="l1"),
-        make_baseline("binary", param_grid={"select__k": [5], "model__C": [0.1]}),
-        make_baseline("regression", param_grid={"select__k": [5], "model__alpha": [1.0]}),
-    ],
-    expected_failed_checks=_expected_failures,
-)
+@pytest.mark.parametrize("estimator, check", checks_for(SLOW_CHECKS))
 def test_tuned_baseline_sklearn_compatible(estimator, check) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
