@@ -21,7 +21,7 @@ def _inplane_smooth(img: np.ndarray, m: np.ndarray, sigma_mm: float, spacing_zyx
 
 
 def _inner(m: np.ndarray, spacing_zyx, rim_mm: float = 2.0) -> np.ndarray:
-    r = max(1, int(round(rim_mm / spacing_zyx[1])))
+    r = max(1, round(rim_mm / spacing_zyx[1]))
     footprint = np.zeros((3, 2 * r + 1, 2 * r + 1), bool)
     footprint[1] = True
     footprint[:, r, r] = True
@@ -67,8 +67,19 @@ def texture_coherence(img: np.ndarray, mask: np.ndarray, spacing_zyx) -> float:
     return float(np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy))
 
 
-FIRST_ORDER = ["mean", "std", "skewness", "kurtosis", "p10", "p25", "p50", "p75", "p90",
-               "entropy", "voxels"]
+FIRST_ORDER = [
+    "mean",
+    "std",
+    "skewness",
+    "kurtosis",
+    "p10",
+    "p25",
+    "p50",
+    "p75",
+    "p90",
+    "entropy",
+    "voxels",
+]
 
 
 def first_order(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -76,5 +87,14 @@ def first_order(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     v = img[mask.astype(bool)].astype(float)
     hist, _ = np.histogram(v, bins=32)
     h = hist[hist > 0] / hist.sum()
-    return np.array([v.mean(), v.std(), stats.skew(v), stats.kurtosis(v),
-                     *np.percentile(v, [10, 25, 50, 75, 90]), -(h * np.log(h)).sum(), len(v)])
+    return np.array(
+        [
+            v.mean(),
+            v.std(),
+            stats.skew(v),
+            stats.kurtosis(v),
+            *np.percentile(v, [10, 25, 50, 75, 90]),
+            -(h * np.log(h)).sum(),
+            len(v),
+        ]
+    )

@@ -17,9 +17,21 @@ from deepradiomics.io.readers import read_image, spacing_zyx, to_array
 from deepradiomics.synth import generate_cohort
 from deepradiomics.synth.sites import slice_thicknesses
 
-TINY = dict(cases=12, sites=4, seed=7, confounding=0.5, size=32)
-COHORT_COLUMNS = ["case_id", "patient_id", "site", "ct", "pet", "mask", "label", "time", "event",
-                  "age", "sex", "age_band"]
+TINY = {"cases": 12, "sites": 4, "seed": 7, "confounding": 0.5, "size": 32}
+COHORT_COLUMNS = [
+    "case_id",
+    "patient_id",
+    "site",
+    "ct",
+    "pet",
+    "mask",
+    "label",
+    "time",
+    "event",
+    "age",
+    "sex",
+    "age_band",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +40,9 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_files_and_columns(tiny: Path) -> None:
@@ -46,8 +60,15 @@ def test_files_and_columns(tiny: Path) -> None:
     assert cohort["site"].nunique() == 4
     truth = pd.read_csv(root / "ground_truth.csv")
     assert list(truth["case_id"]) == list(cohort["case_id"])
-    for col in ("risk", "eta", "eta_spatial", "core_eccentricity", "texture_anisotropy",
-                "diameter_mm", "slice_thickness_mm"):
+    for col in (
+        "risk",
+        "eta",
+        "eta_spatial",
+        "core_eccentricity",
+        "texture_anisotropy",
+        "diameter_mm",
+        "slice_thickness_mm",
+    ):
         assert col in truth.columns
     assert truth["risk"].between(0, 1).all()
     meta = json.loads((root / "synth.json").read_text())
@@ -79,7 +100,10 @@ def test_same_seed_same_files_any_workers(tiny: Path, tmp_path: Path) -> None:
 
 def test_different_seed_different_cohort(tiny: Path, tmp_path: Path) -> None:
     other = generate_cohort(tmp_path / "other", workers=1, **{**TINY, "seed": 8})
-    a, b = pd.read_csv(tiny.parent / "ground_truth.csv"), pd.read_csv(other.parent / "ground_truth.csv")
+    a, b = (
+        pd.read_csv(tiny.parent / "ground_truth.csv"),
+        pd.read_csv(other.parent / "ground_truth.csv"),
+    )
     assert not np.allclose(a["risk"], b["risk"])
     ct = "images/case_0001_ct.nii.gz"
     assert (tiny.parent / ct).read_bytes() != (other.parent / ct).read_bytes()
@@ -89,7 +113,11 @@ def test_spacing_follows_the_site(tiny: Path) -> None:
     root = tiny.parent
     cohort = pd.read_csv(tiny)
     sites = {s["name"]: s for s in json.loads((root / "synth.json").read_text())["sites"]}
-    assert sorted(s["slice_thickness_mm"] for s in sites.values()) == slice_thicknesses(4) == [1, 2, 4, 5]
+    assert (
+        sorted(s["slice_thickness_mm"] for s in sites.values())
+        == slice_thicknesses(4)
+        == [1, 2, 4, 5]
+    )
     for _, row in cohort.iterrows():
         site = sites[row["site"]]
         ct, pet, mask = (read_image(root / row[c]) for c in ("ct", "pet", "mask"))
@@ -100,9 +128,9 @@ def test_spacing_follows_the_site(tiny: Path) -> None:
         assert spacing_zyx(mask) == spacing_zyx(ct) and mask.GetOrigin() == ct.GetOrigin()
         # PET: 2x coarser in-plane, same slices, same physical extent
         assert spacing_zyx(pet) == pytest.approx((dz, 2 * dy, 2 * dx), abs=1e-4)
-        extent = lambda img: np.array(img.GetSize()) * np.array(img.GetSpacing())  # noqa: E731
+        extent = lambda img: np.array(img.GetSize()) * np.array(img.GetSpacing())
         assert extent(pet) == pytest.approx(extent(ct), abs=1e-3)
-        corner = lambda img: np.array(img.GetOrigin()) - np.array(img.GetSpacing()) / 2  # noqa: E731
+        corner = lambda img: np.array(img.GetOrigin()) - np.array(img.GetSpacing()) / 2
         assert corner(pet) == pytest.approx(corner(ct), abs=1e-3)
         assert ct.GetSize()[2] * dz == pytest.approx(32, abs=site["slice_thickness_mm"])
 
@@ -116,7 +144,7 @@ def test_masks_intensities_and_pet(tiny: Path) -> None:
         assert set(np.unique(mask)) == {0, 1}, row["case_id"]
         lesion = ct[mask == 1]
         assert np.median(lesion) > -500  # tiny phantoms: partial volume with the lung, not air
-        z, y, x = (int(round(c)) for c in np.argwhere(mask).mean(axis=0))
+        z, y, x = (round(c) for c in np.argwhere(mask).mean(axis=0))
         body = ct[z] > -500
         assert body[y, x] and not body[0, 0] and not body[-1, -1]  # lesion inside the body
         assert ct.min() >= -1024 and ct.max() <= 3071
@@ -128,14 +156,16 @@ def test_masks_intensities_and_pet(tiny: Path) -> None:
 
 
 def test_hu_ranges_at_reference_size(tmp_path: Path) -> None:
-    path = generate_cohort(tmp_path / "ref", cases=2, sites=2, seed=3, size=96, pet=False, workers=1)
+    path = generate_cohort(
+        tmp_path / "ref", cases=2, sites=2, seed=3, size=96, pet=False, workers=1
+    )
     cohort = pd.read_csv(path)
     assert "pet" not in cohort.columns and not list((tmp_path / "ref" / "images").glob("*_pet*"))
     for _, row in cohort.iterrows():
         img = sitk.ReadImage(str(path.parent / row["ct"]))
         ct = sitk.GetArrayFromImage(img)
         assert img.GetSize()[:2] == (96, 96) and ct.dtype == np.int16
-        hist = lambda lo, hi: ((ct >= lo) & (ct < hi)).mean()  # noqa: E731
+        hist = lambda lo, hi, ct=ct: ((ct >= lo) & (ct < hi)).mean()
         assert hist(-1024, -950) > 0.15  # air
         assert hist(-950, -700) > 0.05  # lung
         assert hist(-160, -40) > 0.01  # fat
@@ -170,8 +200,23 @@ def test_rerun_replaces_a_previous_cohort(tmp_path: Path) -> None:
 
 
 def test_cli(tmp_path: Path, capsys) -> None:
-    code = main(["synth", str(tmp_path / "cli"), "--cases", "5", "--sites", "2", "--size", "32",
-                 "--no-pet", "--workers", "1", "--seed", "2"])
+    code = main(
+        [
+            "synth",
+            str(tmp_path / "cli"),
+            "--cases",
+            "5",
+            "--sites",
+            "2",
+            "--size",
+            "32",
+            "--no-pet",
+            "--workers",
+            "1",
+            "--seed",
+            "2",
+        ]
+    )
     assert code == 0
     assert "wrote 5 cases" in capsys.readouterr().out
     assert main(["synth", str(tmp_path / "bad"), "--cases", "5", "--confounding", "2"]) == 2

@@ -37,9 +37,10 @@ def table() -> pd.DataFrame:
 
 def test_risk_is_the_known_function(table: pd.DataFrame) -> None:
     t = table
-    z_u = lambda u: (u - 0.5) * np.sqrt(12)  # noqa: E731
-    eta_spatial = COEF["core_eccentricity"] * z_u(t["core_eccentricity"]) + \
-        COEF["texture_anisotropy"] * z_u(t["texture_anisotropy"])
+    z_u = lambda u: (u - 0.5) * np.sqrt(12)
+    eta_spatial = COEF["core_eccentricity"] * z_u(t["core_eccentricity"]) + COEF[
+        "texture_anisotropy"
+    ] * z_u(t["texture_anisotropy"])
     assert np.allclose(eta_spatial, t["eta_spatial"])
     parts = t[["eta_visible", "eta_spatial", "eta_clinical", "eta_site"]].sum(axis=1)
     assert np.allclose(t["eta"], INTERCEPT + parts)
@@ -61,7 +62,9 @@ def test_outcome_depends_on_phenotype(table: pd.DataFrame) -> None:
     assert c > 0.75
     censored = 1 - t["event"].mean()
     assert 0.2 < censored < 0.6
-    assert (t["time"] <= t["time_event"] + 0.01).all() and (t["time"] <= t["time_censor"] + 0.01).all()
+    assert (t["time"] <= t["time_event"] + 0.01).all() and (
+        t["time"] <= t["time_censor"] + 0.01
+    ).all()
 
 
 def test_site_independent_of_outcome_without_confounding(table: pd.DataFrame) -> None:

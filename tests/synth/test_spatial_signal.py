@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,8 +23,17 @@ def _render(**phenotype: float) -> tuple[np.ndarray, np.ndarray]:
     """One lesion (fine grid, no scanner) of a fixed patient with the given phenotype values."""
     _, table = draw_cohort(20, 1, seed=0, confounding=0.0)
     p = table.iloc[0].to_dict()
-    p.update({"diameter_ref_mm": 22.0, "elongation": 1.1, "heterogeneity": 0.5, "necrosis": 0.5,
-              "lobulation": 0.2, "spiculation": 0.2, **phenotype})
+    p.update(
+        {
+            "diameter_ref_mm": 22.0,
+            "elongation": 1.1,
+            "heterogeneity": 0.5,
+            "necrosis": 0.5,
+            "lobulation": 0.2,
+            "spiculation": 0.2,
+            **phenotype,
+        }
+    )
     grid = FineGrid.make(96, 0.9, 1.0)
     rng = np.random.default_rng(0)
     anat = draw_anatomy(rng, grid.scale)
@@ -64,7 +70,9 @@ def test_stripes_and_blobs_share_the_histogram() -> None:
 
 def test_more_heterogeneity_and_necrosis_show_in_the_histogram() -> None:
     low, m = _render(core_eccentricity=0.5, texture_anisotropy=0.5, heterogeneity=0.0, necrosis=0.0)
-    high, m2 = _render(core_eccentricity=0.5, texture_anisotropy=0.5, heterogeneity=1.0, necrosis=1.0)
+    high, m2 = _render(
+        core_eccentricity=0.5, texture_anisotropy=0.5, heterogeneity=1.0, necrosis=1.0
+    )
     assert np.std(high[m2]) > np.std(low[m]) + 8
     assert np.percentile(high[m2], 10) < np.percentile(low[m], 10) - 10
 
@@ -80,7 +88,9 @@ def imaged(tmp_path_factory) -> pd.DataFrame:
         img = read_image(out / r["ct"])
         ct, mask = to_array(img), to_array(read_image(out / r["mask"]), np.uint8)
         sp = spacing_zyx(img)
-        rows.append([core_offset(ct, mask, sp), texture_coherence(ct, mask, sp), *first_order(ct, mask)])
+        rows.append(
+            [core_offset(ct, mask, sp), texture_coherence(ct, mask, sp), *first_order(ct, mask)]
+        )
     stats = pd.DataFrame(rows, columns=["core_offset", "coherence", *FIRST_ORDER])
     return pd.concat([truth, stats], axis=1)
 
@@ -98,7 +108,9 @@ def test_spatial_statistics_recover_the_hidden_phenotype(imaged: pd.DataFrame) -
     spatial = t[["core_offset", "coherence"]].to_numpy()
     assert _cv_r2(spatial, t["eta_spatial"].to_numpy()) > 0.15
     # and so they predict the outcome beyond what the first-order features give
-    pred = cross_val_predict(make_pipeline(StandardScaler(), RidgeCV()), spatial, t["eta_spatial"], cv=5)
+    pred = cross_val_predict(
+        make_pipeline(StandardScaler(), RidgeCV()), spatial, t["eta_spatial"], cv=5
+    )
     assert roc_auc_score(t["label"], pred) > 0.6
 
 

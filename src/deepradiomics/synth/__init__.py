@@ -47,11 +47,13 @@ thickness, noise texture, HU offset all identify the site) instead of the diseas
 About 5 % of the cases are a second scan of an earlier patient: same patient id, site,
 anatomy, lesion and outcome; new position (shift of a few mm) and new noise.
 
-Images (``anatomy.py``, ``lesion.py``, ``scanner.py``). A thorax-like body (air -1000 HU, fat
--100, soft tissue 40, heart 50, lungs -850, vertebra 250 with an 800 HU cortex, sternum and
-ribs) is rendered on a fine grid (1 mm along z, the site's pixel spacing in-plane), the lesion
-is painted into one lung (viable tumour 90 HU + texture, necrotic core 5 HU; PET: uptake x
-texture, core 0.5 SUV, background 0-2 SUV), then the site acquires it: CT slices average
+Images (``anatomy.py``, ``lesion.py``, ``scanner.py``). A thorax-abdomen body (air -1000 HU,
+fat -100, soft tissue 40, heart 50, liver 50, lungs -850, vertebra 250 with an 800 HU cortex,
+sternum and ribs) is rendered on a fine grid (1 mm along z, the site's pixel spacing in-plane),
+the lesion is painted into the liver (viable tumour 90 HU + texture (sd 12-36 HU), necrotic
+core 5 HU; PET: uptake x texture, core 0.5 SUV, background 0-2 SUV; a soft-tissue host keeps
+partial volume at the lesion border from swamping its histogram, as a lung host would with
+thick slices), then the site acquires it: CT slices average
 ``thickness`` fine slices (partial volume), the kernel blurs or edge-boosts, correlated noise,
 HU offset, int16; PET is 2 x 2 coarser in-plane, blurred by the PSF, noisy, in SUV, in the same
 physical space as the CT. The mask is the lesion (fine coverage >= 50 % per CT voxel).

@@ -26,7 +26,9 @@ class Anatomy:
 
     body_axes: tuple[float, float]  # (y, x) semi-axes
     fat_mm: float
-    lung_centres: tuple[tuple[float, float, float], tuple[float, float, float]]  # (z, y, x), right then left
+    lung_centres: tuple[
+        tuple[float, float, float], tuple[float, float, float]
+    ]  # (z, y, x), right then left
     lung_axes: tuple[float, float, float]  # (z, y, x)
     heart_centre: tuple[float, float, float]
     heart_axes: tuple[float, float, float]
@@ -65,9 +67,11 @@ def draw_anatomy(rng: np.random.Generator, scale: float) -> Anatomy:
 def _ellipsoid(axes_zyx: tuple[np.ndarray, np.ndarray, np.ndarray], centre, semi) -> np.ndarray:
     """Normalised ellipsoidal radius squared (< 1 inside), broadcast to the full grid."""
     z, y, x = axes_zyx
-    return (((z - centre[0]) / semi[0]) ** 2)[:, None, None] + \
-        (((y - centre[1]) / semi[1]) ** 2)[None, :, None] + \
-        (((x - centre[2]) / semi[2]) ** 2)[None, None, :]
+    return (
+        (((z - centre[0]) / semi[0]) ** 2)[:, None, None]
+        + (((y - centre[1]) / semi[1]) ** 2)[None, :, None]
+        + (((x - centre[2]) / semi[2]) ** 2)[None, None, :]
+    )
 
 
 def tissue_labels(anat: Anatomy, grid: FineGrid) -> np.ndarray:
@@ -79,7 +83,9 @@ def tissue_labels(anat: Anatomy, grid: FineGrid) -> np.ndarray:
     # body and fat as elliptic cylinders: rho^2 = (x/a)^2 + (y/b)^2 with the taper
     r2 = ((y / by) ** 2)[None, :, None] / taper**2 + ((x / bx) ** 2)[None, None, :] / taper**2
     fy, fx = (by - anat.fat_mm) / by, (bx - anat.fat_mm) / bx
-    inner = ((y / (by * fy)) ** 2)[None, :, None] / taper**2 + ((x / (bx * fx)) ** 2)[None, None, :] / taper**2
+    inner = ((y / (by * fy)) ** 2)[None, :, None] / taper**2 + ((x / (bx * fx)) ** 2)[
+        None, None, :
+    ] / taper**2
     labels = np.where(r2 < 1.0, FAT, AIR).astype(np.uint8)
     labels[inner < 1.0] = SOFT
 

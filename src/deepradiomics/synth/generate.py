@@ -39,8 +39,20 @@ from deepradiomics.synth.population import COEF, INTERCEPT, SITE_EFFECT, draw_co
 from deepradiomics.synth.scanner import acquire_ct, acquire_pet, pet_block
 from deepradiomics.synth.sites import MAX_SITES, Site
 
-COHORT_COLUMNS = ["case_id", "patient_id", "site", "ct", "pet", "mask", "label", "time", "event",
-                  "age", "sex", "age_band"]
+COHORT_COLUMNS = [
+    "case_id",
+    "patient_id",
+    "site",
+    "ct",
+    "pet",
+    "mask",
+    "label",
+    "time",
+    "event",
+    "age",
+    "sex",
+    "age_band",
+]
 GZIP_LEVEL = 1  # noisy int16 volumes barely compress further; level 1 is several times faster
 _PATIENT_STREAM, _CASE_STREAM = 2, 3
 
@@ -57,7 +69,9 @@ class CaseTask:
     seed: int
 
 
-def _write(arr: np.ndarray, geometry: tuple[tuple[float, ...], tuple[float, ...]], path: Path) -> None:
+def _write(
+    arr: np.ndarray, geometry: tuple[tuple[float, ...], tuple[float, ...]], path: Path
+) -> None:
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing(geometry[0])
     img.SetOrigin(geometry[1])
@@ -69,13 +83,17 @@ def render_case(task: CaseTask) -> dict:
     p, site = task.patient, task.site
     grid0 = FineGrid.make(task.size, site.pixel_spacing_mm, site.slice_thickness_mm)
     patient_rng = np.random.default_rng(
-        np.random.SeedSequence([task.seed, _PATIENT_STREAM, int(p["patient_index"])]))
+        np.random.SeedSequence([task.seed, _PATIENT_STREAM, int(p["patient_index"])])
+    )
     anat = draw_anatomy(patient_rng, grid0.scale)
     lesion = draw_lesion(p, anat, grid0.extent_mm[0] / 2, grid0.scale, patient_rng)
 
     rng = np.random.default_rng(np.random.SeedSequence([task.seed, _CASE_STREAM, task.case_index]))
-    shift = (rng.uniform(-3, 3) * grid0.scale, rng.normal(0, 2) * grid0.scale,
-             rng.normal(0, 2) * grid0.scale)  # patient positioning of this scan (z, y, x)
+    shift = (
+        rng.uniform(-3, 3) * grid0.scale,
+        rng.normal(0, 2) * grid0.scale,
+        rng.normal(0, 2) * grid0.scale,
+    )  # patient positioning of this scan (z, y, x)
     grid = FineGrid.make(task.size, site.pixel_spacing_mm, site.slice_thickness_mm, shift)
     labels = tissue_labels(anat, grid)
     hu, suv = tissue_maps(labels, anat)
@@ -88,8 +106,11 @@ def render_case(task: CaseTask) -> dict:
     _write(mask, ct_geom, out / "masks" / f"{task.case_id}_mask.nii.gz")
     if task.pet:
         block = pet_block(grid)
-        _write(acquire_pet(suv, grid, site, rng), grid.geometry(block),
-               out / "images" / f"{task.case_id}_pet.nii.gz")
+        _write(
+            acquire_pet(suv, grid, site, rng),
+            grid.geometry(block),
+            out / "images" / f"{task.case_id}_pet.nii.gz",
+        )
     voxel_ml = float(np.prod(ct_geom[0])) / 1000.0
     world_centre = lesion.centre + np.array(shift)
     return {
@@ -126,8 +147,10 @@ def _check(cases: int, sites: int, seed: int, confounding: float, size: int, wor
         problems.append(f"--workers must be at least 1 (got {workers})")
     patients = cases - n_repeat_scans(cases)
     if 1 <= cases and sites > patients:
-        problems.append(f"--sites {sites} needs at least one patient per site; --cases {cases} "
-                        f"gives {patients} patients")
+        problems.append(
+            f"--sites {sites} needs at least one patient per site; --cases {cases} "
+            f"gives {patients} patients"
+        )
     if problems:
         raise UsageError("; ".join(problems))
 
@@ -138,8 +161,10 @@ def _prepare_folder(out: Path) -> None:
         raise UserError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not (out / "synth.json").is_file():
-            raise UserError(f"{out}: folder is not empty and holds no synthetic cohort "
-                            "(no synth.json); choose a new or empty folder")
+            raise UserError(
+                f"{out}: folder is not empty and holds no synthetic cohort "
+                "(no synth.json); choose a new or empty folder"
+            )
         for name in ("cohort.csv", "ground_truth.csv", "synth.json"):
             (out / name).unlink(missing_ok=True)
         for sub in ("images", "masks"):
@@ -158,8 +183,10 @@ def _run(tasks: list[CaseTask], workers: int, progress: bool) -> list[dict]:
                 results.append(render_case(t))
                 bar.update()
         else:
-            # spawn, not fork: callers such as `demo` may already hold torch threads
-            ctx = multiprocessing.get_context("spawn")
+            # fork where the platform has it (as classical.features does): workers start at
+            # once and, unlike spawn, do not re-run a caller script that lacks a __main__ guard
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
                 for r in pool.map(render_case, tasks, chunksize=1):
                     results.append(r)
@@ -169,9 +196,17 @@ def _run(tasks: list[CaseTask], workers: int, progress: bool) -> list[dict]:
     return results
 
 
-def generate_cohort(out: str | Path, cases: int = 300, sites: int = 4, seed: int = 0,
-                    confounding: float = 0.0, size: int = 96, pet: bool = True,
-                    workers: int = 2, progress: bool = False) -> Path:
+def generate_cohort(
+    out: str | Path,
+    cases: int = 300,
+    sites: int = 4,
+    seed: int = 0,
+    confounding: float = 0.0,
+    size: int = 96,
+    pet: bool = True,
+    workers: int = 2,
+    progress: bool = False,
+) -> Path:
     """Write the synthetic cohort to ``out``; returns the path of ``cohort.csv``.
 
     Identical arguments give identical files whatever ``workers`` is. A tiny cohort for tests
@@ -184,17 +219,41 @@ def generate_cohort(out: str | Path, cases: int = 300, sites: int = 4, seed: int
     width = max(4, len(str(cases)))
     table.insert(1, "case_id", [f"case_{i + 1:0{width}d}" for i in table["case_index"]])
     table.insert(2, "patient_id", [f"pat_{i + 1:0{width}d}" for i in table["patient_index"]])
-    (out / "synth.json").write_text(json.dumps({
-        "generator": "deepradiomics.synth",
-        "args": {"cases": cases, "sites": sites, "seed": seed, "confounding": confounding,
-                 "size": size, "pet": pet},
-        "intercept": INTERCEPT, "coefficients": COEF, "site_effect": SITE_EFFECT,
-        "sites": [s.as_dict() for s in site_table],
-    }, indent=2) + "\n")
+    (out / "synth.json").write_text(
+        json.dumps(
+            {
+                "generator": "deepradiomics.synth",
+                "args": {
+                    "cases": cases,
+                    "sites": sites,
+                    "seed": seed,
+                    "confounding": confounding,
+                    "size": size,
+                    "pet": pet,
+                },
+                "intercept": INTERCEPT,
+                "coefficients": COEF,
+                "site_effect": SITE_EFFECT,
+                "sites": [s.as_dict() for s in site_table],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
-    tasks = [CaseTask(int(r["case_index"]), r["case_id"], r.to_dict(),
-                      site_table[int(r["site_index"])], str(out), size, pet, seed)
-             for _, r in table.iterrows()]
+    tasks = [
+        CaseTask(
+            int(r["case_index"]),
+            r["case_id"],
+            r.to_dict(),
+            site_table[int(r["site_index"])],
+            str(out),
+            size,
+            pet,
+            seed,
+        )
+        for _, r in table.iterrows()
+    ]
     results = pd.DataFrame(_run(tasks, min(workers, cases), progress))
     table = table.merge(results, on="case_index", validate="one_to_one")
 
@@ -205,13 +264,42 @@ def generate_cohort(out: str | Path, cases: int = 300, sites: int = 4, seed: int
     acquisition = ["slice_thickness_mm", "pixel_spacing_mm", "kernel", "noise_hu", "hu_offset"]
     truth = table.merge(sites_df[["site", *acquisition]], on="site", how="left")
     truth_cols = [
-        "case_id", "patient_id", "site", "scan", "label", "time", "event", "age", "sex",
-        "risk", "eta", "eta_visible", "eta_spatial", "eta_clinical", "eta_site",
-        "diameter_mm", "elongation", "lobulation", "spiculation", "heterogeneity",
-        "heterogeneity_hu", "necrosis", "core_radius_mm", "core_eccentricity", "core_offset_mm",
-        "texture_anisotropy", "texture_angle_deg", "pet_uptake_suv", "time_event", "time_censor",
-        "lesion_voxels", "lesion_volume_ml", "lesion_center_x_mm", "lesion_center_y_mm",
-        "lesion_center_z_mm", *acquisition,
+        "case_id",
+        "patient_id",
+        "site",
+        "scan",
+        "label",
+        "time",
+        "event",
+        "age",
+        "sex",
+        "risk",
+        "eta",
+        "eta_visible",
+        "eta_spatial",
+        "eta_clinical",
+        "eta_site",
+        "diameter_mm",
+        "elongation",
+        "lobulation",
+        "spiculation",
+        "heterogeneity",
+        "heterogeneity_hu",
+        "necrosis",
+        "core_radius_mm",
+        "core_eccentricity",
+        "core_offset_mm",
+        "texture_anisotropy",
+        "texture_angle_deg",
+        "pet_uptake_suv",
+        "time_event",
+        "time_censor",
+        "lesion_voxels",
+        "lesion_volume_ml",
+        "lesion_center_x_mm",
+        "lesion_center_y_mm",
+        "lesion_center_z_mm",
+        *acquisition,
     ]
     truth[truth_cols].round(6).to_csv(out / "ground_truth.csv", index=False)
     cols = COHORT_COLUMNS if pet else [c for c in COHORT_COLUMNS if c != "pet"]
@@ -222,12 +310,22 @@ def generate_cohort(out: str | Path, cases: int = 300, sites: int = 4, seed: int
 def command(args: argparse.Namespace) -> int:
     """``deepradiomics synth OUT --cases N --sites K --seed S --confounding C --size 96``."""
     start = time.perf_counter()
-    path = generate_cohort(args.out, cases=args.cases, sites=args.sites, seed=args.seed,
-                           confounding=args.confounding, size=args.size, pet=not args.no_pet,
-                           workers=args.workers, progress=sys.stderr.isatty())
+    path = generate_cohort(
+        args.out,
+        cases=args.cases,
+        sites=args.sites,
+        seed=args.seed,
+        confounding=args.confounding,
+        size=args.size,
+        pet=not args.no_pet,
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )
     cohort = pd.read_csv(path)
-    print(f"wrote {len(cohort)} cases ({cohort['patient_id'].nunique()} patients, "
-          f"{cohort['site'].nunique()} sites, {cohort['label'].mean():.0%} label 1) to {path} "
-          f"in {time.perf_counter() - start:.1f} s; true risk and phenotype in "
-          f"{path.parent / 'ground_truth.csv'}")
+    print(
+        f"wrote {len(cohort)} cases ({cohort['patient_id'].nunique()} patients, "
+        f"{cohort['site'].nunique()} sites, {cohort['label'].mean():.0%} label 1) to {path} "
+        f"in {time.perf_counter() - start:.1f} s; true risk and phenotype in "
+        f"{path.parent / 'ground_truth.csv'}"
+    )
     return 0

@@ -25,10 +25,15 @@ class FineGrid:
     shift: tuple[float, float, float]  # patient position (z, y, x) mm for this scan
 
     @classmethod
-    def make(cls, size: int, pixel_mm: float, slice_thickness_mm: float,
-             shift: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> "FineGrid":
-        slab = int(round(slice_thickness_mm / FINE_Z_MM))
-        n_slices = max(2, int(round(size / slab)))  # z extent ~ size mm
+    def make(
+        cls,
+        size: int,
+        pixel_mm: float,
+        slice_thickness_mm: float,
+        shift: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> FineGrid:
+        slab = round(slice_thickness_mm / FINE_Z_MM)
+        n_slices = max(2, round(size / slab))  # z extent ~ size mm
         return cls(size=size, pixel_mm=pixel_mm, slab=slab, n_slices=n_slices, shift=shift)
 
     @property
@@ -41,8 +46,11 @@ class FineGrid:
 
     @property
     def extent_mm(self) -> tuple[float, float, float]:
-        return (self.n_slices * self.slab * FINE_Z_MM, self.size * self.pixel_mm,
-                self.size * self.pixel_mm)
+        return (
+            self.n_slices * self.slab * FINE_Z_MM,
+            self.size * self.pixel_mm,
+            self.size * self.pixel_mm,
+        )
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel-centre coordinates (z, y, x) in the patient frame (world minus the shift)."""
@@ -58,10 +66,15 @@ class FineGrid:
         world = np.asarray(point_zyx) + np.array(self.shift)
         return (world + np.array(self.extent_mm) / 2) / spacing - 0.5
 
-    def geometry(self, block_zyx: tuple[int, int, int]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def geometry(
+        self, block_zyx: tuple[int, int, int]
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """SimpleITK (spacing, origin) in x, y, z order of the grid averaged by ``block_zyx``."""
-        spacing = (self.pixel_mm * block_zyx[2], self.pixel_mm * block_zyx[1],
-                   FINE_Z_MM * block_zyx[0])
+        spacing = (
+            self.pixel_mm * block_zyx[2],
+            self.pixel_mm * block_zyx[1],
+            FINE_Z_MM * block_zyx[0],
+        )
         ez, ey, ex = self.extent_mm
         origin = (-ex / 2 + spacing[0] / 2, -ey / 2 + spacing[1] / 2, -ez / 2 + spacing[2] / 2)
         return spacing, origin

@@ -63,8 +63,9 @@ def _unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def draw_lesion(p: dict, anat: Anatomy, half_z_mm: float, scale: float,
-                rng: np.random.Generator) -> Lesion:
+def draw_lesion(
+    p: dict, anat: Anatomy, half_z_mm: float, scale: float, rng: np.random.Generator
+) -> Lesion:
     """Lesion geometry of one patient from its phenotype row ``p`` (see ``population``)."""
     radius = p["diameter_ref_mm"] * scale / 2
     e = p["elongation"]
@@ -102,7 +103,9 @@ def draw_lesion(p: dict, anat: Anatomy, half_z_mm: float, scale: float,
     )
 
 
-def _texture(les: Lesion, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
+def _texture(
+    les: Lesion, shape: tuple[int, int, int], spacing: tuple[float, float, float]
+) -> np.ndarray:
     """Unit-variance Gaussian field on a box: isotropic blobs mixed with oriented stripes.
 
     Built directly in Fourier space (complex white noise times the amplitude spectrum, one
@@ -113,10 +116,11 @@ def _texture(les: Lesion, shape: tuple[int, int, int], spacing: tuple[float, flo
     fx = np.fft.rfftfreq(shape[2], spacing[2])[None, None, :]
     k0 = 1.0 / les.wavelength_mm
     bw2 = 2 * (0.25 * k0) ** 2
-    iso = np.exp(-(np.sqrt(fy**2 + fx**2) - k0) ** 2 / bw2)
+    iso = np.exp(-((np.sqrt(fy**2 + fx**2) - k0) ** 2) / bw2)
     uy, ux = k0 * np.sin(les.angle_rad), k0 * np.cos(les.angle_rad)
-    stripes = np.exp(-((fy - uy) ** 2 + (fx - ux) ** 2) / bw2) + \
-        np.exp(-((fy + uy) ** 2 + (fx + ux) ** 2) / bw2)
+    stripes = np.exp(-((fy - uy) ** 2 + (fx - ux) ** 2) / bw2) + np.exp(
+        -((fy + uy) ** 2 + (fx + ux) ** 2) / bw2
+    )
     iso2, str2 = iso**2, stripes**2
     mix = np.sqrt((1 - les.anisotropy) * iso2 / iso2.sum() + les.anisotropy * str2 / str2.sum())
     amplitude = np.exp(-0.5 * (fz / les.z_band) ** 2) * mix
@@ -139,8 +143,9 @@ def gaussianize(values: np.ndarray) -> np.ndarray:
     return ndtri((ranks + 0.5) / len(values)).astype(np.float32)
 
 
-def render_lesion(les: Lesion, grid: FineGrid, labels: np.ndarray, hu: np.ndarray,
-                  suv: np.ndarray) -> tuple[np.ndarray, tuple[slice, ...]]:
+def render_lesion(
+    les: Lesion, grid: FineGrid, labels: np.ndarray, hu: np.ndarray, suv: np.ndarray
+) -> tuple[np.ndarray, tuple[slice, ...]]:
     """Paint the lesion into ``hu`` and ``suv`` in place; returns its fine mask and box."""
     spacing = (1.0, grid.pixel_mm, grid.pixel_mm)
     centre_idx = grid.index_of(les.centre)
@@ -153,9 +158,18 @@ def render_lesion(les: Lesion, grid: FineGrid, labels: np.ndarray, hu: np.ndarra
         return mask, box
     z, y, x = (a[s] for a, s in zip(grid.axes(), box))
     box_shape = tuple(hi - lo)
-    p = np.stack(np.broadcast_arrays(
-        (z - les.centre[0])[:, None, None], (y - les.centre[1])[None, :, None],
-        (x - les.centre[2])[None, None, :]), axis=-1).reshape(-1, 3).astype(np.float32)
+    p = (
+        np.stack(
+            np.broadcast_arrays(
+                (z - les.centre[0])[:, None, None],
+                (y - les.centre[1])[None, :, None],
+                (x - les.centre[2])[None, None, :],
+            ),
+            axis=-1,
+        )
+        .reshape(-1, 3)
+        .astype(np.float32)
+    )
     # only voxels within the largest possible radius need the direction-dependent bumps
     q = _dot(p, les.rotation.T / les.semi_axes[:, None])
     rho = np.sqrt((q**2).sum(axis=1))
@@ -175,10 +189,14 @@ def render_lesion(les: Lesion, grid: FineGrid, labels: np.ndarray, hu: np.ndarra
         return mask, box
 
     texture = gaussianize(_texture(les, box_shape, spacing)[inside])
-    d_core = np.sqrt(((p[inside.reshape(-1)] - les.core_offset.astype(np.float32)) ** 2).sum(axis=1))
+    d_core = np.sqrt(
+        ((p[inside.reshape(-1)] - les.core_offset.astype(np.float32)) ** 2).sum(axis=1)
+    )
     core = expit((les.core_radius - d_core) / 0.5).astype(np.float32)  # soft 0.5 mm edge
     het = les.heterogeneity_hu
-    hu[box][inside] = (1 - core) * (VIABLE_HU + het * texture) + core * (CORE_HU + 0.3 * het * texture)
+    hu[box][inside] = (1 - core) * (VIABLE_HU + het * texture) + core * (
+        CORE_HU + 0.3 * het * texture
+    )
     viable_suv = np.maximum(les.uptake_suv * (1 + 0.2 * texture), 0.1)
     suv[box][inside] = (1 - core) * viable_suv + core * CORE_SUV
     mask[box] = inside

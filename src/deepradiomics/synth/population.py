@@ -66,16 +66,18 @@ def _site_counts(n_patients: int, weights: np.ndarray) -> np.ndarray:
     return counts
 
 
-def draw_patients(n_patients: int, sites: list[Site], confounding: float,
-                  rng: np.random.Generator) -> pd.DataFrame:
+def draw_patients(
+    n_patients: int, sites: list[Site], confounding: float, rng: np.random.Generator
+) -> pd.DataFrame:
     """One row per patient: site, covariates, phenotype, risk decomposition and outcomes."""
     n = n_patients
     counts = _site_counts(n, np.array([s.weight for s in sites]))
     site_idx = rng.permutation(np.repeat(np.arange(len(sites)), counts))
     age = np.clip(np.round(rng.normal(AGE_MEAN, AGE_SD, n)), 30, 90).astype(int)
     male = rng.random(n) < 0.5
-    log_d = np.clip(rng.normal(math.log(DIAMETER_MEDIAN_MM), DIAMETER_LOG_SD, n),
-                    *np.log(DIAMETER_RANGE_MM))
+    log_d = np.clip(
+        rng.normal(math.log(DIAMETER_MEDIAN_MM), DIAMETER_LOG_SD, n), *np.log(DIAMETER_RANGE_MM)
+    )
     pheno = {
         "lobulation": rng.random(n),
         "spiculation": rng.random(n),
@@ -89,7 +91,8 @@ def draw_patients(n_patients: int, sites: list[Site], confounding: float,
     z = {
         "size": (log_d - math.log(DIAMETER_MEDIAN_MM)) / DIAMETER_LOG_SD,
         # mean of two U(0,1): sd = sqrt(1/24)
-        "irregularity": ((pheno["lobulation"] + pheno["spiculation"]) / 2 - 0.5) / math.sqrt(1 / 24),
+        "irregularity": ((pheno["lobulation"] + pheno["spiculation"]) / 2 - 0.5)
+        / math.sqrt(1 / 24),
         "heterogeneity": _z_uniform(pheno["heterogeneity"]),
         "necrosis": _z_uniform(pheno["necrosis"]),
         "core_eccentricity": _z_uniform(pheno["core_eccentricity"]),
@@ -112,39 +115,44 @@ def draw_patients(n_patients: int, sites: list[Site], confounding: float,
     event = (t_event <= t_censor).astype(int)
     time = np.round(np.minimum(t_event, t_censor), 2)
 
-    pet_uptake = np.exp(math.log(5.0) + 0.3 * z["size"] + 0.3 * z["heterogeneity"]
-                        + rng.normal(0.0, 0.2, n))
-    return pd.DataFrame({
-        "patient_index": np.arange(n),
-        "site_index": site_idx,
-        "site": [sites[i].name for i in site_idx],
-        "age": age,
-        "sex": np.where(male, "M", "F"),
-        "age_band": age_band(age),
-        "diameter_ref_mm": np.exp(log_d),
-        "elongation": elongation,
-        **pheno,
-        "texture_angle_deg": texture_angle,
-        "pet_uptake_suv": pet_uptake,
-        "eta_visible": eta_visible,
-        "eta_spatial": eta_spatial,
-        "eta_clinical": eta_clinical,
-        "eta_site": eta_site,
-        "eta": eta,
-        "risk": risk,
-        "label": label,
-        "time_event": t_event,
-        "time_censor": t_censor,
-        "time": time,
-        "event": event,
-    })
+    pet_uptake = np.exp(
+        math.log(5.0) + 0.3 * z["size"] + 0.3 * z["heterogeneity"] + rng.normal(0.0, 0.2, n)
+    )
+    return pd.DataFrame(
+        {
+            "patient_index": np.arange(n),
+            "site_index": site_idx,
+            "site": [sites[i].name for i in site_idx],
+            "age": age,
+            "sex": np.where(male, "M", "F"),
+            "age_band": age_band(age),
+            "diameter_ref_mm": np.exp(log_d),
+            "elongation": elongation,
+            **pheno,
+            "texture_angle_deg": texture_angle,
+            "pet_uptake_suv": pet_uptake,
+            "eta_visible": eta_visible,
+            "eta_spatial": eta_spatial,
+            "eta_clinical": eta_clinical,
+            "eta_site": eta_site,
+            "eta": eta,
+            "risk": risk,
+            "label": label,
+            "time_event": t_event,
+            "time_censor": t_censor,
+            "time": time,
+            "event": event,
+        }
+    )
 
 
 def n_repeat_scans(cases: int) -> int:
     return int(REPEAT_FRACTION * cases + 0.5)
 
 
-def draw_cohort(cases: int, n_sites: int, seed: int, confounding: float) -> tuple[list[Site], pd.DataFrame]:
+def draw_cohort(
+    cases: int, n_sites: int, seed: int, confounding: float
+) -> tuple[list[Site], pd.DataFrame]:
     """Site table and one row per case (scan), in case order, with ``case_index`` and ``scan``.
 
     About ``REPEAT_FRACTION`` of the cases are a second scan (``scan`` = 2) of a patient who
@@ -152,7 +160,9 @@ def draw_cohort(cases: int, n_sites: int, seed: int, confounding: float) -> tupl
     random order so second scans are interleaved with the rest.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-    sites = make_sites(n_sites, np.random.default_rng(np.random.SeedSequence([seed, 1])), SITE_EFFECT)
+    sites = make_sites(
+        n_sites, np.random.default_rng(np.random.SeedSequence([seed, 1])), SITE_EFFECT
+    )
     n_rep = n_repeat_scans(cases)
     patients = draw_patients(cases - n_rep, sites, confounding, rng)
     repeated = rng.choice(len(patients), size=n_rep, replace=False)

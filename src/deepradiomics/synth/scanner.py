@@ -27,7 +27,9 @@ PET_INPLANE_BLOCK = 2
 def block_mean(vol: np.ndarray, block: tuple[int, int, int]) -> np.ndarray:
     """Average non-overlapping blocks (sizes must divide the shape)."""
     (nz, ny, nx), (bz, by, bx) = vol.shape, block
-    return vol.reshape(nz // bz, bz, ny // by, by, nx // bx, bx).mean(axis=(1, 3, 5), dtype=np.float32)
+    return vol.reshape(nz // bz, bz, ny // by, by, nx // bx, bx).mean(
+        axis=(1, 3, 5), dtype=np.float32
+    )
 
 
 def _unit_std(field: np.ndarray) -> np.ndarray:
@@ -45,8 +47,9 @@ def ct_noise(shape: tuple[int, ...], kernel: str, rng: np.random.Generator) -> n
     return _unit_std(white - gaussian_filter(white, (0, 1.5, 1.5)))
 
 
-def acquire_ct(hu_fine: np.ndarray, mask_fine: np.ndarray, grid: FineGrid, site: Site,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def acquire_ct(
+    hu_fine: np.ndarray, mask_fine: np.ndarray, grid: FineGrid, site: Site, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(CT int16 [z, y, x] in HU, lesion mask uint8) on the site's slice grid."""
     block = (grid.slab, 1, 1)
     ct = block_mean(hu_fine, block)
@@ -70,7 +73,9 @@ def pet_block(grid: FineGrid) -> tuple[int, int, int]:
     return (grid.slab, b, b)
 
 
-def acquire_pet(suv_fine: np.ndarray, grid: FineGrid, site: Site, rng: np.random.Generator) -> np.ndarray:
+def acquire_pet(
+    suv_fine: np.ndarray, grid: FineGrid, site: Site, rng: np.random.Generator
+) -> np.ndarray:
     """PET float32 [z, y, x] in SUV on the coarser PET grid (same physical extent)."""
     block = pet_block(grid)
     pet = block_mean(suv_fine, block)
