@@ -129,7 +129,8 @@ def _parametric(s, g_hat, d_hat, g_bar, t2, a, b, conv=1e-4, max_iter=10_000):
     for _ in range(max_iter):
         g_new = _postmean(g_hat, g_bar, n, d_old, t2)
         d_new = _postvar(((s - g_new) ** 2).sum(axis=0), n, a, b)
-        change = max((np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max())
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero gamma: as neuroCombat, stop
+            change = max((np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max())
         g_old, d_old = g_new, d_new
         if not change > conv:
             break

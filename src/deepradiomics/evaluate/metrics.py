@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage, sparse
+from scipy.special import expit
 from sklearn.metrics import roc_curve
 from sksurv.exceptions import NoComparablePairException
 from sksurv.linear_model.coxph import BreslowEstimator
@@ -242,7 +243,7 @@ def _logistic_fit_batch(
         if len(idx) == 0:
             break
         b = beta[idx]
-        prob = 1 / (1 + np.exp(-(b @ design.T + offset)))
+        prob = expit(b @ design.T + offset)
         grad = (w[idx] * (y - prob)) @ design
         hess = np.einsum("bn,ni,nj->bij", w[idx] * prob * (1 - prob), design, design)
         det = np.linalg.det(hess)

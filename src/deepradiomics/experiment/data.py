@@ -34,6 +34,7 @@ class CohortArrays:
     spacing: tuple[float, float, float] | None = None
     anisotropic: bool = False
     plan: object | None = None  # preprocess.plan.Plan for CSV cohorts
+    prepared: object | None = None  # preprocess.pipeline.PreparedCohort for CSV cohorts
     failures: list = field(default_factory=list)  # cases that could not be prepared
     cases: tuple = ()  # cohort.manifest.Case records (CSV cohorts), aligned with data
 

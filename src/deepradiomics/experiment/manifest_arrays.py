@@ -92,6 +92,6 @@ def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
         task=task, data=data, classes=classes, sites=sites,
         covariates=covariate_table(kept, cols.covariates_numeric, cols.covariates_categorical),
         numeric_covariates=tuple(cols.covariates_numeric),
-        spacing=tuple(plan.spacing), anisotropic=plan.anisotropic, plan=plan,
+        spacing=tuple(plan.spacing), anisotropic=plan.anisotropic, plan=plan, prepared=prepared,
         failures=[str(f) for f in prepared.failures], cases=tuple(kept),
     )

@@ -1,0 +1,103 @@
+"""The classical radiomics baseline on exactly the CNN's splits, with and without ComBat.
+
+Features come from the same resampled crops the CNN sees, mapped back to physical units
+(HU, SUV; values beyond the plan's window stay at its bounds) and extracted per channel
+with PyRadiomics (``classical.features``), prefixed by the channel name. In each fold the
+tuned pipeline (``classical.models.make_baseline``) is fitted on the fold's training cases,
+its decision threshold comes from the validation cases, and it predicts the test cases.
+ComBat (inside the pipeline, so fitted on training cases only) harmonises the features
+across sites, protecting the clinical covariates; the outcome is never a ComBat covariate,
+since test cases' outcomes are unknown at prediction time.
+
+The baseline uses image features only; clinical covariates enter ComBat, not the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepradiomics.config import ExperimentConfig
+from deepradiomics.evaluate.splits import SplitAssignment
+from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
+from deepradiomics.experiment.folds import fold_indices
+
+log = logging.getLogger(__name__)
+
+
+def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progress: bool) -> pd.DataFrame:
+    """PyRadiomics features of every case and channel (NaN rows for failed cases)."""
+    from deepradiomics.classical.features import RadiomicsCase, RadiomicsSettings, extract_features
+    from deepradiomics.preprocess.normalise import to_physical
+
+    plan, prepared = arrays.plan, arrays.prepared
+    ids = list(arrays.data.case_ids)
+    masks = arrays.data.masks.numpy()
+    tables = []
+    for c, mp in enumerate(plan.modalities):
+        cases = []
+        for i, cid in enumerate(ids):
+            norm = prepared.meta(cid)["normalisation"][mp.name]
+            image = to_physical(arrays.data.images[i, c].numpy(), norm, plan.window_range)
+            cases.append(RadiomicsCase(cid, image, masks[i], spacing=tuple(plan.spacing)))
+        result = extract_features(cases, RadiomicsSettings.for_modality(mp.kind),
+                                  cache_dir=cache_dir, workers=workers, progress=progress)
+        for cid, reason in result.failures.items():
+            log.warning("classical features: case %s, channel %s: %s", cid, mp.name, reason)
+        tables.append(result.features.add_prefix(f"{mp.name}__"))
+    return pd.concat(tables, axis=1).reindex(ids)
+
+
+def _target(task: str, targets: np.ndarray, index: np.ndarray) -> np.ndarray:
+    from deepradiomics.classical.models import survival_target
+
+    if task == "survival":
+        return survival_target(targets[index, 1], targets[index, 0])
+    return targets[index].astype(int) if task in ("binary", "multiclass") else targets[index]
+
+
+def _scores(task: str, est, X: pd.DataFrame) -> np.ndarray:
+    if task == "binary":
+        return est.predict_proba(X)[:, 1]
+    if task == "multiclass":
+        return est.predict_proba(X)
+    return np.asarray(est.predict(X), dtype=float)  # regression value; survival log-risk
+
+
+def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
+                     run_dir: Path, progress: bool = True) -> list[ModelPredictions]:
+    """``classical`` and (with sites and ``evaluate.combat``) ``classical_combat`` predictions."""
+    from deepradiomics.classical.combat import with_site_columns
+    from deepradiomics.classical.models import make_baseline
+
+    if arrays.plan is None or arrays.data.masks is None:
+        log.warning("classical baseline skipped: it needs masks and a preprocessing plan (CSV cohort)")
+        return []
+    features = cohort_features(arrays, run_dir / "classical" / "features", cfg.preprocess.workers, progress)
+    features.to_csv(run_dir / "classical" / "features.csv")
+    variants = {"classical": False}
+    if cfg.evaluate.combat and arrays.sites is not None and len(arrays.site_names) > 1:
+        variants["classical_combat"] = True
+    X = with_site_columns(features.reset_index(drop=True), arrays.sites if arrays.sites is not None
+                          else np.full(len(features), "all"), arrays.covariates)
+    targets = arrays.data.targets.numpy()
+    patients = np.asarray(arrays.data.patient_ids)
+    task = arrays.task
+    models = []
+    for name, combat in variants.items():
+        folds = []
+        for fold in splits.folds:
+            idx = fold_indices(splits, fold, arrays.data.case_ids)
+            est = make_baseline(task, combat=combat, seed=cfg.seed)
+            est.fit(X.iloc[idx["train"]], _target(task, targets, idx["train"]), groups=patients[idx["train"]])
+            val_scores = _scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)
+            folds.append(FoldPredictions(
+                fold, idx["test"], _scores(task, est, X.iloc[idx["test"]]),
+                train=idx["train"], train_score=_scores(task, est, X.iloc[idx["train"]]),
+                stop_targets=[targets[idx["val"]]], stop_scores=[val_scores]))
+        models.append(ModelPredictions(name, folds, len(features)))
+    return models

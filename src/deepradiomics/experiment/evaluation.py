@@ -1,0 +1,189 @@
+"""Out-of-fold predictions of every model -> the metric panels of ``metrics.json``.
+
+Every model (the CNN ensemble, the classical baselines) is described the same way: per
+fold, its predictions on the fold's test cases and on its own training cases (survival
+curves need a Breslow baseline fitted on training predictions) and on the early-stopping
+cases (binary decision threshold). From that come the pooled panel with patient-bootstrap
+CIs, one panel per site, point values per fold and paired comparisons between models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepradiomics.config import ExperimentConfig
+from deepradiomics.evaluate import metrics as M
+from deepradiomics.evaluate.panel import default_ibs_times, metric_panel, subgroup_panels
+from deepradiomics.experiment.data import CohortArrays
+
+PRIMARY = {"binary": "auc", "multiclass": "macro_auc", "regression": "r2", "survival": "c_index"}
+
+
+@dataclass
+class FoldPredictions:
+    """One model's predictions in one fold (indices into the cohort)."""
+
+    fold: int
+    test: np.ndarray
+    score: np.ndarray  # per test case: probability [N] / [N, K], value, or log-risk
+    train: np.ndarray | None = None
+    train_score: np.ndarray | None = None
+    stop_targets: list[np.ndarray] = field(default_factory=list)
+    stop_scores: list[np.ndarray] = field(default_factory=list)
+    std: np.ndarray | None = None
+
+
+@dataclass
+class ModelPredictions:
+    """A model's out-of-fold predictions in cohort order (rows without one are NaN)."""
+
+    name: str
+    folds: list[FoldPredictions]
+    n: int
+
+    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """(cohort indices predicted, their scores), in fold order."""
+        idx = np.concatenate([f.test for f in self.folds])
+        score = np.concatenate([f.score for f in self.folds])
+        return idx, score
+
+
+def decision_threshold(model: ModelPredictions) -> float:
+    """Youden threshold on the pooled early-stopping (validation / out-of-bag) predictions."""
+    y = np.concatenate([t for f in model.folds for t in f.stop_targets] or [np.empty(0)])
+    s = np.concatenate([p for f in model.folds for p in f.stop_scores] or [np.empty(0)])
+    return M.select_threshold(y, s) if len(y) else 0.5
+
+
+def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
+                    times: np.ndarray) -> np.ndarray | None:
+    """Per-case survival at ``times`` from a Breslow baseline fitted in each fold on the
+    model's training predictions; None when a fold lacks them."""
+    if task != "survival" or any(f.train is None for f in model.folds):
+        return None
+    rows = []
+    for f in model.folds:
+        baseline = M.BreslowBaseline().fit(f.train_score, targets[f.train, 0], targets[f.train, 1])
+        rows.append(baseline.predict_survival(f.score, times))
+    return np.concatenate(rows)
+
+
+def _panel_inputs(task: str, targets: np.ndarray, idx: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    if task == "survival":
+        return {"time": targets[idx, 0], "event": targets[idx, 1], "y_score": score}
+    return {"y_true": targets[idx], "y_score": score}
+
+
+def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions) -> dict[str, Any]:
+    """Pooled panel with CIs, per-site panels, per-fold point values, and the threshold."""
+    task = arrays.task
+    targets = arrays.data.targets.numpy()
+    patients = np.asarray(arrays.data.patient_ids)
+    idx, score = model.stacked()
+    common: dict[str, Any] = {"groups": patients[idx], "n_boot": cfg.evaluate.bootstrap,
+                              "seed": cfg.seed, "level": cfg.evaluate.ci_level}
+    out: dict[str, Any] = {}
+    if task == "binary":
+        out["threshold"] = common["threshold"] = decision_threshold(model)
+    if task == "survival":
+        times = default_ibs_times(targets[:, 0])
+        surv = survival_curves(task, model, targets, times)
+        if surv is not None:
+            common.update(survival=surv, ibs_times=times)
+    inputs = _panel_inputs(task, targets, idx, score)
+    if arrays.sites is not None:
+        both = subgroup_panels(task, arrays.sites[idx], **inputs, **common)
+        out["test"], out["per_site"] = both["pooled"], both["subgroups"]
+    else:
+        out["test"], out["per_site"] = metric_panel(task, **inputs, **common), {}
+    per_fold = []
+    offset = 0
+    for f in model.folds:
+        n = len(f.test)
+        sub = {k: (v[offset:offset + n] if k in ("groups", "survival") else v) for k, v in common.items()}
+        sub["n_boot"] = 0
+        panel = metric_panel(task, **_panel_inputs(task, targets, f.test, f.score), **sub)
+        per_fold.append({"fold": f.fold, "n": n, **{k: v["value"] for k, v in panel.items()}})
+        offset += n
+    out["per_fold"] = per_fold
+    return out
+
+
+def _metric_fn(task: str):
+    if task == "binary":
+        return M.roc_auc
+    if task == "multiclass":
+        return M.macro_auc
+    if task == "survival":
+        return M.harrell_c_index
+    return M.r2
+
+
+def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredictions,
+                   b: ModelPredictions) -> list[dict[str, Any]]:
+    """Paired patient-bootstrap difference in the primary metric, pooled and per site; for
+    binary tasks also DeLong's test (pooled)."""
+    from deepradiomics.evaluate.compare import delong_test, paired_difference
+
+    task = arrays.task
+    if task not in PRIMARY:
+        return []
+    targets = arrays.data.targets.numpy()
+    idx_a, sa = a.stacked()
+    idx_b, sb = b.stacked()
+    order_b = pd.Series(np.arange(len(idx_b)), index=idx_b)[idx_a].to_numpy()
+    sb = sb[order_b]
+    patients = np.asarray(arrays.data.patient_ids)[idx_a]
+    y = (targets[idx_a, 0], targets[idx_a, 1]) if task == "survival" else targets[idx_a]
+    scopes = {"pooled": np.arange(len(idx_a))}
+    if arrays.sites is not None:
+        sites = arrays.sites[idx_a]
+        scopes.update({s: np.flatnonzero(sites == s) for s in sorted(set(sites))})
+    rows = []
+    for scope, keep in scopes.items():
+        yk = tuple(c[keep] for c in y) if isinstance(y, tuple) else y[keep]
+        try:
+            cmp = paired_difference(_metric_fn(task), yk, sa[keep], sb[keep], groups=patients[keep],
+                                    n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
+                                    level=cfg.evaluate.ci_level)
+        except ValueError:
+            continue
+        d = cmp.difference.to_dict()
+        row = {"a": a.name, "b": b.name, "metric": PRIMARY[task], "scope": scope,
+               "value_a": cmp.value_a, "value_b": cmp.value_b, "difference": d["value"],
+               "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": cmp.p_value,
+               "delong_p": None}
+        if task == "binary" and scope == "pooled":
+            try:
+                row["delong_p"] = delong_test(yk, sa[keep], sb[keep]).p_value
+            except ValueError:
+                pass
+        rows.append(row)
+    return rows
+
+
+def ensemble_summary(arrays: CohortArrays, folds: list[Any]) -> dict[str, Any] | None:
+    """Average member error vs ensemble error on the pooled test predictions."""
+    from deepradiomics.evaluate.ensemble import ensemble_gain
+
+    n_members = len(folds[0].members)
+    if n_members < 2 or arrays.task not in PRIMARY:
+        return None
+    targets = arrays.data.targets.numpy()
+    idx = np.concatenate([f.test for f in folds])
+    members = np.stack([np.concatenate([f.members[m] for f in folds]) for m in range(n_members)])
+    if arrays.task == "survival":
+        y, metric = targets[idx], "1 - c_index"
+        gain = ensemble_gain(members, np.arange(len(idx)), kind="log_risk",
+                             error=lambda i, s: 1.0 - M.harrell_c_index(y[i, 0], y[i, 1], s))
+    else:
+        metric = "brier" if arrays.task in ("binary", "multiclass") else "mse"
+        kind = "probability" if arrays.task in ("binary", "multiclass") else "regression"
+        gain = ensemble_gain(members, targets[idx], error="squared", kind=kind)
+    return {"members": n_members, "metric": metric, "member_error": gain.mean_member_error,
+            "ensemble_error": gain.ensemble_error, "reduction": gain.reduction,
+            "per_member": [float(e) for e in gain.member_errors]}

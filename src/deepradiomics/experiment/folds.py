@@ -1,0 +1,81 @@
+"""The CNN across the outer splits: members per fold, ensembled, into out-of-fold predictions.
+
+For each fold the covariate encoding is fitted on the training part, every member is
+trained (or reused from a finished earlier run), and the members' test predictions are
+averaged, their spread kept as the per-case uncertainty. Cox log-risks are centred on each
+member's mean training log-risk first (a Cox head is defined only up to a constant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deepradiomics.config import ExperimentConfig
+from deepradiomics.evaluate.splits import SplitAssignment
+from deepradiomics.experiment.data import CohortArrays
+
+KIND = {"binary": "probability", "multiclass": "probability", "regression": "regression",
+        "survival": "log_risk"}
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    test: np.ndarray  # cohort indices of the test cases
+    mean: np.ndarray  # ensemble prediction per test case
+    std: np.ndarray  # members' spread per test case
+    members: list[np.ndarray]  # each member's (centred) test prediction
+    stop_targets: list[np.ndarray] = field(default_factory=list)  # per member, for thresholds
+    stop_predictions: list[np.ndarray] = field(default_factory=list)
+    train_index: np.ndarray | None = None  # cases of the training part (survival baseline)
+    train_mean: np.ndarray | None = None  # ensemble prediction on them
+    seconds: float = 0.0
+    encoding: dict | None = None  # covariate encoding of this fold's training part
+    member_dirs: list[Path] = field(default_factory=list)
+    offsets: list[float] | None = None  # survival: each member's mean training log-risk
+
+
+def fold_indices(splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]) -> dict[str, np.ndarray]:
+    return {role: splits.indices(fold, role, case_ids) for role in ("train", "val", "test")}
+
+
+def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment, fold: int,
+             run_dir: Path, progress: bool = True) -> FoldResult:
+    from deepradiomics.evaluate.ensemble import combine_members
+    from deepradiomics.experiment.covariates import encode_fold, encoding_width
+    from deepradiomics.experiment.members import member_jobs, run_member
+
+    idx = fold_indices(splits, fold, arrays.data.case_ids)
+    training_part = np.sort(np.concatenate([idx["train"], idx["val"]]))
+    data, encoding = encode_fold(arrays, training_part)
+    width = 0 if encoding is None else encoding_width(encoding)
+    jobs = member_jobs(cfg, arrays, fold, idx["train"], idx["val"], idx["test"],
+                       run_dir / "folds" / f"fold_{fold}")
+    outs = [run_member(cfg, arrays, data, job, width, progress) for job in jobs]
+    kind = KIND.get(arrays.task, "regression")
+    offsets = [float(np.mean(o.train)) for o in outs] if kind == "log_risk" else None
+    ens = combine_members([o.test for o in outs], kind=kind, offsets=offsets)
+    centred = [o.test - (offsets[i] if offsets else 0.0) for i, o in enumerate(outs)]
+    targets = arrays.data.targets.numpy()
+    result = FoldResult(
+        fold=fold, test=idx["test"], mean=ens.mean, std=ens.uncertainty, members=centred,
+        stop_targets=[targets[j.stop] for j in jobs], stop_predictions=[o.stop for o in outs],
+        seconds=sum(o.seconds for o in outs), encoding=encoding,
+        member_dirs=[j.folder for j in jobs], offsets=offsets,
+    )
+    if arrays.task == "survival":
+        # every member predicted its own unique training cases; average where they overlap
+        train_sets = [np.unique(j.train) for j in jobs]
+        common = training_part
+        preds = np.zeros(len(common))
+        counts = np.zeros(len(common))
+        for j, (cases, o) in enumerate(zip(train_sets, outs)):
+            pos = np.searchsorted(common, cases)
+            preds[pos] += o.train - offsets[j]
+            counts[pos] += 1
+        seen = counts > 0
+        result.train_index, result.train_mean = common[seen], preds[seen] / counts[seen]
+    return result

@@ -1,0 +1,101 @@
+"""Training one ensemble member of one fold, resumably, and keeping its predictions.
+
+A member's folder holds the trainer's checkpoint (so a killed run resumes mid-training)
+and, once finished, ``predictions.npz`` (its outputs on the fold's train, early-stopping and
+test cases) and ``done.json``: a rerun of the experiment reuses finished members as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepradiomics.config import ExperimentConfig
+from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.train.data import ArrayData
+
+DONE = "done.json"
+PREDICTIONS = "predictions.npz"
+
+
+@dataclass(frozen=True)
+class MemberJob:
+    """Indices (into the cohort) a member trains on, stops early on, and is tested on."""
+
+    fold: int
+    member: int
+    train: np.ndarray  # may repeat cases (bootstrap)
+    stop: np.ndarray  # validation split, or the out-of-bag cases
+    test: np.ndarray
+    folder: Path
+
+
+@dataclass(frozen=True)
+class MemberOutput:
+    train: np.ndarray
+    stop: np.ndarray
+    test: np.ndarray
+    best_epoch: int
+    seconds: float
+
+
+def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: np.ndarray,
+                val: np.ndarray, test: np.ndarray, folder: Path) -> list[MemberJob]:
+    """One job (train on train, stop on val), or M bootstrap members of the training part
+    (train + val) that stop on their out-of-bag cases."""
+    from deepradiomics.evaluate.ensemble import member_resamples
+
+    m = cfg.evaluate.ensemble_members
+    if m == 1:
+        return [MemberJob(fold, 0, train, val, test, folder / "member_0")]
+    pool = np.sort(np.concatenate([train, val]))
+    patients = np.asarray(arrays.data.patient_ids)[pool]
+    samples = member_resamples(patients, m, seed=cfg.seed * 1000 + fold)
+    return [MemberJob(fold, i, pool[s.in_bag], pool[s.out_of_bag], test, folder / f"member_{i}")
+            for i, s in enumerate(samples)]
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job: MemberJob,
+               n_covariates: int, progress: bool = True) -> MemberOutput:
+    """Train (or resume, or reuse) one member and return its predictions."""
+    from deepradiomics.train.command import build_model, build_setup
+    from deepradiomics.train.loop import fit, predict, resolve_device
+
+    done = job.folder / DONE
+    if done.is_file():
+        info = json.loads(done.read_text())
+        with np.load(job.folder / PREDICTIONS) as p:
+            return MemberOutput(p["train"], p["stop"], p["test"], info["best_epoch"], info["seconds"])
+    job.folder.mkdir(parents=True, exist_ok=True)
+    cfg_m = cfg.model_copy(update={"seed": cfg.seed * 1000 + job.fold * 100 + job.member})
+    model = build_model(cfg_m, arrays.task, arrays.in_channels, arrays.n_classes, arrays.spacing,
+                        n_covariates=n_covariates, n_sites=len(arrays.site_names))
+    setup = build_setup(cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing)
+    stop = data.subset(job.stop) if len(job.stop) else None
+    result = fit(model, data.subset(job.train), stop, setup, job.folder, resume=True, progress=progress)
+    device = resolve_device(cfg.train.device)
+
+    def outputs(index: np.ndarray, tta: bool) -> np.ndarray:
+        if not len(index):
+            return np.zeros((0,), dtype=np.float32)
+        return predict(model, data.subset(index), arrays.task, device, tta=tta,
+                       anisotropic=arrays.anisotropic)
+
+    unique_train = np.unique(job.train)
+    out = MemberOutput(outputs(unique_train, False), outputs(job.stop, cfg.train.tta),
+                       outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds)
+    _save_npz(job.folder / PREDICTIONS, train=out.train, stop=out.stop, test=out.test,
+              train_index=unique_train)
+    done.write_text(json.dumps({"best_epoch": out.best_epoch, "seconds": round(out.seconds, 2),
+                                "epochs_run": result.epochs_run, "best_score": result.best_score}))
+    return out

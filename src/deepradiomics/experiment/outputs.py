@@ -1,0 +1,116 @@
+"""The files of a run folder that describe the cohort and the predictions.
+
+``cohort.json`` (aggregates only) and ``predictions.csv`` (one row per tested case); the
+layout is the run-folder contract the report reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.experiment.evaluation import ModelPredictions
+
+
+def _outcome_summary(task: str, targets: np.ndarray) -> dict[str, Any]:
+    if task == "binary":
+        return {"positives": int(targets.sum())}
+    if task == "multiclass":
+        return {"per_class": np.bincount(targets.astype(int)).tolist()}
+    if task == "survival":
+        return {"events": int(targets[:, 1].sum()), "median_time": float(np.median(targets[:, 0]))}
+    if task == "regression":
+        return {"mean": float(np.mean(targets))}
+    return {}
+
+
+def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
+    """Counts per site, outcome balance, covariate missingness and the preprocessing plan."""
+    d = arrays.data
+    targets = d.targets.numpy()
+    summary: dict[str, Any] = {
+        "n_cases": len(d), "n_patients": len(set(d.patient_ids)), "task": arrays.task,
+        "classes": arrays.classes, "channels": int(d.images.shape[1]),
+        "input_shape": list(d.images.shape[2:]), **_outcome_summary(arrays.task, targets),
+        "left_out": arrays.failures,
+    }
+    if arrays.plan is not None:
+        summary["modalities"] = arrays.plan.channels
+        summary["plan"] = arrays.plan.to_dict()
+    if arrays.sites is not None:
+        sites = {}
+        for s in arrays.site_names:
+            keep = arrays.sites == s
+            sites[s] = {"n_cases": int(keep.sum()),
+                        "n_patients": len(set(np.asarray(d.patient_ids)[keep])),
+                        **_outcome_summary(arrays.task, targets[keep])}
+        summary["sites"] = sites
+    if arrays.covariates is not None:
+        cov = {}
+        for col in arrays.covariates.columns:
+            values = arrays.covariates[col]
+            if col in arrays.numeric_covariates:
+                v = pd.to_numeric(values, errors="coerce")
+                cov[col] = {"missing": int(v.isna().sum()), "mean": float(v.mean())}
+            else:
+                cov[col] = {"missing": int((values == "").sum()),
+                            "levels": sorted(set(values) - {""})}
+        summary["covariates"] = cov
+    return summary
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def _score_columns(task: str, name: str, score: np.ndarray) -> dict[str, np.ndarray]:
+    if task == "binary":
+        return {f"{name}_prob": score}
+    if task == "multiclass":
+        return {f"{name}_prob_{k}": score[:, k] for k in range(score.shape[1])}
+    if task == "survival":
+        return {f"{name}_risk": score}
+    return {f"{name}_pred": score}
+
+
+def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
+                      std: np.ndarray | None) -> pd.DataFrame:
+    """One row per tested case (first model's order): ids, fold, truth, each model's scores."""
+    d = arrays.data
+    first = models[0]
+    idx, _ = first.stacked()
+    fold = np.concatenate([[f.fold] * len(f.test) for f in first.folds])
+    table = pd.DataFrame({
+        "case_id": np.asarray(d.case_ids)[idx], "patient_id": np.asarray(d.patient_ids)[idx],
+        "site": arrays.sites[idx] if arrays.sites is not None else "", "fold": fold,
+    })
+    targets = d.targets.numpy()
+    if arrays.task == "survival":
+        table["time"], table["event"] = targets[idx, 0], targets[idx, 1].astype(int)
+    elif arrays.task != "segmentation":
+        table["y_true"] = targets[idx]
+    for model in models:
+        m_idx, score = model.stacked()
+        order = pd.Series(np.arange(len(m_idx)), index=m_idx)[idx].to_numpy()
+        for col, values in _score_columns(arrays.task, model.name, score[order]).items():
+            table[col] = values
+    if std is not None:
+        table[f"{first.name}_std"] = std
+    return table

@@ -1,0 +1,139 @@
+"""``run``: the whole experiment from a config, resumable.
+
+cohort -> preprocess (cache) -> splits (saved) -> every fold x member trained (finished
+members are reused after a kill) -> out-of-fold predictions -> metrics with CIs per model,
+site and fold -> classical baselines on the same splits -> comparisons -> learning curve ->
+``predictions.csv``, ``metrics.json``, ``bundle/``, ``report.html``, ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from deepradiomics.config import ExperimentConfig, config_to_dict, save_config
+from deepradiomics.errors import UserError
+from deepradiomics.evaluate.splits import SplitAssignment, make_splits
+from deepradiomics.experiment.data import CohortArrays, load_cohort_arrays
+from deepradiomics.experiment.evaluation import (
+    FoldPredictions, ModelPredictions, compare_models, ensemble_summary, model_metrics,
+)
+from deepradiomics.experiment.outputs import cohort_summary, predictions_table, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """A run folder resumes only the experiment it was started with."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    before = yaml.safe_load(saved.read_text())
+    now = config_to_dict(cfg)
+    if before != now:
+        keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        raise UserError(f"{run_dir} holds a run with a different config (sections differ: "
+                        f"{', '.join(keys)}); use a new --out folder or restore the config")
+
+
+def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path) -> SplitAssignment:
+    """The configured split, saved as ``splits.csv`` (with the site); an existing file from an
+    interrupted run must agree with it."""
+    d = arrays.data
+    splits = make_splits(cfg.evaluate, case_ids=d.case_ids, patient_ids=d.patient_ids,
+                         strata=arrays.strata(), sites=arrays.sites, official=arrays.official,
+                         val_fraction=cfg.train.val_fraction, seed=cfg.seed)
+    table = splits.table.copy()
+    site = dict(zip(d.case_ids, arrays.sites)) if arrays.sites is not None else {}
+    table.insert(2, "site", table["case_id"].map(site).fillna(""))
+    path = run_dir / "splits.csv"
+    if path.is_file():
+        saved = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if not saved.equals(table.astype(str)):
+            raise UserError(f"{path} differs from the split of this cohort and config; the "
+                            "cohort changed since the run started: use a new --out folder")
+    else:
+        table.to_csv(path, index=False)
+    return splits
+
+
+def _cnn_predictions(folds: list[Any], n: int) -> ModelPredictions:
+    return ModelPredictions("cnn", [
+        FoldPredictions(f.fold, f.test, f.mean, f.train_index, f.train_mean, f.stop_targets,
+                        f.stop_predictions, f.std) for f in folds], n)
+
+
+def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the experiment into ``run_dir``; returns the metrics written."""
+    from deepradiomics.experiment.bundle import write_bundle
+    from deepradiomics.experiment.folds import run_fold
+
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_config(cfg, run_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    arrays = load_cohort_arrays(cfg, run_dir)
+    if arrays.task == "segmentation":
+        raise UserError("cohort.task: 'run' evaluates prediction tasks; train segmentation "
+                        "models with 'deepradiomics train'")
+    write_json(run_dir / "cohort.json", cohort_summary(arrays))
+    splits = make_run_splits(cfg, arrays, run_dir)
+    n = len(arrays.data)
+    folds = []
+    for k, fold in enumerate(splits.folds):
+        _say(progress, f"fold {k + 1}/{len(splits.folds)}: training "
+             f"{cfg.evaluate.ensemble_members} member(s)")
+        folds.append(run_fold(cfg, arrays, splits, fold, run_dir, progress))
+    train_seconds = sum(f.seconds for f in folds)
+    models = [_cnn_predictions(folds, n)]
+    if cfg.evaluate.classical:
+        from deepradiomics.experiment.classical import classical_models
+
+        models += classical_models(cfg, arrays, splits, run_dir, progress)
+    per_model = {m.name: model_metrics(cfg, arrays, m) for m in models}
+    cnn = per_model["cnn"]
+    metrics: dict[str, Any] = {
+        "name": cfg.name, "task": arrays.task, "split": cfg.evaluate.split,
+        "date": dt.date.today().isoformat(), "threshold": cnn.get("threshold"),
+        "test": cnn["test"], "per_site": cnn["per_site"], "per_fold": cnn["per_fold"],
+        "models": per_model,
+    }
+    names = [m.name for m in models]
+    pairs = [(a, b) for a, b in (("cnn", "classical"), ("cnn", "classical_combat"),
+                                 ("classical_combat", "classical")) if a in names and b in names]
+    by_name = {m.name: m for m in models}
+    metrics["comparisons"] = [row for a, b in pairs
+                              for row in compare_models(cfg, arrays, by_name[a], by_name[b])]
+    ensemble = ensemble_summary(arrays, folds)
+    if ensemble:
+        metrics["ensemble"] = ensemble
+    if cfg.evaluate.learning_curve.enabled:
+        from deepradiomics.experiment.learning_curve import learning_curve
+
+        _say(progress, "learning curve")
+        metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress)
+    predictions_table(arrays, models, np.concatenate([f.std for f in folds])).to_csv(
+        run_dir / "predictions.csv", index=False)
+    write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
+    metrics["timing"] = {"total_seconds": round(time.perf_counter() - t0, 1),
+                         "train_seconds": round(train_seconds, 1)}
+    write_json(run_dir / "metrics.json", metrics)
+    from deepradiomics.report import write_model_card, write_report
+
+    write_report(run_dir)
+    write_model_card(run_dir)
+    return metrics
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, flush=True)
+    log.info(message)
