@@ -88,7 +88,8 @@ class Manifest:
         return p if p.is_absolute() else (self.root / p)
 
 
-def _resolve_columns(cfg: CohortConfig, present: list[str], source: str) -> Columns:
+def _resolve_columns(cfg: CohortConfig, present: list[str], source: str,
+                     targets: bool = True) -> Columns:
     explicit = cfg.model_fields_set
     missing: list[str] = []
 
@@ -136,7 +137,7 @@ def _resolve_columns(cfg: CohortConfig, present: list[str], source: str) -> Colu
     needs = {
         "binary": ["target"], "multiclass": ["target"], "regression": ["target"],
         "survival": ["time", "event"], "segmentation": ["mask"],
-    }[cfg.task]
+    }[cfg.task] if targets else []
     for name in needs:
         if getattr(cols, name) is None:
             raise UserError(
@@ -146,8 +147,12 @@ def _resolve_columns(cfg: CohortConfig, present: list[str], source: str) -> Colu
     return cols
 
 
-def read_manifest(path: str | Path, cfg: CohortConfig | None = None) -> Manifest:
-    """Read the CSV as strings and resolve column roles; raises ``UserError`` naming the file."""
+def read_manifest(
+    path: str | Path, cfg: CohortConfig | None = None, targets: bool = True
+) -> Manifest:
+    """Read the CSV as strings and resolve column roles; raises ``UserError`` naming the file.
+
+    ``targets=False`` (``predict``) does not require the task's outcome columns."""
     path = Path(path)
     cfg = cfg or CohortConfig(path=path)
     if not path.is_file():
@@ -158,7 +163,7 @@ def read_manifest(path: str | Path, cfg: CohortConfig | None = None) -> Manifest
         raise UserError(f"{path}: not a readable CSV: {err}") from None
     table.columns = [str(c).strip() for c in table.columns]
     table = table.apply(lambda s: s.str.strip())
-    cols = _resolve_columns(cfg, list(table.columns), str(path))
+    cols = _resolve_columns(cfg, list(table.columns), str(path), targets)
     return Manifest(path=path.resolve(), table=table, cohort=cfg, columns=cols)
 
 
