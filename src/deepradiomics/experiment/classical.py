@@ -52,7 +52,7 @@ def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progres
     return pd.concat(tables, axis=1).reindex(ids)
 
 
-def _target(task: str, targets: np.ndarray, index: np.ndarray) -> np.ndarray:
+def classical_target(task: str, targets: np.ndarray, index: np.ndarray) -> np.ndarray:
     from deepradiomics.classical.models import survival_target
 
     if task == "survival":
@@ -60,7 +60,7 @@ def _target(task: str, targets: np.ndarray, index: np.ndarray) -> np.ndarray:
     return targets[index].astype(int) if task in ("binary", "multiclass") else targets[index]
 
 
-def _scores(task: str, est, X: pd.DataFrame) -> np.ndarray:
+def classical_scores(task: str, est, X: pd.DataFrame) -> np.ndarray:
     if task == "binary":
         return est.predict_proba(X)[:, 1]
     if task == "multiclass":
@@ -68,22 +68,29 @@ def _scores(task: str, est, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(est.predict(X), dtype=float)  # regression value; survival log-risk
 
 
-def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
-                     run_dir: Path, progress: bool = True) -> list[ModelPredictions]:
-    """``classical`` and (with sites and ``evaluate.combat``) ``classical_combat`` predictions."""
+def classical_design(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path,
+                     progress: bool = True) -> pd.DataFrame | None:
+    """The baseline's input: features plus the site/covariate columns ComBat reads; None
+    when the cohort has no masks or plan (a .npz cohort)."""
     from deepradiomics.classical.combat import with_site_columns
-    from deepradiomics.classical.models import make_baseline
 
     if arrays.plan is None or arrays.data.masks is None:
         log.warning("classical baseline skipped: it needs masks and a preprocessing plan (CSV cohort)")
-        return []
+        return None
     features = cohort_features(arrays, run_dir / "classical" / "features", cfg.preprocess.workers, progress)
     features.to_csv(run_dir / "classical" / "features.csv")
+    sites = arrays.sites if arrays.sites is not None else np.full(len(features), "all")
+    return with_site_columns(features.reset_index(drop=True), sites, arrays.covariates)
+
+
+def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
+                     X: pd.DataFrame) -> list[ModelPredictions]:
+    """``classical`` and (with several sites and ``evaluate.combat``) ``classical_combat``."""
+    from deepradiomics.classical.models import make_baseline
+
     variants = {"classical": False}
-    if cfg.evaluate.combat and arrays.sites is not None and len(arrays.site_names) > 1:
+    if cfg.evaluate.combat and len(arrays.site_names) > 1:
         variants["classical_combat"] = True
-    X = with_site_columns(features.reset_index(drop=True), arrays.sites if arrays.sites is not None
-                          else np.full(len(features), "all"), arrays.covariates)
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
     task = arrays.task
@@ -93,11 +100,12 @@ def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitA
         for fold in splits.folds:
             idx = fold_indices(splits, fold, arrays.data.case_ids)
             est = make_baseline(task, combat=combat, seed=cfg.seed)
-            est.fit(X.iloc[idx["train"]], _target(task, targets, idx["train"]), groups=patients[idx["train"]])
-            val_scores = _scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)
+            est.fit(X.iloc[idx["train"]], classical_target(task, targets, idx["train"]),
+                    groups=patients[idx["train"]])
+            val_scores = classical_scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)
             folds.append(FoldPredictions(
-                fold, idx["test"], _scores(task, est, X.iloc[idx["test"]]),
-                train=idx["train"], train_score=_scores(task, est, X.iloc[idx["train"]]),
+                fold, idx["test"], classical_scores(task, est, X.iloc[idx["test"]]),
+                train=idx["train"], train_score=classical_scores(task, est, X.iloc[idx["train"]]),
                 stop_targets=[targets[idx["val"]]], stop_scores=[val_scores]))
-        models.append(ModelPredictions(name, folds, len(features)))
+        models.append(ModelPredictions(name, folds, len(X)))
     return models

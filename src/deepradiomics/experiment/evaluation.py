@@ -113,14 +113,17 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     return out
 
 
-def _metric_fn(task: str):
-    if task == "binary":
-        return M.roc_auc
-    if task == "multiclass":
-        return M.macro_auc
+def primary_metric(task: str):
+    """The task's headline metric as ``f(*truth_columns, score)`` (see ``PRIMARY``)."""
+    return {"binary": M.roc_auc, "multiclass": M.macro_auc, "survival": M.harrell_c_index,
+            "regression": M.r2}[task]
+
+
+def primary_score(task: str, targets: np.ndarray, score: np.ndarray) -> float:
+    """The headline metric of ``score`` against typed ``targets`` (survival: [N, 2])."""
     if task == "survival":
-        return M.harrell_c_index
-    return M.r2
+        return float(M.harrell_c_index(targets[:, 0], targets[:, 1], score))
+    return float(primary_metric(task)(targets, score))
 
 
 def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredictions,
@@ -147,7 +150,7 @@ def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredicti
     for scope, keep in scopes.items():
         yk = tuple(c[keep] for c in y) if isinstance(y, tuple) else y[keep]
         try:
-            cmp = paired_difference(_metric_fn(task), yk, sa[keep], sb[keep], groups=patients[keep],
+            cmp = paired_difference(primary_metric(task), yk, sa[keep], sb[keep], groups=patients[keep],
                                     n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
                                     level=cfg.evaluate.ci_level)
         except ValueError:

@@ -94,10 +94,14 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         folds.append(run_fold(cfg, arrays, splits, fold, run_dir, progress))
     train_seconds = sum(f.seconds for f in folds)
     models = [_cnn_predictions(folds, n)]
+    X = None
     if cfg.evaluate.classical:
-        from deepradiomics.experiment.classical import classical_models
+        from deepradiomics.experiment.classical import classical_design, classical_models
 
-        models += classical_models(cfg, arrays, splits, run_dir, progress)
+        _say(progress, "classical baseline: features, then the same folds")
+        X = classical_design(cfg, arrays, run_dir, progress)
+        if X is not None:
+            models += classical_models(cfg, arrays, splits, X)
     per_model = {m.name: model_metrics(cfg, arrays, m) for m in models}
     cnn = per_model["cnn"]
     metrics: dict[str, Any] = {
@@ -119,7 +123,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         from deepradiomics.experiment.learning_curve import learning_curve
 
         _say(progress, "learning curve")
-        metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress)
+        metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress, X)
     predictions_table(arrays, models, np.concatenate([f.std for f in folds])).to_csv(
         run_dir / "predictions.csv", index=False)
     write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))

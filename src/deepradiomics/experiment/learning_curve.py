@@ -1,0 +1,95 @@
+"""Learning curves: test score against the share of training patients, CNN and classical.
+
+On the first outer fold, each fraction of the fold's training patients (a grouped,
+stratified subsample, drawn anew for every repeat) trains a CNN (early stopping on the
+fold's validation cases) and the classical baseline; both are scored on the fold's test
+cases and on their own training cases. A curve still rising at 100 % says more data would
+help (variance-limited); a flat curve far below the training score says so too, while a
+flat curve close to the training score says the model is bias-limited.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepradiomics.config import ExperimentConfig
+from deepradiomics.evaluate.splits import SplitAssignment, grouped_holdout
+from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.experiment.evaluation import PRIMARY, primary_score
+from deepradiomics.experiment.folds import fold_indices
+
+
+def training_subset(arrays: CohortArrays, train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A grouped, stratified ``fraction`` of the patients of ``train`` (all of it at 1.0)."""
+    if fraction >= 1.0:
+        return train
+    patients = np.asarray(arrays.data.patient_ids)[train]
+    strata = arrays.strata()
+    labels = np.zeros(len(train), dtype=int) if strata is None else np.asarray(strata)[train]
+    dropped = grouped_holdout(patients, labels, 1.0 - fraction, seed, what="learning-curve")
+    return train[~dropped]
+
+
+def _cnn_point(cfg: ExperimentConfig, arrays: CohortArrays, data: Any, width: int, sub: np.ndarray,
+               idx: dict[str, np.ndarray], folder: Path, progress: bool) -> tuple[float, float]:
+    from deepradiomics.experiment.members import MemberJob, run_member
+
+    job = MemberJob(0, 0, sub, idx["val"], idx["test"], folder)
+    out = run_member(cfg, arrays, data, job, width, progress)
+    targets = arrays.data.targets.numpy()
+    return (primary_score(arrays.task, targets[np.unique(sub)], out.train),
+            primary_score(arrays.task, targets[idx["test"]], out.test))
+
+
+def _classical_point(cfg: ExperimentConfig, arrays: CohortArrays, X: Any, sub: np.ndarray,
+                     idx: dict[str, np.ndarray]) -> tuple[float, float]:
+    from deepradiomics.classical.models import make_baseline
+    from deepradiomics.experiment.classical import classical_scores, classical_target
+
+    targets = arrays.data.targets.numpy()
+    patients = np.asarray(arrays.data.patient_ids)
+    est = make_baseline(arrays.task, combat=False, seed=cfg.seed)
+    est.fit(X.iloc[sub], classical_target(arrays.task, targets, sub), groups=patients[sub])
+    return (primary_score(arrays.task, targets[sub], classical_scores(arrays.task, est, X.iloc[sub])),
+            primary_score(arrays.task, targets[idx["test"]],
+                          classical_scores(arrays.task, est, X.iloc[idx["test"]])))
+
+
+def learning_curve(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
+                   run_dir: Path, progress: bool = True,
+                   classical_X: Any = None) -> list[dict[str, Any]]:
+    """Rows ``{model, fraction, n_train, repeat, train_score, test_score, metric}``; each
+    point is stored in ``run_dir/learning_curve`` so a rerun reuses it."""
+    from deepradiomics.experiment.covariates import encode_fold, encoding_width
+
+    lc = cfg.evaluate.learning_curve
+    fold = splits.folds[0]
+    idx = fold_indices(splits, fold, arrays.data.case_ids)
+    data, encoding = encode_fold(arrays, np.sort(np.concatenate([idx["train"], idx["val"]])))
+    width = 0 if encoding is None else encoding_width(encoding)
+    root = run_dir / "learning_curve"
+    rows = []
+    for fraction in sorted(lc.fractions):
+        for repeat in range(lc.repeats):
+            sub = training_subset(arrays, idx["train"], fraction,
+                                  seed=cfg.seed * 1000 + repeat * 100 + int(fraction * 100))
+            folder = root / f"fraction_{fraction:g}_repeat_{repeat}"
+            point = folder / "point.json"
+            if point.is_file():
+                rows += json.loads(point.read_text())
+                continue
+            common = {"fraction": fraction, "n_train": int(len(sub)), "repeat": repeat,
+                      "metric": PRIMARY[arrays.task]}
+            cfg_r = cfg.model_copy(update={"seed": cfg.seed + 7919 * (repeat + 1)})
+            tr, te = _cnn_point(cfg_r, arrays, data, width, sub, idx, folder / "cnn", progress)
+            new = [{"model": "cnn", **common, "train_score": tr, "test_score": te}]
+            if classical_X is not None:
+                tr, te = _classical_point(cfg, arrays, classical_X, sub, idx)
+                new.append({"model": "classical", **common, "train_score": tr, "test_score": te})
+            point.write_text(json.dumps(new))
+            rows += new
+    return rows

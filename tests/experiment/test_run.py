@@ -1,0 +1,110 @@
+"""End to end: `deepradiomics run` on a tiny synthetic cohort, checked against references."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from deepradiomics.cli import main
+from deepradiomics.synth.generate import generate_cohort
+
+CONFIG = {
+    "name": "tiny",
+    "cohort": {"path": "cohort/cohort.csv", "covariates_numeric": ["age"],
+               "covariates_categorical": ["sex"]},
+    "preprocess": {"spacing": [2.0, 2.0, 2.0], "crop_mm": [32, 32, 32], "workers": 1},
+    "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
+    "train": {"epochs": 2, "batch_size": 4},
+    "evaluate": {"split": "kfold", "folds": 2, "ensemble_members": 2, "bootstrap": 50,
+                 "learning_curve": {"enabled": True, "fractions": [0.5, 1.0], "repeats": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("run")
+    generate_cohort(root / "cohort", cases=28, sites=2, seed=3, size=32, pet=False, workers=1)
+    (root / "exp.yaml").write_text(yaml.safe_dump(CONFIG))
+    assert main(["run", str(root / "exp.yaml"), "--out", str(root / "out")]) == 0
+    return root
+
+
+def test_files_and_report_sections(run_dir: Path) -> None:
+    out = run_dir / "out"
+    for name in ("config.yaml", "cohort.json", "splits.csv", "predictions.csv", "metrics.json",
+                 "report.html", "model_card.md", "bundle/bundle.json", "bundle/plan.json"):
+        assert (out / name).is_file(), name
+    html = (out / "report.html").read_text()
+    for section in ("config", "cohort", "splits", "metrics", "per-site", "comparison", "roc",
+                    "calibration", "learning-curve", "ensemble"):
+        assert f'id="{section}"' in html, section
+    assert "http://" not in html and "https://" not in html
+    members = json.loads((out / "bundle" / "bundle.json").read_text())["members"]
+    assert len(members) == 4  # 2 folds x 2 members
+
+
+def test_no_patient_on_both_sides(run_dir: Path) -> None:
+    splits = pd.read_csv(run_dir / "out" / "splits.csv", dtype=str)
+    for _, fold in splits.groupby("fold"):
+        test = set(fold.loc[fold.role == "test", "patient_id"])
+        assert test.isdisjoint(fold.loc[fold.role != "test", "patient_id"])
+    assert splits.groupby("case_id")["role"].apply(lambda r: (r == "test").sum()).eq(1).all()
+
+
+def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
+    out = run_dir / "out"
+    preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str, "site": str})
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(preds) == 28 and set(preds.columns) >= {"cnn_prob", "cnn_std", "classical_prob",
+                                                      "classical_combat_prob", "y_true", "fold"}
+    for model in ("cnn", "classical", "classical_combat"):
+        auc = metrics["models"][model]["test"]["auc"]
+        assert auc["value"] == pytest.approx(roc_auc_score(preds.y_true, preds[f"{model}_prob"]))
+        assert auc["ci_low"] <= auc["value"] <= auc["ci_high"]
+    assert metrics["test"] == metrics["models"]["cnn"]["test"]
+    for site, panel in metrics["per_site"].items():
+        part = preds[preds.site == site]
+        if part.y_true.nunique() == 2:
+            assert panel["auc"]["value"] == pytest.approx(roc_auc_score(part.y_true, part.cnn_prob))
+    threshold = metrics["threshold"]
+    acc = np.mean((preds.cnn_prob >= threshold) == preds.y_true)
+    assert metrics["test"]["accuracy"]["value"] == pytest.approx(acc)
+    assert (preds.cnn_std >= 0).all() and (preds.cnn_std > 0).any()
+    ens = metrics["ensemble"]
+    assert ens["members"] == 2 and len(ens["per_member"]) == 2
+    assert ens["member_error"] == pytest.approx(np.mean(ens["per_member"]))
+    assert {c["scope"] for c in metrics["comparisons"]} >= {"pooled"}
+    lc = pd.DataFrame(metrics["learning_curve"])
+    assert set(lc.model) == {"cnn", "classical"} and sorted(lc.fraction.unique()) == [0.5, 1.0]
+    assert (lc.loc[lc.fraction == 0.5, "n_train"].to_numpy() < lc.loc[lc.fraction == 1.0, "n_train"].to_numpy()).all()
+
+
+def test_rerun_resumes_finished_and_interrupted_members(run_dir: Path) -> None:
+    out = run_dir / "out"
+    again = run_dir / "again"
+    shutil.copytree(out, again)
+    member = again / "folds" / "fold_1" / "member_1"
+    (member / "done.json").unlink()  # as if killed after its last checkpoint
+    (member / "predictions.npz").unlink()
+    shutil.rmtree(again / "learning_curve" / "fraction_0.5_repeat_0")
+    (again / "metrics.json").unlink()
+    assert main(["run", str(run_dir / "exp.yaml"), "--out", str(again)]) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    second = json.loads((again / "metrics.json").read_text())
+    for key in ("test", "per_site", "models", "comparisons", "ensemble", "learning_curve"):
+        assert first[key] == second[key], key
+    assert pd.read_csv(out / "predictions.csv").equals(pd.read_csv(again / "predictions.csv"))
+
+
+def test_changed_config_refuses_to_resume(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = dict(CONFIG, seed=5)
+    (run_dir / "other.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(run_dir / "other.yaml"), "--out", str(run_dir / "out")]) == 1
+    assert "different config" in capsys.readouterr().err
