@@ -71,6 +71,24 @@ def test_youden_on_a_hand_example():
     assert M.select_threshold([0, 0, 1, 1], [0.1, 0.3, 0.35, 0.8]) == 0.35
 
 
+def test_accuracy_threshold_maximises_accuracy_between_scores():
+    y, p = binary_data(200, seed=5)
+    thr = M.select_threshold(y, p, "accuracy")
+    cuts = np.concatenate([[np.inf], np.sort(np.unique(p))])
+    best = max(skm.accuracy_score(y, (p >= c).astype(int)) for c in cuts)
+    assert skm.accuracy_score(y, (p >= thr).astype(int)) == pytest.approx(best)
+    assert thr not in set(p)  # halfway between two scores
+    # labels 0 0 1 0 1 1 by score: 0.55 (all but the lowest two positive) is 5/6 correct; so
+    # is 0.75 (the top two): the highest wins, halfway between 0.7 and 0.8
+    assert M.select_threshold([0, 0, 1, 0, 1, 1], [0.1, 0.2, 0.5, 0.7, 0.8, 0.9], "accuracy") == (
+        pytest.approx(0.75)
+    )
+    # nothing positive is best: just above the top score; everything positive: the lowest
+    assert M.select_threshold([0, 0, 0, 1], [0.1, 0.2, 0.9, 0.3], "accuracy") > 0.9
+    assert M.select_threshold([1, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], "accuracy") == pytest.approx(0.1)
+    assert M.select_threshold([1, 1, 1, 0], [0.1, 0.2, 0.3, 0.05], "accuracy") == pytest.approx(0.075)
+
+
 def test_brier_matches_sklearn():
     y, p = binary_data()
     assert M.brier_score(y, p) == pytest.approx(skm.brier_score_loss(y, p), abs=1e-14)

@@ -176,24 +176,38 @@ def balanced_accuracy(y_true: Sequence, y_score: Sequence, threshold: float = 0.
 def select_threshold(
     y_true: Sequence,
     y_score: Sequence,
-    rule: Literal["youden", "fixed"] = "youden",
+    rule: Literal["youden", "accuracy", "fixed"] = "youden",
     value: float = 0.5,
 ) -> float:
-    """Decision threshold chosen on validation data.
+    """Decision threshold chosen on validation data (a case is positive when score >= it).
 
     ``youden``: the score maximising sensitivity + specificity - 1 (ties: the highest such
-    score); ``fixed``: ``value``. Falls back to ``value`` when only one class is present.
+    score); ``accuracy``: the highest threshold maximising accuracy, moved halfway down to the
+    next lower score so that no validation case sits on the boundary (with imbalanced classes
+    Youden trades accuracy for sensitivity); ``fixed``: ``value``. Falls back to ``value``
+    when only one class is present.
     """
     if rule == "fixed":
         return float(value)
-    if rule != "youden":
-        raise ValueError(f"unknown threshold rule {rule!r} (expected 'youden' or 'fixed')")
+    if rule not in ("youden", "accuracy"):
+        raise ValueError(
+            f"unknown threshold rule {rule!r} (expected 'youden', 'accuracy' or 'fixed')"
+        )
     y, s = _binary(y_true, y_score)
     if y.min() == y.max():
         return float(value)
     fpr, tpr, cand = roc_curve(y, s, drop_intermediate=False)  # thresholds decreasing
-    cand, youden = cand[1:], (tpr - fpr)[1:]  # drop the "nothing positive" threshold (inf)
-    return float(cand[np.argmax(youden)])  # first maximum: the highest threshold
+    if rule == "youden":
+        cand, youden = cand[1:], (tpr - fpr)[1:]  # drop the "nothing positive" threshold (inf)
+        return float(cand[np.argmax(youden)])  # first maximum: the highest threshold
+    n_pos = float(y.sum())
+    correct = np.rint(tpr * n_pos) + np.rint((1.0 - fpr) * (len(y) - n_pos))  # counts, no ties lost
+    best = int(np.argmax(correct))  # first maximum: the highest threshold
+    if best == 0:  # calling nothing positive is best: just above the highest score
+        return float(np.nextafter(cand[1], np.inf))
+    if best == len(cand) - 1:  # every case positive: the lowest score itself
+        return float(cand[best])
+    return float((cand[best] + cand[best + 1]) / 2)
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
