@@ -8,7 +8,7 @@ short as ``cohort: {path: cohort.csv}``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -145,6 +145,9 @@ class EvaluateConfig(Strict):
     learning_curve: LearningCurveConfig = Field(default_factory=LearningCurveConfig)
     classical: bool = True
     combat: bool = True
+    # binary decision threshold, chosen on the validation split: "youden" (max sensitivity +
+    # specificity), "accuracy" (max accuracy) or a fixed probability
+    threshold: Literal["youden", "accuracy"] | Annotated[float, Field(ge=0, le=1)] = "youden"
 
 
 class ExperimentConfig(Strict):

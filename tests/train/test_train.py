@@ -44,6 +44,19 @@ def test_train_learns_and_writes_metrics(tmp_path: Path) -> None:
     assert best["config"]["train"]["epochs"] == 6
 
 
+def test_threshold_rule_from_config(tmp_path: Path) -> None:
+    npz = write_blob_npz(tmp_path / "blobs.npz")
+    val_acc = {}
+    for rule in ("youden", "accuracy", 0.3):
+        cfg = write_config(tmp_path / "c.yaml", npz, train={"epochs": 1}, evaluate={"threshold": rule})
+        assert main(["train", str(cfg), "--out", str(tmp_path / str(rule))]) == 0
+        metrics = json.loads((tmp_path / str(rule) / "metrics.json").read_text())
+        val_acc[rule] = metrics["val"]["accuracy"]["value"]
+        if rule == 0.3:
+            assert metrics["threshold"] == 0.3
+    assert val_acc["accuracy"] >= val_acc["youden"]  # same weights, the rule maximises it
+
+
 def test_same_seed_same_numbers(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 2})
     for out in ("a", "b"):

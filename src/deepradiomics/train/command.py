@@ -74,7 +74,9 @@ def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool) -> dict:
              for name, data in parts.items() if name != "train"}
     threshold = None
     if task == "binary":
-        threshold = select_threshold(parts["val"].targets.numpy(), preds["val"])
+        rule = cfg.evaluate.threshold
+        threshold = (select_threshold(parts["val"].targets.numpy(), preds["val"], rule)
+                     if isinstance(rule, str) else float(rule))
     metrics = {name: evaluate_split(task, parts[name], p, cfg, threshold) for name, p in preds.items()}
     metrics.update(task=task, threshold=threshold, best_epoch=result.best_epoch,
                    epochs_run=result.epochs_run, train_seconds=round(result.seconds, 1))
