@@ -1,0 +1,447 @@
+"""``deepradiomics predict BUNDLE CASES.csv --out PREDS.csv``: apply a trained bundle to new cases.
+
+The cases CSV uses the training cohort's column names (outcome columns not needed). Each
+case is validated (``cohort.validate`` without targets) and prepared with the bundle's saved
+plan (``preprocess.case.apply_plan``: exactly as in training, never re-planned); a case that
+fails either step is reported with its reason and the others are still predicted. Every
+member of the bundle (folds x bootstrap members) predicts with its own covariate encoding;
+the ensemble is their mean (survival: log-risk minus the member's training offset) and the
+members' spread is the per-case uncertainty.
+
+``PREDS.csv``: one row per input row, in input order: ``case_id``, ``status`` (ok | failed),
+``reason``, then binary ``prob`` + ``predicted_class`` (at the bundle's threshold),
+multiclass ``prob_<class>`` + ``predicted_class``, regression ``prediction``, survival
+``log_risk`` (higher = higher risk); then ``uncertainty`` and ``n_members``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from deepradiomics.cohort.manifest import Case, Manifest
+from deepradiomics.cohort.problems import Problem
+from deepradiomics.config import CohortConfig, ExperimentConfig, ModalityConfig, load_config
+from deepradiomics.errors import UsageError, UserError
+from deepradiomics.preprocess.plan import Plan
+
+if TYPE_CHECKING:
+    import torch
+
+MANIFEST = "bundle.json"  # same name as experiment.bundle.MANIFEST (not imported: it pulls torch)
+KIND = {
+    "binary": "probability",
+    "multiclass": "probability",
+    "regression": "regression",
+    "survival": "log_risk",
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One fitted model of the bundle."""
+
+    path: Path
+    fold: int
+    member: int
+    offset: float | None  # survival: mean training log-risk, subtracted
+    encoding: dict[str, Any] | None  # covariate encoding fitted on its training part
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What ``RUN/bundle`` holds (see ``experiment.bundle``)."""
+
+    folder: Path
+    cfg: ExperimentConfig
+    plan: Plan
+    task: str
+    classes: list[str]
+    threshold: float | None
+    in_channels: int
+    spacing: tuple[float, float, float] | None
+    anisotropic: bool
+    sites: list[str]
+    members: list[Member]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes) if self.task in ("binary", "multiclass") else 0
+
+
+def load_bundle(folder: str | Path) -> Bundle:
+    """Read ``bundle.json``, ``config.yaml`` and ``plan.json``; weights are read later.
+
+    ``UsageError`` when the folder or its ``bundle.json`` is missing; ``UserError`` when a
+    file is unreadable or the bundle cannot be applied to CSV cases.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"bundle folder not found: {folder}")
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise UsageError(f"{folder}: no {MANIFEST}; pass the bundle folder of a run (RUN/bundle)")
+    try:
+        info = json.loads(manifest_path.read_text())
+        members = [
+            Member(
+                folder / m["file"],
+                int(m["fold"]),
+                int(m["member"]),
+                None if m.get("offset") is None else float(m["offset"]),
+                m.get("encoding"),
+            )
+            for m in info["members"]
+        ]
+        task = str(info["task"])
+        spacing = info.get("spacing")
+        fields = {
+            "classes": [str(c) for c in info.get("classes") or []],
+            "threshold": info.get("threshold"),
+            "in_channels": int(info["in_channels"]),
+            "spacing": None if spacing is None else tuple(float(s) for s in spacing),
+            "anisotropic": bool(info.get("anisotropic", False)),
+            "sites": list(info.get("sites") or []),
+        }
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(
+            f"{manifest_path}: not a valid bundle manifest ({type(err).__name__}: {err})"
+        ) from None
+    if task not in KIND:
+        raise UserError(f"{manifest_path}: task '{task}' cannot be predicted by this command")
+    if not members:
+        raise UserError(f"{manifest_path}: the bundle lists no member model")
+    if not (folder / "plan.json").is_file():
+        raise UserError(
+            f"{folder}: no plan.json (the bundle was trained on a .npz cohort, which "
+            "has no preprocessing plan for CSV cases)"
+        )
+    return Bundle(
+        folder=folder,
+        cfg=load_config(folder / "config.yaml"),
+        plan=Plan.load(folder / "plan.json"),
+        task=task,
+        members=members,
+        **fields,
+    )
+
+
+def cohort_config(bundle: Bundle, csv: Path) -> CohortConfig:
+    """The training cohort's column mapping for ``csv``, with the plan's channels.
+
+    The saved config lists every column role, so each would count as named explicitly (and
+    be required); here only what prediction needs must exist: the case id, the image
+    columns, the covariates and, when the plan crops around it, the mask. Other roles
+    (site, patient, mask otherwise) are used when the CSV has them, as in training.
+    """
+    modalities = {
+        m.name: ModalityConfig(column=m.column, kind=m.kind, suv=m.suv)
+        for m in bundle.plan.modalities
+    }
+    required = {"path", "case_id", "modalities", "covariates_numeric", "covariates_categorical"}
+    if bundle.plan.centre_on_mask:
+        required.add("mask")
+    values = {**dict(bundle.cfg.cohort), "path": csv, "modalities": modalities}
+    return CohortConfig.model_construct(_fields_set=required, **values)
+
+
+def _reason(p: Problem) -> str:
+    """A validation problem without its severity and case (those are in the row)."""
+    where = []
+    if p.column:
+        where.append(f"column {p.column}")
+    if p.file:
+        where.append(f"file {p.file}")
+    return f"{', '.join(where)}: {p.message}" if where else p.message
+
+
+def _prepare_case(case: Case, plan: Plan) -> tuple[np.ndarray, bool]:
+    from deepradiomics.preprocess.case import apply_plan
+
+    return apply_plan(case, plan).image, False
+
+
+def _prepare_job(case: Case, plan: Plan) -> Any:
+    from deepradiomics.preprocess.pipeline import _guarded
+
+    return _guarded(_prepare_case, case, plan)
+
+
+def prepare_cases(
+    cases: list[Case], plan: Plan, workers: int = 1, progress: bool = False
+) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Images ``[C, D, H, W]`` of the cases ``apply_plan`` could prepare and the reasons of
+    the others, both keyed by position in ``cases``.
+
+    Reuses the preprocessing runner (its process pool setup, per-case error capture and
+    progress bar) so prediction fails and parallelises exactly like ``preprocess``.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from deepradiomics.preprocess.pipeline import _init_worker, _mp_context, _run
+
+    pool = None
+    if workers > 1 and len(cases) > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(cases)),
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(threads,),
+        )
+    images: dict[int, np.ndarray] = {}
+    failures: dict[int, str] = {}
+    try:
+        for i, out in _run(_prepare_job, [(c, plan) for c in cases], pool, "preprocess", progress):
+            if out.reason is not None:
+                failures[i] = out.reason
+            else:
+                images[i] = out.value
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return images, failures
+
+
+def load_member(bundle: Bundle, member: Member) -> torch.nn.Module:
+    """The member's model rebuilt from the config, weights loaded with ``weights_only``."""
+    from deepradiomics.experiment.covariates import encoding_width
+    from deepradiomics.train.checkpoint import load_checkpoint
+    from deepradiomics.train.command import build_model
+
+    if not member.path.is_file():
+        raise UserError(f"bundle member file not found: {member.path}")
+    try:
+        state = load_checkpoint(member.path)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"{member.path}: refused: the file holds more than weights (loading it "
+            f"would run pickled code; {first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise UserError(f"{member.path}: not a readable weights file ({err})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise UserError(f"{member.path}: expected a dict with the member's 'model' weights")
+    n_cov = 0 if member.encoding is None else encoding_width(member.encoding)
+    model = build_model(
+        bundle.cfg,
+        bundle.task,
+        bundle.in_channels,
+        bundle.n_classes,
+        bundle.spacing,
+        n_covariates=n_cov,
+        n_sites=len(bundle.sites),
+    )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise UserError(
+            f"{member.path}: weights do not fit the bundle's model "
+            f"({bundle.cfg.model.name}): {str(err).splitlines()[0]}"
+        ) from None
+    return model
+
+
+def member_outputs(
+    bundle: Bundle, images: np.ndarray, covariates: pd.DataFrame | None, progress: bool = False
+) -> np.ndarray:
+    """Every member's raw output, ``(members, cases[, classes])``: probabilities, log-risks
+    (before the offset) or values."""
+    import torch
+    from tqdm import tqdm
+
+    from deepradiomics.experiment.covariates import apply_encoding
+    from deepradiomics.train.data import ArrayData
+    from deepradiomics.train.loop import predict, resolve_device
+
+    device = resolve_device("auto")
+    n = len(images)
+    base = ArrayData(
+        images=torch.from_numpy(images),
+        targets=torch.zeros(n),
+        case_ids=tuple(map(str, range(n))),
+        patient_ids=tuple(map(str, range(n))),
+    )
+    outs = []
+    for m in tqdm(
+        bundle.members,
+        desc="members",
+        unit="model",
+        file=sys.stderr,
+        disable=None if progress else True,
+        leave=False,
+    ):
+        model = load_member(bundle, m).to(device)
+        cov = None
+        if m.encoding is not None and covariates is not None:
+            cov = torch.from_numpy(apply_encoding(covariates, m.encoding))
+        outs.append(
+            predict(
+                model,
+                replace(base, covariates=cov),
+                bundle.task,
+                device,
+                tta=bundle.cfg.train.tta,
+                anisotropic=bundle.anisotropic,
+            )
+        )
+    return np.stack(outs)
+
+
+def ensemble_columns(bundle: Bundle, outputs: np.ndarray) -> pd.DataFrame:
+    """The task's prediction columns plus ``uncertainty`` and ``n_members``, one row per case."""
+    from deepradiomics.evaluate.ensemble import combine_members
+
+    offsets = None
+    if bundle.task == "survival":
+        offsets = [m.offset or 0.0 for m in bundle.members]
+    ens = combine_members(outputs, kind=KIND[bundle.task], offsets=offsets)
+    cols: dict[str, Any] = {}
+    if bundle.task == "binary":
+        threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
+        cols["prob"] = ens.mean
+        cols["predicted_class"] = np.where(
+            ens.mean >= threshold, bundle.classes[1], bundle.classes[0]
+        )
+    elif bundle.task == "multiclass":
+        for k, c in enumerate(bundle.classes):
+            cols[f"prob_{c}"] = ens.mean[:, k]
+        cols["predicted_class"] = np.asarray(bundle.classes)[np.argmax(ens.mean, axis=1)]
+    elif bundle.task == "regression":
+        cols["prediction"] = ens.mean
+    else:
+        cols["log_risk"] = ens.mean
+    cols["uncertainty"] = ens.uncertainty
+    cols["n_members"] = ens.n_members
+    return pd.DataFrame(cols)
+
+
+@dataclass
+class Predictions:
+    """``table``: the PREDS.csv rows; ``messages``: stderr lines in input order (a failed
+    case's errors, a predicted case's validation warnings);
+    ``members``: the members' raw outputs on the predicted cases (rows with status ok)."""
+
+    table: pd.DataFrame
+    messages: list[str]
+    members: np.ndarray
+
+    @property
+    def n_ok(self) -> int:
+        return int((self.table["status"] == "ok").sum())
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.table) - self.n_ok
+
+
+def _validated(
+    bundle: Bundle, csv: Path
+) -> tuple[Manifest, list[Case], dict[int, str], dict[int, list[str]]]:
+    """Manifest, cases, and by position: the reasons of the rows that failed validation and
+    the stderr lines of every row (its errors, else its warnings)."""
+    from deepradiomics.cohort.manifest import build_cases, read_manifest
+    from deepradiomics.cohort.validate import validate_manifest
+
+    manifest = read_manifest(csv, cohort_config(bundle, csv), targets=False)
+    report = validate_manifest(manifest, targets=False)
+    if report.cohort_errors:
+        raise UserError(f"{csv}: " + "; ".join(p.message for p in report.cohort_errors))
+    cases = build_cases(manifest)
+    failed: dict[int, str] = {}
+    messages: dict[int, list[str]] = {}
+    for i, case in enumerate(cases):
+        problems = report.for_line(case.line)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            failed[i] = "; ".join(_reason(p) for p in errors)
+        messages[i] = [str(p) for p in (errors or problems)]
+    return manifest, cases, failed, messages
+
+
+def predict_cases(
+    bundle_dir: str | Path,
+    cases_csv: str | Path,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Predictions:
+    """Predict every usable case of ``cases_csv`` with the bundle (see the module docstring).
+
+    ``workers``: preprocessing processes (default: the bundle config's
+    ``preprocess.workers``; 1 prepares in this process).
+    """
+    from deepradiomics.experiment.manifest_arrays import covariate_table
+
+    bundle = load_bundle(bundle_dir)
+    csv = Path(cases_csv)
+    if not csv.is_file():
+        raise UsageError(f"cases file not found: {csv}")
+    manifest, cases, failed, messages = _validated(bundle, csv)
+    usable = [i for i in range(len(cases)) if i not in failed]
+    workers = workers or bundle.cfg.preprocess.workers
+    images, prep_failed = prepare_cases([cases[i] for i in usable], bundle.plan, workers, progress)
+    for j, reason in sorted(prep_failed.items()):
+        case = cases[usable[j]]
+        reason = re.sub(rf"^case {re.escape(case.case_id)}( \(line \d+\))?: ", "", reason)
+        failed[usable[j]] = f"preprocess: {reason}"
+        # the warnings of a case that then failed are noise next to its error
+        messages[usable[j]] = [
+            f"error: case {case.case_id} (line {case.line}): preprocess: {reason}"
+        ]
+    ok = [i for i in range(len(cases)) if i not in failed]
+    table = pd.DataFrame(
+        {
+            "case_id": [c.case_id for c in cases],
+            "status": ["failed" if i in failed else "ok" for i in range(len(cases))],
+            "reason": [failed.get(i, "") for i in range(len(cases))],
+        }
+    )
+    per_case = (bundle.n_classes,) if bundle.task == "multiclass" else ()
+    outputs = np.zeros((len(bundle.members), 0, *per_case))  # no case: columns stay empty
+    if ok:
+        position = {i: j for j, i in enumerate(usable)}
+        stacked = np.stack([images[position[i]] for i in ok])
+        cols = manifest.columns
+        cov = covariate_table(
+            [cases[i] for i in ok], cols.covariates_numeric, cols.covariates_categorical
+        )
+        outputs = member_outputs(bundle, stacked, cov, progress)
+    pred = ensemble_columns(bundle, outputs)
+    pred.index = ok
+    table = table.join(pred)
+    table["n_members"] = table["n_members"].astype("Int64")
+    lines = [line for i in range(len(cases)) for line in messages[i]]
+    return Predictions(table=table, messages=lines, members=outputs)
+
+
+def command(args: argparse.Namespace) -> int:
+    """``deepradiomics predict``: exit 0 when a case was predicted, 1 when none could be."""
+    out = Path(args.out)
+    if out.exists() and Path(args.cases).exists() and out.resolve() == Path(args.cases).resolve():
+        raise UsageError(f"--out {out} is the cases CSV itself; choose another file")
+    result = predict_cases(args.bundle, args.cases, progress=True)
+    for line in result.messages:
+        print(line, file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    result.table.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    print(f"predicted {result.n_ok} case(s), {result.n_failed} failed; wrote {out}")
+    if result.n_ok == 0:
+        print(
+            "error: no case could be predicted (reasons above and in the reason column)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
