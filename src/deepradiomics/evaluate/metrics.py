@@ -730,7 +730,8 @@ class BreslowBaseline:
     def predict_survival(self, log_risk: Sequence, times: Sequence[float]) -> np.ndarray:
         """``(n_cases, n_times)`` survival probabilities."""
         r = _vector(log_risk, "log_risk")
-        return np.exp(-np.exp(r)[:, None] * self.baseline_cumulative_hazard(times)[None, :])
+        with np.errstate(over="ignore"):  # exp of a huge log-risk: survival 0, as it should be
+            return np.exp(-np.exp(r)[:, None] * self.baseline_cumulative_hazard(times)[None, :])
 
 
 # --------------------------------------------------------------------------- segmentation

@@ -17,7 +17,9 @@ import pandas as pd
 
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.evaluate import metrics as M
-from deepradiomics.evaluate.panel import default_ibs_times, metric_panel, subgroup_panels
+from deepradiomics.evaluate.panel import (
+    default_auc_times, default_ibs_times, metric_panel, subgroup_panels,
+)
 from deepradiomics.experiment.data import CohortArrays
 
 PRIMARY = {"binary": "auc", "multiclass": "macro_auc", "regression": "r2", "survival": "c_index"}
@@ -90,6 +92,7 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     if task == "binary":
         out["threshold"] = common["threshold"] = decision_threshold(model)
     if task == "survival":
+        common["auc_times"] = default_auc_times(targets[idx, 0], targets[idx, 1])  # shared by folds
         times = default_ibs_times(targets[:, 0])
         surv = survival_curves(task, model, targets, times)
         if surv is not None:
