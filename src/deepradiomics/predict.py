@@ -172,9 +172,9 @@ def _prepare_case(case: Case, plan: Plan) -> tuple[np.ndarray, bool]:
 
 
 def _prepare_job(case: Case, plan: Plan) -> Any:
-    from deepradiomics.preprocess.pipeline import _guarded
+    from deepradiomics.preprocess.parallel import guarded
 
-    return _guarded(_prepare_case, case, plan)
+    return guarded(_prepare_case, case, plan)
 
 
 def prepare_cases(
@@ -186,30 +186,16 @@ def prepare_cases(
     Reuses the preprocessing runner (its process pool setup, per-case error capture and
     progress bar) so prediction fails and parallelises exactly like ``preprocess``.
     """
-    from concurrent.futures import ProcessPoolExecutor
+    from deepradiomics.preprocess.parallel import case_pool, run_jobs
 
-    from deepradiomics.preprocess.pipeline import _init_worker, _mp_context, _run
-
-    pool = None
-    if workers > 1 and len(cases) > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(cases)),
-            mp_context=_mp_context(),
-            initializer=_init_worker,
-            initargs=(threads,),
-        )
     images: dict[int, np.ndarray] = {}
     failures: dict[int, str] = {}
-    try:
-        for i, out in _run(_prepare_job, [(c, plan) for c in cases], pool, "preprocess", progress):
+    with case_pool(workers, len(cases), __name__) as pool:
+        for i, out in run_jobs(_prepare_job, [(c, plan) for c in cases], pool, "preprocess", progress):
             if out.reason is not None:
                 failures[i] = out.reason
             else:
                 images[i] = out.value
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return images, failures
 
 

@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from deepradiomics.errors import UsageError, UserError
 from deepradiomics.preprocess.cache import CaseCache, case_key, content_digest, fingerprint_key
 from deepradiomics.preprocess.case import apply_plan
 from deepradiomics.preprocess.fingerprint import CaseFingerprint, Fingerprint, fingerprint_case
+from deepradiomics.preprocess.parallel import Outcome, case_pool, guarded, run_jobs
 from deepradiomics.preprocess.plan import Plan, make_plan
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -59,24 +56,6 @@ class CaseFailure:
         return f"case {self.case_id} (line {self.line}): {self.stage}: {self.reason}"
 
 
-@dataclass
-class _Outcome:
-    value: Any = None
-    cached: bool = False
-    reason: str | None = None
-    detail: str | None = None
-
-
-def _guarded(fn: Callable[..., tuple[Any, bool]], *args: Any) -> _Outcome:
-    try:
-        value, cached = fn(*args)
-        return _Outcome(value=value, cached=cached)
-    except UserError as err:
-        return _Outcome(reason=str(err))
-    except Exception as err:  # a bug or a library error on one case must not stop the cohort
-        return _Outcome(reason=f"{type(err).__name__}: {err}", detail=traceback.format_exc())
-
-
 def _fingerprint_one(
     case: Case, modalities: Mapping[str, ModalityConfig], cache_root: Path
 ) -> tuple[tuple[str, CaseFingerprint], bool]:
@@ -95,8 +74,8 @@ def _fingerprint_one(
 
 def _fingerprint_job(
     case: Case, modalities: Mapping[str, ModalityConfig], cache_root: Path
-) -> _Outcome:
-    return _guarded(_fingerprint_one, case, modalities, cache_root)
+) -> Outcome:
+    return guarded(_fingerprint_one, case, modalities, cache_root)
 
 
 def _prepare_one(case: Case, plan: Plan, digest: str, cache_root: Path) -> tuple[str, bool]:
@@ -107,55 +86,8 @@ def _prepare_one(case: Case, plan: Plan, digest: str, cache_root: Path) -> tuple
     return key, False
 
 
-def _prepare_job(case: Case, plan: Plan, digest: str, cache_root: Path) -> _Outcome:
-    return _guarded(_prepare_one, case, plan, digest, cache_root)
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """Workers fork from a clean single-threaded server that has this module imported
-    (no fork of a process whose ITK / BLAS threads are running, no re-import per worker);
-    spawn where forkserver does not exist."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    return ctx
-
-
-def _init_worker(threads: int) -> None:
-    import SimpleITK as sitk
-
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-
-
-def _run(
-    job: Callable[..., _Outcome], arglist: Sequence[tuple], pool: Executor | None, desc: str,
-    progress: bool,
-) -> Iterator[tuple[int, _Outcome]]:
-    """Run ``job(*args)`` for each args (in ``pool`` or in this process), yielding as they end."""
-    from tqdm import tqdm
-
-    with tqdm(total=len(arglist), desc=desc, unit="case", file=sys.stderr, disable=not progress,
-              dynamic_ncols=True) as bar:
-        if pool is None:
-            for i, args in enumerate(arglist):
-                out = job(*args)
-                bar.update()
-                yield i, out
-            return
-        futures = {pool.submit(job, *args): i for i, args in enumerate(arglist)}
-        try:
-            for fut in as_completed(futures):
-                try:
-                    out = fut.result()
-                except Exception as err:  # BrokenProcessPool: a worker died (e.g. out of memory)
-                    out = _Outcome(reason=f"worker process died ({type(err).__name__}: {err}); "
-                                          "finished cases are cached, rerun to continue")
-                bar.update()
-                yield futures[fut], out
-        finally:
-            for fut in futures:
-                fut.cancel()
+def _prepare_job(case: Case, plan: Plan, digest: str, cache_root: Path) -> Outcome:
+    return guarded(_prepare_one, case, plan, digest, cache_root)
 
 
 @dataclass
@@ -264,23 +196,16 @@ def prepare_cohort(
     cache_root = Path(cache_dir)
     CaseCache(cache_root).sweep_temp_files()
     workers = int(workers or preprocess.workers)
-    pool: Executor | None = None
-    if workers > 1 and len(cases) > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(cases)), mp_context=_mp_context(),
-            initializer=_init_worker, initargs=(threads,),
-        )
     failures: list[CaseFailure] = []
 
-    def failed(case: Case, stage: str, out: _Outcome) -> None:
+    def failed(case: Case, stage: str, out: Outcome) -> None:
         failures.append(CaseFailure(case.case_id, case.line, stage, out.reason or "", out.detail))
 
-    try:
+    with case_pool(workers, len(cases), __name__) as pool:
         digests: dict[int, str] = {}
         fps: dict[int, CaseFingerprint] = {}
         args = [(c, dict(modalities), cache_root) for c in cases]
-        for i, out in _run(_fingerprint_job, args, pool, "fingerprint", progress):
+        for i, out in run_jobs(_fingerprint_job, args, pool, "fingerprint", progress):
             if out.reason is not None:
                 failed(cases[i], "fingerprint", out)
             else:
@@ -298,15 +223,12 @@ def prepare_cohort(
         counts = {True: 0, False: 0}
         ok = sorted(digests)
         args = [(cases[i], plan, digests[i], cache_root) for i in ok]
-        for j, out in _run(_prepare_job, args, pool, "preprocess", progress):
+        for j, out in run_jobs(_prepare_job, args, pool, "preprocess", progress):
             if out.reason is not None:
                 failed(cases[ok[j]], "preprocess", out)
             else:
                 keys[ok[j]] = out.value
                 counts[out.cached] += 1
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     failures.sort(key=lambda f: f.line)
     return PreparedCohort(
         plan=plan, fingerprint=fingerprint, cache_dir=cache_root,
