@@ -19,14 +19,17 @@ def binary() -> tuple[torch.Tensor, torch.Tensor]:
 def test_bce_without_weights_is_torch_bce(binary) -> None:
     z, y = binary
     assert get_loss(None, "binary")(z, y).item() == pytest.approx(
-        F.binary_cross_entropy_with_logits(z, y).item(), abs=1e-7)
+        F.binary_cross_entropy_with_logits(z, y).item(), abs=1e-7
+    )
 
 
 def test_class_weights_change_bce_as_expected(binary) -> None:
     z, y = binary
     per_sample = F.binary_cross_entropy_with_logits(z, y, reduction="none")
     weighted = get_loss("bce", "binary", class_weights=[1.0, 3.0])(z, y)
-    expected = (per_sample[y == 0].sum() + 3 * per_sample[y == 1].sum()) / ((y == 0).sum() + 3 * (y == 1).sum())
+    expected = (per_sample[y == 0].sum() + 3 * per_sample[y == 1].sum()) / (
+        (y == 0).sum() + 3 * (y == 1).sum()
+    )
     assert weighted.item() == pytest.approx(expected.item(), abs=1e-7)
     # same convention as CE: BCE(z) with weights w == CE on the logits [0, z] with weights w
     two_logits = torch.stack([torch.zeros_like(z), z], 1)
@@ -38,7 +41,8 @@ def test_class_weights_change_bce_as_expected(binary) -> None:
     assert get_loss("bce", "binary", [1.0, 3.0])(z_bad_pos, y) > plain
     # equal weights change nothing
     assert get_loss("bce", "binary", [2.0, 2.0])(z, y).item() == pytest.approx(
-        get_loss("bce", "binary")(z, y).item(), abs=1e-7)
+        get_loss("bce", "binary")(z, y).item(), abs=1e-7
+    )
 
 
 def test_ce_with_weights_is_torch_ce() -> None:
@@ -46,7 +50,8 @@ def test_ce_with_weights_is_torch_ce() -> None:
     z, y = torch.randn(10, 3, generator=g), torch.randint(0, 3, (10,), generator=g)
     w = [0.5, 1.0, 2.0]
     assert get_loss(None, "multiclass", w)(z, y).item() == pytest.approx(
-        F.cross_entropy(z, y, weight=torch.tensor(w)).item(), abs=1e-7)
+        F.cross_entropy(z, y, weight=torch.tensor(w)).item(), abs=1e-7
+    )
 
 
 def test_focal_with_gamma_zero_is_ce_and_bce(binary) -> None:
@@ -55,10 +60,12 @@ def test_focal_with_gamma_zero_is_ce_and_bce(binary) -> None:
     assert FocalLoss(gamma=0)(z, y).item() == pytest.approx(F.cross_entropy(z, y).item(), abs=1e-6)
     w = [1.0, 2.0, 0.5, 1.5]
     assert FocalLoss(gamma=0, class_weights=w)(z, y).item() == pytest.approx(
-        F.cross_entropy(z, y, weight=torch.tensor(w)).item(), abs=1e-6)
+        F.cross_entropy(z, y, weight=torch.tensor(w)).item(), abs=1e-6
+    )
     zb, yb = binary
     assert FocalLoss(gamma=0)(zb, yb).item() == pytest.approx(
-        F.binary_cross_entropy_with_logits(zb, yb).item(), abs=1e-6)
+        F.binary_cross_entropy_with_logits(zb, yb).item(), abs=1e-6
+    )
 
 
 def test_focal_down_weights_easy_examples_and_alpha() -> None:
@@ -70,10 +77,13 @@ def test_focal_down_weights_easy_examples_and_alpha() -> None:
     z = torch.tensor([0.3])
     p = torch.sigmoid(z)
     expected = -0.25 * (1 - p) ** 2 * torch.log(p)
-    assert FocalLoss(gamma=2, alpha=0.25)(z, torch.tensor([1.0])).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert FocalLoss(gamma=2, alpha=0.25)(z, torch.tensor([1.0])).item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
     expected_neg = -0.75 * p**2 * torch.log(1 - p)
     assert FocalLoss(gamma=2, alpha=0.25)(z, torch.tensor([0.0])).item() == pytest.approx(
-        expected_neg.item(), rel=1e-6)
+        expected_neg.item(), rel=1e-6
+    )
 
 
 def test_balanced_class_weights() -> None:

@@ -5,12 +5,24 @@ from __future__ import annotations
 import pytest
 
 from deepradiomics.errors import UserError
-from deepradiomics.losses import TASK_DEFAULTS, CoxLoss, MSELoss, WeightedBCELoss, WeightedCELoss, get_loss
+from deepradiomics.losses import (
+    TASK_DEFAULTS,
+    CoxLoss,
+    MSELoss,
+    WeightedBCELoss,
+    WeightedCELoss,
+    get_loss,
+)
 
 
 def test_task_defaults() -> None:
-    assert TASK_DEFAULTS == {"binary": "bce", "multiclass": "ce", "regression": "mse",
-                             "survival": "cox_efron", "segmentation": "dice_ce"}
+    assert TASK_DEFAULTS == {
+        "binary": "bce",
+        "multiclass": "ce",
+        "regression": "mse",
+        "survival": "cox_efron",
+        "segmentation": "dice_ce",
+    }
     assert isinstance(get_loss(None, "binary"), WeightedBCELoss)
     assert isinstance(get_loss(None, "multiclass"), WeightedCELoss)
     assert isinstance(get_loss(None, "regression"), MSELoss)

@@ -50,5 +50,9 @@ def test_dice_focal_with_gamma_zero_is_dice_ce() -> None:
     logits = torch.randn(2, 3, 8, 8, 8, generator=torch.Generator().manual_seed(0))
     w = [0.5, 1.0, 2.0]
     focal0 = SegmentationLoss("dice_focal", class_weights=w, gamma=0.0)(logits, y)
-    assert focal0.item() == pytest.approx(SegmentationLoss("dice_ce", class_weights=w)(logits, y).item(), abs=1e-5)
-    assert SegmentationLoss("dice_focal", gamma=2.0)(logits, y) < SegmentationLoss("dice_ce")(logits, y)
+    assert focal0.item() == pytest.approx(
+        SegmentationLoss("dice_ce", class_weights=w)(logits, y).item(), abs=1e-5
+    )
+    assert SegmentationLoss("dice_focal", gamma=2.0)(logits, y) < SegmentationLoss("dice_ce")(
+        logits, y
+    )

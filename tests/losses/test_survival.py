@@ -47,7 +47,9 @@ def test_efron_gradient_vanishes_at_lifelines_optimum() -> None:
     df = pd.DataFrame(x, columns=["a", "b", "c"]).assign(T=time, E=event)
     fit = CoxPHFitter().fit(df, "T", "E", fit_options={"precision": 1e-12})
     beta = torch.tensor(fit.params_.to_numpy(), requires_grad=True)
-    cox_partial_nll(torch.tensor(x) @ beta, torch.tensor(time), torch.tensor(event), "efron", "sum").backward()
+    cox_partial_nll(
+        torch.tensor(x) @ beta, torch.tensor(time), torch.tensor(event), "efron", "sum"
+    ).backward()
     assert beta.grad.abs().max().item() < 1e-4
 
 
@@ -61,9 +63,13 @@ def test_matches_scikit_survival(ties: str) -> None:
     y = Surv.from_arrays(event.astype(bool), time)
     coef = CoxPHSurvivalAnalysis(ties=ties).fit(x, y).coef_
     # sksurv's optimiser reports the negative log partial likelihood divided by n_samples
-    ref = CoxPHOptimizer(x, event.astype(bool), time, np.zeros(3), ties).nlog_likelihood(coef) * len(x)
+    ref = CoxPHOptimizer(x, event.astype(bool), time, np.zeros(3), ties).nlog_likelihood(
+        coef
+    ) * len(x)
     beta = torch.tensor(coef, requires_grad=True)
-    ours = cox_partial_nll(torch.tensor(x) @ beta, torch.tensor(time), torch.tensor(event), ties, "sum")
+    ours = cox_partial_nll(
+        torch.tensor(x) @ beta, torch.tensor(time), torch.tensor(event), ties, "sum"
+    )
     assert ours.item() == pytest.approx(ref, abs=1e-8)
     ours.backward()
     assert beta.grad.abs().max().item() < 1e-4  # sksurv's coefficients are our optimum too
@@ -78,12 +84,17 @@ def test_breslow_and_efron_by_hand() -> None:
     r1, r3, tied = e.sum(), e[3], e[0] + e[1]
     breslow = -(eta[0] + eta[1] - 2 * math.log(r1)) - (eta[3] - math.log(r3))
     efron = -(eta[0] + eta[1] - math.log(r1) - math.log(r1 - tied / 2)) - (eta[3] - math.log(r3))
-    assert _nll(eta, time, event, ties="breslow", reduction="sum").item() == pytest.approx(breslow, abs=1e-12)
-    assert _nll(eta, time, event, ties="efron", reduction="sum").item() == pytest.approx(efron, abs=1e-12)
+    assert _nll(eta, time, event, ties="breslow", reduction="sum").item() == pytest.approx(
+        breslow, abs=1e-12
+    )
+    assert _nll(eta, time, event, ties="efron", reduction="sum").item() == pytest.approx(
+        efron, abs=1e-12
+    )
     # without ties the two agree
     time_distinct = np.array([1.0, 1.5, 2.0, 3.0])
     assert _nll(eta, time_distinct, event, ties="breslow").item() == pytest.approx(
-        _nll(eta, time_distinct, event, ties="efron").item(), abs=1e-12)
+        _nll(eta, time_distinct, event, ties="efron").item(), abs=1e-12
+    )
 
 
 def test_invariant_to_order_and_shift_and_stable_for_large_risks() -> None:

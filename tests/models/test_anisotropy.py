@@ -58,7 +58,10 @@ def test_small3d_uses_in_plane_kernels_early() -> None:
 def test_resnet18_follows_the_plan() -> None:
     model = create_backbone("resnet18", spacing=(5.0, 1.0, 1.0))
     # 6 resolution stages: stem (stride), max-pool, layer1..layer4 entry blocks
-    assert model.plan[:2] == [((1, 3, 3), (1, 2, 2))] * 2 and model.plan[2] == ((3, 3, 3), (2, 2, 2))
+    assert model.plan[:2] == [((1, 3, 3), (1, 2, 2))] * 2 and model.plan[2] == (
+        (3, 3, 3),
+        (2, 2, 2),
+    )
     net = model.net
     assert net.conv1.kernel_size == (1, 7, 7) and net.conv1.stride == (1, 2, 2)
     assert net.maxpool.kernel_size == (1, 3, 3) and net.maxpool.stride == (1, 2, 2)
@@ -71,7 +74,9 @@ def test_resnet18_follows_the_plan() -> None:
 
 
 def test_resnet_in_plane_stages_deep_in_the_network() -> None:
-    model = create_backbone("resnet10", spacing=(8.0, 0.5, 0.5))  # ratio 16 -> 8 -> 4: three in-plane stages
+    model = create_backbone(
+        "resnet10", spacing=(8.0, 0.5, 0.5)
+    )  # ratio 16 -> 8 -> 4: three in-plane stages
     net = model.net
     assert net.layer1[0].conv1.kernel_size == (1, 3, 3)
     assert net.layer2[0].conv1.kernel_size == (1, 3, 3) and net.layer2[0].conv1.stride == (1, 2, 2)

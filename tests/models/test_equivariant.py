@@ -19,7 +19,9 @@ def test_group_tables(name: str, order: int) -> None:
     n = range(len(g))
     assert all(g.mul[0][a] == a == g.mul[a][0] for a in n)  # identity
     assert all(g.mul[a][g.inv[a]] == 0 for a in n)
-    assert all(g.mul[g.mul[a][b]][c] == g.mul[a][g.mul[b][c]] for a, b, c in itertools.product(n, n, n))
+    assert all(
+        g.mul[g.mul[a][b]][c] == g.mul[a][g.mul[b][c]] for a, b, c in itertools.product(n, n, n)
+    )
     # the table agrees with the action on a volume without symmetry
     t = torch.randn(5, 5, 5)
     for a, b in itertools.product(n, n):
@@ -35,8 +37,9 @@ def test_lifting_conv_is_equivariant() -> None:
     for s in range(len(group)):
         rotated = lift(group.act(x, s)).reshape(out.shape)
         # rotating the input rotates every map and sends group channel g to s.g
-        expected = torch.stack([group.act(out[:, :, group.mul[group.inv[s]][g]], s)
-                                for g in range(len(group))], 2)
+        expected = torch.stack(
+            [group.act(out[:, :, group.mul[group.inv[s]][g]], s) for g in range(len(group))], 2
+        )
         torch.testing.assert_close(rotated, expected, rtol=0, atol=1e-12)
 
 

@@ -14,10 +14,16 @@ def _x(n: int = 3) -> torch.Tensor:
     return torch.randn(n, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize(("task", "k", "shape"), [
-    ("binary", None, (3,)), ("multiclass", 4, (3, 4)), ("regression", None, (3,)),
-    ("regression", 2, (3, 2)), ("survival", None, (3,)),
-])
+@pytest.mark.parametrize(
+    ("task", "k", "shape"),
+    [
+        ("binary", None, (3,)),
+        ("multiclass", 4, (3, 4)),
+        ("regression", None, (3,)),
+        ("regression", 2, (3, 2)),
+        ("survival", None, (3,)),
+    ],
+)
 def test_task_output_shapes(task: str, k: int | None, shape: tuple) -> None:
     torch.manual_seed(0)
     model = create_model("small3d", task=task, num_outputs=k, widths=(4, 8)).eval()
@@ -46,9 +52,16 @@ def test_unet_forward_matches_monai_dynunet() -> None:
 
     torch.manual_seed(0)
     bb = create_backbone("unet", filters=(4, 8, 16, 32))
-    ref = DynUNet(3, 1, 2, kernel_size=[(3, 3, 3)] * 4, strides=[(1, 1, 1)] + [(2, 2, 2)] * 3,
-                  upsample_kernel_size=[(2, 2, 2)] * 3, filters=[4, 8, 16, 32],
-                  norm_name=("INSTANCE", {"affine": True}))
+    ref = DynUNet(
+        3,
+        1,
+        2,
+        kernel_size=[(3, 3, 3)] * 4,
+        strides=[(1, 1, 1)] + [(2, 2, 2)] * 3,
+        upsample_kernel_size=[(2, 2, 2)] * 3,
+        filters=[4, 8, 16, 32],
+        norm_name=("INSTANCE", {"affine": True}),
+    )
     for name in ("input_block", "downsamples", "bottleneck", "upsamples"):
         getattr(ref, name).load_state_dict(getattr(bb, name).state_dict())
     x = torch.randn(1, 1, 16, 16, 16)
@@ -115,7 +128,8 @@ def test_site_adversary_pushes_the_backbone_the_other_way() -> None:
     # the gradient reaching the embedding is -lambda x the adversary's own gradient
     adv_in = out2["embedding"].detach().requires_grad_()
     plain = torch.autograd.grad(
-        torch.nn.functional.cross_entropy(model.site_adversary.net(adv_in), sites), adv_in)[0]
+        torch.nn.functional.cross_entropy(model.site_adversary.net(adv_in), sites), adv_in
+    )[0]
     ce2 = torch.nn.functional.cross_entropy(out2["site_logits"], sites)
     reversed_half = torch.autograd.grad(ce2, out2["embedding"])[0]
     torch.testing.assert_close(reversed_half, -0.5 * plain)
@@ -129,4 +143,6 @@ def test_head_argument_errors() -> None:
     with pytest.raises(UserError, match="cohort.task: unknown task 'ranking'"):
         RadiomicsNet(bb, task="ranking")
     with pytest.raises(UserError, match="num_outputs >= 2"):
-        RadiomicsNet(create_backbone("unet", filters=(4, 8, 16)), task="segmentation", num_outputs=1)
+        RadiomicsNet(
+            create_backbone("unet", filters=(4, 8, 16)), task="segmentation", num_outputs=1
+        )

@@ -6,17 +6,40 @@ import pytest
 import torch
 
 from deepradiomics.errors import UserError
-from deepradiomics.models import accepts_kwarg, create_backbone, create_model, list_models, register_model
+from deepradiomics.models import (
+    accepts_kwarg,
+    create_backbone,
+    create_model,
+    list_models,
+    register_model,
+)
 
 # the smallest inputs each model handles (deep downsampling needs 32^3; the cube group CNN
 # has 24x the channels of its widths, so it gets 8^3)
-SHAPES = {"densenet121": (2, 2, 32, 32, 32), "unet": (2, 2, 32, 32, 32), "gcnn_cube": (2, 2, 8, 8, 8)}
+SHAPES = {
+    "densenet121": (2, 2, 32, 32, 32),
+    "unet": (2, 2, 32, 32, 32),
+    "gcnn_cube": (2, 2, 8, 8, 8),
+}
 
 
 def test_registry_lists_the_families() -> None:
     names = set(list_models())
-    assert {"small3d", "resnet10", "resnet18", "resnet34", "densenet121", "densenet_small", "unet",
-            "small2d", "small25d", "resnet18_2d", "resnet18_25d", "gcnn_c4", "gcnn_cube"} <= names
+    assert {
+        "small3d",
+        "resnet10",
+        "resnet18",
+        "resnet34",
+        "densenet121",
+        "densenet_small",
+        "unet",
+        "small2d",
+        "small25d",
+        "resnet18_2d",
+        "resnet18_25d",
+        "gcnn_c4",
+        "gcnn_cube",
+    } <= names
     assert list_models() == sorted(names)
 
 
@@ -25,8 +48,14 @@ def test_forward_backward(name: str) -> None:
     torch.manual_seed(0)
     shape = SHAPES.get(name, (2, 2, 16, 16, 16))
     task = "segmentation" if name == "unet" else "binary"
-    model = create_model(name, task=task, in_channels=shape[1], n_covariates=0 if task == "segmentation" else 2,
-                         n_sites=3, dropout=0.2)
+    model = create_model(
+        name,
+        task=task,
+        in_channels=shape[1],
+        n_covariates=0 if task == "segmentation" else 2,
+        n_sites=3,
+        dropout=0.2,
+    )
     backbone = model.backbone
     assert isinstance(backbone.num_features, int)
     x = torch.randn(*shape)
@@ -72,5 +101,9 @@ def test_import_does_not_pull_monai() -> None:
     import sys
 
     code = "import sys, deepradiomics.models, deepradiomics.losses; print('monai' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

@@ -22,7 +22,9 @@ def test_central_slices_layout() -> None:
         central_slices(x[:, :, :3], 5)
 
 
-@pytest.mark.parametrize(("name", "k"), [("small2d", 1), ("small25d", 3), ("resnet18_2d", 1), ("resnet18_25d", 3)])
+@pytest.mark.parametrize(
+    ("name", "k"), [("small2d", 1), ("small25d", 3), ("resnet18_2d", 1), ("resnet18_25d", 3)]
+)
 def test_only_the_central_slices_matter(name: str, k: int) -> None:
     torch.manual_seed(0)
     model = create_backbone(name, in_channels=2).eval()

@@ -36,7 +36,9 @@ def test_embedding_shape_and_channels_last_give_same_numbers() -> None:
     emb = model(x)
     assert emb.shape == (2, 128)
     cl = model.to(memory_format=torch.channels_last_3d)
-    torch.testing.assert_close(cl(x.to(memory_format=torch.channels_last_3d)), emb, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        cl(x.to(memory_format=torch.channels_last_3d)), emb, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_same_seed_same_weights() -> None:
@@ -45,3 +47,11 @@ def test_same_seed_same_weights() -> None:
     torch.manual_seed(3)
     b = create_backbone("small3d").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_convs_per_stage() -> None:
+    one = create_backbone("small3d", convs_per_stage=1)
+    two = create_backbone("small3d")
+    n_convs = [sum(isinstance(m, torch.nn.Conv3d) for m in b.modules()) for b in (one, two)]
+    assert n_convs == [4, 8]
+    assert one(torch.randn(2, 1, 28, 28, 28)).shape == (2, 128)

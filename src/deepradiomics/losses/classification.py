@@ -34,7 +34,9 @@ def _weights(class_weights: Sequence[float] | None, n: int) -> torch.Tensor | No
         return None
     w = torch.as_tensor(list(class_weights), dtype=torch.float32)
     if w.numel() != n or (w < 0).any() or w.sum() <= 0:
-        raise UserError(f"train.class_weight: need {n} non-negative weights, got {list(class_weights)}")
+        raise UserError(
+            f"train.class_weight: need {n} non-negative weights, got {list(class_weights)}"
+        )
     return w
 
 
@@ -45,7 +47,7 @@ def _weighted_mean(loss: torch.Tensor, sample_w: torch.Tensor | None) -> torch.T
 
 
 class WeightedBCELoss(nn.Module):
-    """Binary cross-entropy on logits ``[N]`` and 0/1 targets ``[N]``; ``class_weights=[w0, w1]``."""
+    """Binary cross-entropy on logits ``[N]``, 0/1 targets ``[N]``; ``class_weights=[w0, w1]``."""
 
     def __init__(self, class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
@@ -62,7 +64,9 @@ class WeightedBCELoss(nn.Module):
 class WeightedCELoss(nn.CrossEntropyLoss):
     """Cross-entropy on logits ``[N, K]`` and integer targets ``[N]``, optional class weights."""
 
-    def __init__(self, class_weights: Sequence[float] | None = None, n_classes: int | None = None) -> None:
+    def __init__(
+        self, class_weights: Sequence[float] | None = None, n_classes: int | None = None
+    ) -> None:
         n = n_classes if n_classes is not None else (len(class_weights) if class_weights else 0)
         super().__init__(weight=_weights(class_weights, n))
 
@@ -98,8 +102,13 @@ class FocalLoss(nn.Module):
             t = target.to(logits.dtype).reshape(logits.shape)
             logp_t = -F.binary_cross_entropy_with_logits(logits, t, reduction="none")
             k, idx = 2, t.round().long()
-            alpha = None if self.alpha is None else torch.stack([1 - torch.tensor(float(self.alpha)),
-                                                                 torch.tensor(float(self.alpha))])
+            alpha = (
+                None
+                if self.alpha is None
+                else torch.stack(
+                    [1 - torch.tensor(float(self.alpha)), torch.tensor(float(self.alpha))]
+                )
+            )
         else:  # [N, K] or dense [N, K, *spatial] with targets [N, *spatial] / [N, 1, *spatial]
             idx = target.long().reshape(logits.shape[:1] + logits.shape[2:])
             logp_t = logits.log_softmax(1).gather(1, idx.unsqueeze(1)).squeeze(1)

@@ -54,7 +54,9 @@ def get_loss(
         raise UserError(f"train.loss: unknown loss {name!r}; one of {', '.join(LOSS_TASKS)}")
     if task not in LOSS_TASKS[name]:
         fits = [n for n, tasks in LOSS_TASKS.items() if task in tasks]
-        raise UserError(f"train.loss: {name!r} does not fit a {task} task; use one of {', '.join(fits)}")
+        raise UserError(
+            f"train.loss: {name!r} does not fit a {task} task; use one of {', '.join(fits)}"
+        )
     if class_weights is not None and name not in _WEIGHTED:
         raise UserError(f"train.class_weight: the {name!r} loss takes no class weights")
 

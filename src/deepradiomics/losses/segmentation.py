@@ -33,10 +33,21 @@ class SegmentationLoss(nn.Module):
         from monai.losses import DiceCELoss, DiceLoss  # heavy import, only when used
 
         if kind not in KINDS:
-            raise UserError(f"train.loss: unknown segmentation loss {kind!r}; one of {', '.join(KINDS)}")
-        common = dict(include_background=False, to_onehot_y=True, softmax=True,
-                      smooth_nr=smooth, smooth_dr=smooth)
-        weight = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
+            raise UserError(
+                f"train.loss: unknown segmentation loss {kind!r}; one of {', '.join(KINDS)}"
+            )
+        common = dict(
+            include_background=False,
+            to_onehot_y=True,
+            softmax=True,
+            smooth_nr=smooth,
+            smooth_dr=smooth,
+        )
+        weight = (
+            None
+            if class_weights is None
+            else torch.as_tensor(list(class_weights), dtype=torch.float32)
+        )
         if kind == "dice_ce":
             self.loss = DiceCELoss(**common, weight=weight)
         else:
@@ -44,7 +55,9 @@ class SegmentationLoss(nn.Module):
         # MONAI's DiceFocalLoss applies a per-channel *sigmoid* focal term, which does not fit
         # softmax logits (a perfect softmax prediction still costs); our softmax focal loss
         # over all classes is the CE of Dice + CE with the (1 - p_t)^gamma factor.
-        self.focal = FocalLoss(gamma=gamma, class_weights=class_weights) if kind == "dice_focal" else None
+        self.focal = (
+            FocalLoss(gamma=gamma, class_weights=class_weights) if kind == "dice_focal" else None
+        )
         self.kind = kind
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,8 @@ def cox_partial_nll(
     log_cum = torch.logcumsumexp(e64[order], 0)
     n_groups = int(group.max()) + 1
     last = torch.zeros(n_groups, dtype=torch.long, device=eta.device).scatter_reduce(
-        0, group[order], torch.arange(len(order), device=eta.device), "amax")
+        0, group[order], torch.arange(len(order), device=eta.device), "amax"
+    )
     log_risk_set = log_cum[last]
     ev_group = group[died]
     log_denom = log_risk_set[ev_group]
@@ -64,9 +65,11 @@ def cox_partial_nll(
         # E_g / R_g (each term <= 1, no overflow) and the rank l of each event in its tie
         # group (0..d-1; only the set of ranks matters): log(R - l/d E) = log R + log1p(-l/d E/R)
         ratio = torch.zeros(n_groups, dtype=e64.dtype, device=eta.device).index_add(
-            0, ev_group, torch.exp(e64[died] - log_denom))
+            0, ev_group, torch.exp(e64[died] - log_denom)
+        )
         d = torch.zeros(n_groups, dtype=torch.long, device=eta.device).index_add(
-            0, ev_group, torch.ones_like(ev_group))
+            0, ev_group, torch.ones_like(ev_group)
+        )
         by_group = torch.argsort(ev_group, stable=True)
         starts = torch.cumsum(d, 0) - d
         rank = torch.empty_like(ev_group)
@@ -90,5 +93,7 @@ class CoxLoss(nn.Module):
 
     def forward(self, log_risk: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if target.ndim != 2 or target.shape[1] != 2:
-            raise ValueError(f"survival target must be [N, 2] (time, event), got {list(target.shape)}")
+            raise ValueError(
+                f"survival target must be [N, 2] (time, event), got {list(target.shape)}"
+            )
         return cox_partial_nll(log_risk, target[:, 0], target[:, 1], self.ties, self.reduction)

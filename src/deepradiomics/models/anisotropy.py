@@ -22,7 +22,8 @@ Triple = tuple[int, int, int]
 def _check_spacing(spacing_zyx: Sequence[float]) -> tuple[float, float, float]:
     if len(spacing_zyx) != 3 or not all(float(s) > 0 for s in spacing_zyx):
         raise UserError(
-            f"model spacing must be three positive numbers (z, y, x) in mm, got {tuple(spacing_zyx)}"
+            "model spacing must be three positive numbers (z, y, x) in mm, "
+            f"got {tuple(spacing_zyx)}"
         )
     return tuple(float(s) for s in spacing_zyx)  # type: ignore[return-value]
 
@@ -63,4 +64,8 @@ def plan_for(
     spacing_zyx: Sequence[float] | None, n_stages: int, ratio: float = 2.0
 ) -> list[tuple[Triple, Triple]]:
     """``stage_kernels`` when a spacing is given, else the isotropic plan."""
-    return isotropic_plan(n_stages) if spacing_zyx is None else stage_kernels(spacing_zyx, n_stages, ratio)
+    return (
+        isotropic_plan(n_stages)
+        if spacing_zyx is None
+        else stage_kernels(spacing_zyx, n_stages, ratio)
+    )

@@ -29,8 +29,15 @@ class DenseNetBackbone(nn.Module):
         super().__init__()
         from monai.networks.nets import DenseNet  # heavy import, only when a DenseNet is built
 
-        net = DenseNet(3, in_channels, 1, init_features=init_features, growth_rate=growth_rate,
-                       block_config=tuple(block_config), bn_size=bn_size)
+        net = DenseNet(
+            3,
+            in_channels,
+            1,
+            init_features=init_features,
+            growth_rate=growth_rate,
+            block_config=tuple(block_config),
+            bn_size=bn_size,
+        )
         self.features = net.features
         self.num_features = int(net.class_layers.out.in_features)
 

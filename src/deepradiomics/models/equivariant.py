@@ -169,7 +169,7 @@ class GroupCNN(nn.Module):
         self,
         group: str,
         in_channels: int = 1,
-        widths: Sequence[int] = (8, 16, 32, 64),
+        widths: Sequence[int] = (4, 8, 16, 32),
         spacing: Sequence[float] | None = None,
         anisotropy_ratio: float = 2.0,
     ) -> None:
@@ -179,10 +179,14 @@ class GroupCNN(nn.Module):
         if spacing is not None:
             sz, sy, sx = (float(s) for s in spacing)
             if abs(sy - sx) > 1e-3 * max(sy, sx):
-                raise UserError(f"model 'gcnn_{group}': 90-degree in-plane rotations need square pixels, "
-                                f"got spacing (y, x) = ({sy}, {sx})")
+                raise UserError(
+                    f"model 'gcnn_{group}': 90-degree in-plane rotations need square pixels, "
+                    f"got spacing (y, x) = ({sy}, {sx})"
+                )
             if group == "cube" and abs(sz - sy) > 1e-3 * max(sz, sy):
-                raise UserError(f"model 'gcnn_cube' needs isotropic voxels, got spacing {tuple(spacing)}")
+                raise UserError(
+                    f"model 'gcnn_cube' needs isotropic voxels, got spacing {tuple(spacing)}"
+                )
         plan = plan_for(spacing, len(widths), anisotropy_ratio)
         layers: list[nn.Module] = []
         cin = in_channels
@@ -193,8 +197,11 @@ class GroupCNN(nn.Module):
                 layers.append(SymmetricMaxPool(plan[i - 1][1]))
                 layers.append(GroupConv(self.group, cin, width, kernel))
             layers += [GroupBatchNorm(width, n), nn.ReLU(inplace=True)]
-            layers += [GroupConv(self.group, width, width, kernel), GroupBatchNorm(width, n),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                GroupConv(self.group, width, width, kernel),
+                GroupBatchNorm(width, n),
+                nn.ReLU(inplace=True),
+            ]
             cin = width
         self.trunk = nn.Sequential(*layers)
         self.plan = plan
@@ -214,11 +221,13 @@ class GroupCNN(nn.Module):
 @register_model
 def gcnn_c4(
     in_channels: int = 1,
-    widths: Sequence[int] = (8, 16, 32, 64),
+    widths: Sequence[int] = (4, 8, 16, 32),
     spacing: Sequence[float] | None = None,
     anisotropy_ratio: float = 2.0,
 ) -> GroupCNN:
-    """C4 group CNN: exactly invariant to 90-degree rotations in the axial (y, x) plane."""
+    """C4 group CNN: exactly invariant to 90-degree rotations in the axial (y, x) plane.
+
+    ``4 x widths`` channels (16-128 by default): small3d's cost with a quarter of its weights."""
     return GroupCNN("c4", in_channels, widths, spacing, anisotropy_ratio)
 
 
@@ -229,5 +238,6 @@ def gcnn_cube(
     spacing: Sequence[float] | None = None,
 ) -> GroupCNN:
     """Cube-group (24 rotations) CNN: exactly invariant to every 90-degree rotation of a cube
-    input; channel counts are ``24 x widths``, so widths are small."""
+    input; channel counts are ``24 x widths`` (48-384), so it is meant for crops up to ~32^3
+    (forward: about 9.5 GFLOP per 32^3 volume, 76 per 64^3)."""
     return GroupCNN("cube", in_channels, widths, spacing)

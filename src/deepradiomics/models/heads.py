@@ -59,13 +59,16 @@ class CovariateEncoder(nn.Module):
 
 
 class SiteAdversary(nn.Module):
-    """Site classifier behind a gradient-reversal layer; ``lambd`` may be changed during training."""
+    """Site classifier behind a gradient-reversal layer; ``lambd`` may change during training."""
 
-    def __init__(self, in_features: int, n_sites: int, hidden: int = 64, lambd: float = 1.0) -> None:
+    def __init__(
+        self, in_features: int, n_sites: int, hidden: int = 64, lambd: float = 1.0
+    ) -> None:
         super().__init__()
         self.lambd = lambd
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, n_sites))
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_sites)
+        )
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.net(grad_reverse(embedding, self.lambd))
@@ -125,9 +128,13 @@ class RadiomicsNet(nn.Module):
         else:
             fused = features + (covariate_hidden if self.covariates is not None else 0)
             self.head = nn.Linear(fused, self.num_outputs, bias=task != "survival")
-        self.site_adversary = SiteAdversary(features, n_sites, lambd=adversary_lambda) if n_sites > 0 else None
+        self.site_adversary = (
+            SiteAdversary(features, n_sites, lambd=adversary_lambda) if n_sites > 0 else None
+        )
 
-    def forward(self, x: torch.Tensor, covariates: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, covariates: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         if self.task == "segmentation":
             dense, embedding = self.backbone.forward_dense(x)
             out = self.head(self.dropout(dense))
@@ -136,11 +143,17 @@ class RadiomicsNet(nn.Module):
             z = embedding
             if self.covariates is not None:
                 if covariates is None:  # every covariate missing: the indicators say so
-                    covariates = torch.full((x.shape[0], self.covariates.n_covariates), float("nan"),
-                                            dtype=embedding.dtype, device=embedding.device)
+                    covariates = torch.full(
+                        (x.shape[0], self.covariates.n_covariates),
+                        float("nan"),
+                        dtype=embedding.dtype,
+                        device=embedding.device,
+                    )
                 if covariates.shape != (x.shape[0], self.covariates.n_covariates):
-                    raise ValueError(f"covariates must be [{x.shape[0]}, {self.covariates.n_covariates}],"
-                                     f" got {list(covariates.shape)}")
+                    raise ValueError(
+                        f"covariates must be [{x.shape[0]}, {self.covariates.n_covariates}],"
+                        f" got {list(covariates.shape)}"
+                    )
                 z = torch.cat([embedding, self.covariates(covariates.to(embedding.dtype))], dim=1)
             out = self.head(self.dropout(z))
             if self.num_outputs == 1 and self.task != "multiclass":

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from deepradiomics.errors import UserError
+from deepradiomics.models.heads import RadiomicsNet
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -35,7 +36,9 @@ def list_models() -> list[str]:
 
 def _builder(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
-        raise UserError(f"model.name: unknown model {name!r}; available: {', '.join(list_models())}")
+        raise UserError(
+            f"model.name: unknown model {name!r}; available: {', '.join(list_models())}"
+        )
     return _MODELS[name]
 
 
@@ -64,13 +67,11 @@ def create_model(
     n_sites: int = 0,
     dropout: float = 0.0,
     **kwargs: Any,
-) -> nn.Module:
+) -> RadiomicsNet:
     """Backbone ``name`` (built with ``kwargs``, e.g. ``in_channels``, ``spacing``) plus heads.
 
     Returns a ``heads.RadiomicsNet``; see it for the head arguments and the output dict.
     """
-    from deepradiomics.models.heads import RadiomicsNet
-
     backbone = create_backbone(name, **kwargs)
     return RadiomicsNet(
         backbone,

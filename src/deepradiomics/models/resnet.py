@@ -28,8 +28,12 @@ def _reshaped(conv: nn.Conv3d, kernel: Sequence[int], stride: Sequence[int]) -> 
     if conv.kernel_size == kernel and conv.stride == stride:
         return conv
     new = nn.Conv3d(
-        conv.in_channels, conv.out_channels, kernel, stride=stride,
-        padding=tuple(k // 2 for k in kernel), bias=conv.bias is not None,
+        conv.in_channels,
+        conv.out_channels,
+        kernel,
+        stride=stride,
+        padding=tuple(k // 2 for k in kernel),
+        bias=conv.bias is not None,
     )
     nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
     return new
@@ -65,9 +69,16 @@ class ResNetBackbone(nn.Module):
                 raise ValueError("spacing applies to 3D models only")
             stem_kernel, stem_stride = stem_kernel[1:], stem_stride[1:]
         self.net = ResNet(
-            ResNetBlock, _LAYERS[arch], get_inplanes(), spatial_dims=spatial_dims, n_input_channels=in_channels,
-            conv1_t_size=stem_kernel, conv1_t_stride=stem_stride, no_max_pool=no_max_pool,
-            widen_factor=widen_factor, feed_forward=False,
+            ResNetBlock,
+            _LAYERS[arch],
+            get_inplanes(),
+            spatial_dims=spatial_dims,
+            n_input_channels=in_channels,
+            conv1_t_size=stem_kernel,
+            conv1_t_stride=stem_stride,
+            no_max_pool=no_max_pool,
+            widen_factor=widen_factor,
+            feed_forward=False,
         )
         if spacing is not None:
             self._apply_plan(plan, stage=int(conv1_t_stride == 2))
@@ -104,29 +115,68 @@ class ResNetBackbone(nn.Module):
 
 @register_model
 def resnet10(
-    in_channels: int = 1, conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False,
-    widen_factor: float = 1.0, spacing: Sequence[float] | None = None, anisotropy_ratio: float = 2.0,
+    in_channels: int = 1,
+    conv1_t_size: int = 7,
+    conv1_t_stride: int = 2,
+    no_max_pool: bool = False,
+    widen_factor: float = 1.0,
+    spacing: Sequence[float] | None = None,
+    anisotropy_ratio: float = 2.0,
 ) -> ResNetBackbone:
     """3D ResNet-10 (MONAI), strided 7^3 stem by default."""
-    return ResNetBackbone("resnet10", in_channels, conv1_t_size, conv1_t_stride, no_max_pool,
-                          widen_factor, spacing, anisotropy_ratio)
+    return ResNetBackbone(
+        "resnet10",
+        in_channels,
+        conv1_t_size,
+        conv1_t_stride,
+        no_max_pool,
+        widen_factor,
+        spacing,
+        anisotropy_ratio,
+    )
 
 
 @register_model
 def resnet18(
-    in_channels: int = 1, conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False,
-    widen_factor: float = 1.0, spacing: Sequence[float] | None = None, anisotropy_ratio: float = 2.0,
+    in_channels: int = 1,
+    conv1_t_size: int = 7,
+    conv1_t_stride: int = 2,
+    no_max_pool: bool = False,
+    widen_factor: float = 1.0,
+    spacing: Sequence[float] | None = None,
+    anisotropy_ratio: float = 2.0,
 ) -> ResNetBackbone:
     """3D ResNet-18 (MONAI), strided 7^3 stem by default."""
-    return ResNetBackbone("resnet18", in_channels, conv1_t_size, conv1_t_stride, no_max_pool,
-                          widen_factor, spacing, anisotropy_ratio)
+    return ResNetBackbone(
+        "resnet18",
+        in_channels,
+        conv1_t_size,
+        conv1_t_stride,
+        no_max_pool,
+        widen_factor,
+        spacing,
+        anisotropy_ratio,
+    )
 
 
 @register_model
 def resnet34(
-    in_channels: int = 1, conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False,
-    widen_factor: float = 1.0, spacing: Sequence[float] | None = None, anisotropy_ratio: float = 2.0,
+    in_channels: int = 1,
+    conv1_t_size: int = 7,
+    conv1_t_stride: int = 2,
+    no_max_pool: bool = False,
+    widen_factor: float = 1.0,
+    spacing: Sequence[float] | None = None,
+    anisotropy_ratio: float = 2.0,
 ) -> ResNetBackbone:
     """3D ResNet-34 (MONAI), strided 7^3 stem by default."""
-    return ResNetBackbone("resnet34", in_channels, conv1_t_size, conv1_t_stride, no_max_pool,
-                          widen_factor, spacing, anisotropy_ratio)
+    return ResNetBackbone(
+        "resnet34",
+        in_channels,
+        conv1_t_size,
+        conv1_t_stride,
+        no_max_pool,
+        widen_factor,
+        spacing,
+        anisotropy_ratio,
+    )

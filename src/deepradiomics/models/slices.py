@@ -62,7 +62,9 @@ def small25d(
 
 
 @register_model
-def resnet18_2d(in_channels: int = 1, conv1_t_size: int = 7, conv1_t_stride: int = 2) -> SliceBackbone:
+def resnet18_2d(
+    in_channels: int = 1, conv1_t_size: int = 7, conv1_t_stride: int = 2
+) -> SliceBackbone:
     """2D ResNet-18 (MONAI) on the central slice."""
     inner = ResNetBackbone("resnet18", in_channels, conv1_t_size, conv1_t_stride, spatial_dims=2)
     return SliceBackbone(inner, 1)
@@ -73,5 +75,7 @@ def resnet18_25d(
     in_channels: int = 1, slices: int = 3, conv1_t_size: int = 7, conv1_t_stride: int = 2
 ) -> SliceBackbone:
     """2D ResNet-18 (MONAI) on the central ``slices`` slices stacked as channels (2.5D)."""
-    inner = ResNetBackbone("resnet18", in_channels * slices, conv1_t_size, conv1_t_stride, spatial_dims=2)
+    inner = ResNetBackbone(
+        "resnet18", in_channels * slices, conv1_t_size, conv1_t_stride, spatial_dims=2
+    )
     return SliceBackbone(inner, slices)

@@ -44,9 +44,17 @@ class UNetBackbone(nn.Module):
         plan = plan_for(spacing, len(filters), anisotropy_ratio)
         kernels = [k for k, _ in plan]
         strides = [(1, 1, 1)] + [p for _, p in plan[:-1]]
-        net = DynUNet(3, in_channels, 1, kernel_size=kernels, strides=strides,
-                      upsample_kernel_size=strides[1:], filters=list(filters),
-                      norm_name=_NORMS[norm], res_block=res_block)
+        net = DynUNet(
+            3,
+            in_channels,
+            1,
+            kernel_size=kernels,
+            strides=strides,
+            upsample_kernel_size=strides[1:],
+            filters=list(filters),
+            norm_name=_NORMS[norm],
+            res_block=res_block,
+        )
         self.input_block = net.input_block
         self.downsamples = net.downsamples
         self.bottleneck = net.bottleneck
