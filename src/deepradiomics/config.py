@@ -145,6 +145,9 @@ class EvaluateConfig(Strict):
     learning_curve: LearningCurveConfig = Field(default_factory=LearningCurveConfig)
     classical: bool = True
     combat: bool = True
+    # also fit ComBat (per fold, training cases only) on the CNN members' embeddings and a
+    # tuned linear head on them: the "cnn_combat" model
+    combat_embeddings: bool = False
     # binary decision threshold, chosen on the validation split: "youden" (max sensitivity +
     # specificity), "accuracy" (max accuracy) or a fixed probability
     threshold: Literal["youden", "accuracy"] | Annotated[float, Field(ge=0, le=1)] = "youden"

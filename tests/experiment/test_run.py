@@ -23,6 +23,7 @@ CONFIG = {
     "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
     "train": {"epochs": 2, "batch_size": 4},
     "evaluate": {"split": "kfold", "folds": 2, "ensemble_members": 2, "bootstrap": 50,
+                 "combat_embeddings": True,
                  "learning_curve": {"enabled": True, "fractions": [0.5, 1.0], "repeats": 1}},
 }
 
@@ -64,7 +65,7 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(preds) == 28 and set(preds.columns) >= {"cnn_prob", "cnn_std", "classical_prob",
                                                       "classical_combat_prob", "y_true", "fold"}
-    for model in ("cnn", "classical", "classical_combat"):
+    for model in ("cnn", "classical", "classical_combat", "cnn_combat"):
         auc = metrics["models"][model]["test"]["auc"]
         assert auc["value"] == pytest.approx(roc_auc_score(preds.y_true, preds[f"{model}_prob"]))
         assert auc["ci_low"] <= auc["value"] <= auc["ci_high"]

@@ -210,6 +210,14 @@ def select_threshold(
     return float((cand[best] + cand[best + 1]) / 2)
 
 
+def configured_threshold(y_true: Sequence, y_score: Sequence, rule: str | float) -> float:
+    """``evaluate.threshold`` applied to validation data: a rule name for
+    ``select_threshold`` or a fixed probability."""
+    if isinstance(rule, str):
+        return select_threshold(y_true, y_score, rule)  # type: ignore[arg-type]
+    return float(rule)
+
+
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
     """Fraction of predicted labels equal to the true labels."""
     y, p = _pair(y_true, y_pred)

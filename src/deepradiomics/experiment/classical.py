@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepradiomics.classical.combat import with_site_columns
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.data import CohortArrays
@@ -72,8 +73,6 @@ def classical_design(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path,
                      progress: bool = True) -> pd.DataFrame | None:
     """The baseline's input: features plus the site/covariate columns ComBat reads; None
     when the cohort has no masks or plan (a .npz cohort)."""
-    from deepradiomics.classical.combat import with_site_columns
-
     if arrays.plan is None or arrays.data.masks is None:
         log.warning("classical baseline skipped: it needs masks and a preprocessing plan (CSV cohort)")
         return None
@@ -83,29 +82,49 @@ def classical_design(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path,
     return with_site_columns(features.reset_index(drop=True), sites, arrays.covariates)
 
 
+def baseline_fold(cfg: ExperimentConfig, arrays: CohortArrays, X: pd.DataFrame,
+                  idx: dict[str, np.ndarray], fold: int, combat: bool) -> FoldPredictions:
+    """The tuned baseline fitted on the fold's training cases; its scores on test, train and
+    validation (for the threshold) cases."""
+    from deepradiomics.classical.models import make_baseline
+
+    targets = arrays.data.targets.numpy()
+    task = arrays.task
+    est = make_baseline(task, combat=combat, seed=cfg.seed)
+    est.fit(X.iloc[idx["train"]], classical_target(task, targets, idx["train"]),
+            groups=np.asarray(arrays.data.patient_ids)[idx["train"]])
+    val_scores = classical_scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)
+    return FoldPredictions(
+        fold, idx["test"], classical_scores(task, est, X.iloc[idx["test"]]),
+        train=idx["train"], train_score=classical_scores(task, est, X.iloc[idx["train"]]),
+        stop_targets=[targets[idx["val"]]], stop_scores=[val_scores])
+
+
 def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
                      X: pd.DataFrame) -> list[ModelPredictions]:
     """``classical`` and (with several sites and ``evaluate.combat``) ``classical_combat``."""
-    from deepradiomics.classical.models import make_baseline
-
     variants = {"classical": False}
     if cfg.evaluate.combat and len(arrays.site_names) > 1:
         variants["classical_combat"] = True
-    targets = arrays.data.targets.numpy()
-    patients = np.asarray(arrays.data.patient_ids)
-    task = arrays.task
-    models = []
-    for name, combat in variants.items():
-        folds = []
-        for fold in splits.folds:
-            idx = fold_indices(splits, fold, arrays.data.case_ids)
-            est = make_baseline(task, combat=combat, seed=cfg.seed)
-            est.fit(X.iloc[idx["train"]], classical_target(task, targets, idx["train"]),
-                    groups=patients[idx["train"]])
-            val_scores = classical_scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)
-            folds.append(FoldPredictions(
-                fold, idx["test"], classical_scores(task, est, X.iloc[idx["test"]]),
-                train=idx["train"], train_score=classical_scores(task, est, X.iloc[idx["train"]]),
-                stop_targets=[targets[idx["val"]]], stop_scores=[val_scores]))
-        models.append(ModelPredictions(name, folds, len(X)))
-    return models
+    return [ModelPredictions(name, [baseline_fold(cfg, arrays, X, fold_indices(splits, f, arrays.data.case_ids),
+                                                  f, combat) for f in splits.folds], len(X))
+            for name, combat in variants.items()]
+
+
+def embedding_combat_model(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
+                           folds: list) -> ModelPredictions:
+    """``cnn_combat``: per fold and member, ComBat on the member's embeddings plus the tuned
+    linear head of the baseline (fitted on training cases only), averaged over members."""
+    sites = arrays.sites if arrays.sites is not None else np.full(len(arrays.data), "all")
+    out = []
+    for f in folds:
+        idx = fold_indices(splits, f.fold, arrays.data.case_ids)
+        per_member = []
+        for emb in f.embeddings:
+            X = with_site_columns(pd.DataFrame(emb).add_prefix("embedding_"), sites, arrays.covariates)
+            per_member.append(baseline_fold(cfg, arrays, X, idx, f.fold, combat=True))
+        mean = lambda attr: np.mean([getattr(p, attr) for p in per_member], axis=0)  # noqa: E731
+        first = per_member[0]
+        out.append(FoldPredictions(f.fold, first.test, mean("score"), first.train, mean("train_score"),
+                                   first.stop_targets, [np.mean([p.stop_scores[0] for p in per_member], axis=0)]))
+    return ModelPredictions("cnn_combat", out, len(arrays.data))

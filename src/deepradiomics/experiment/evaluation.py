@@ -54,11 +54,11 @@ class ModelPredictions:
         return idx, score
 
 
-def decision_threshold(model: ModelPredictions) -> float:
-    """Youden threshold on the pooled early-stopping (validation / out-of-bag) predictions."""
+def decision_threshold(model: ModelPredictions, rule: str | float) -> float:
+    """``evaluate.threshold`` on the pooled early-stopping (validation / out-of-bag) predictions."""
     y = np.concatenate([t for f in model.folds for t in f.stop_targets] or [np.empty(0)])
     s = np.concatenate([p for f in model.folds for p in f.stop_scores] or [np.empty(0)])
-    return M.select_threshold(y, s) if len(y) else 0.5
+    return M.configured_threshold(y, s, rule) if len(y) else 0.5
 
 
 def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
@@ -90,7 +90,7 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
                               "seed": cfg.seed, "level": cfg.evaluate.ci_level}
     out: dict[str, Any] = {}
     if task == "binary":
-        out["threshold"] = common["threshold"] = decision_threshold(model)
+        out["threshold"] = common["threshold"] = decision_threshold(model, cfg.evaluate.threshold)
     if task == "survival":
         common["auc_times"] = default_auc_times(targets[idx, 0], targets[idx, 1])  # shared by folds
         times = default_ibs_times(targets[:, 0])

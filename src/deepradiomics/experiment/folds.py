@@ -36,6 +36,7 @@ class FoldResult:
     encoding: dict | None = None  # covariate encoding of this fold's training part
     member_dirs: list[Path] = field(default_factory=list)
     offsets: list[float] | None = None  # survival: each member's mean training log-risk
+    embeddings: list[np.ndarray] = field(default_factory=list)  # per member [N, F], optional
 
 
 def fold_indices(splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -65,6 +66,7 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
         stop_targets=[targets[j.stop] for j in jobs], stop_predictions=[o.stop for o in outs],
         seconds=sum(o.seconds for o in outs), encoding=encoding,
         member_dirs=[j.folder for j in jobs], offsets=offsets,
+        embeddings=[o.embedding for o in outs if o.embedding is not None],
     )
     if arrays.task == "survival":
         # every member predicted its own unique training cases; average where they overlap

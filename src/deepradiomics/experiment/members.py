@@ -41,6 +41,7 @@ class MemberOutput:
     test: np.ndarray
     best_epoch: int
     seconds: float
+    embedding: np.ndarray | None = None  # [N cohort cases, F] with evaluate.combat_embeddings
 
 
 def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: np.ndarray,
@@ -69,13 +70,14 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
                n_covariates: int, progress: bool = True) -> MemberOutput:
     """Train (or resume, or reuse) one member and return its predictions."""
     from deepradiomics.train.command import build_model, build_setup
-    from deepradiomics.train.loop import fit, predict, resolve_device
+    from deepradiomics.train.loop import embed, fit, predict, resolve_device
 
     done = job.folder / DONE
     if done.is_file():
         info = json.loads(done.read_text())
         with np.load(job.folder / PREDICTIONS) as p:
-            return MemberOutput(p["train"], p["stop"], p["test"], info["best_epoch"], info["seconds"])
+            return MemberOutput(p["train"], p["stop"], p["test"], info["best_epoch"], info["seconds"],
+                                p["embedding"] if "embedding" in p else None)
     job.folder.mkdir(parents=True, exist_ok=True)
     cfg_m = cfg.model_copy(update={"seed": cfg.seed * 1000 + job.fold * 100 + job.member})
     model = build_model(cfg_m, arrays.task, arrays.in_channels, arrays.n_classes, arrays.spacing,
@@ -92,10 +94,12 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
                        anisotropic=arrays.anisotropic)
 
     unique_train = np.unique(job.train)
+    embedding = embed(model, data, device) if cfg.evaluate.combat_embeddings else None
     out = MemberOutput(outputs(unique_train, False), outputs(job.stop, cfg.train.tta),
-                       outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds)
+                       outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds, embedding)
+    extra = {} if embedding is None else {"embedding": embedding}
     _save_npz(job.folder / PREDICTIONS, train=out.train, stop=out.stop, test=out.test,
-              train_index=unique_train)
+              train_index=unique_train, **extra)
     done.write_text(json.dumps({"best_epoch": out.best_epoch, "seconds": round(out.seconds, 2),
                                 "epochs_run": result.epochs_run, "best_score": result.best_score}))
     return out

@@ -102,6 +102,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         X = classical_design(cfg, arrays, run_dir, progress)
         if X is not None:
             models += classical_models(cfg, arrays, splits, X)
+    if cfg.evaluate.combat_embeddings and len(arrays.site_names) > 1:
+        from deepradiomics.experiment.classical import embedding_combat_model
+
+        _say(progress, "ComBat on the CNN embeddings + linear head, on the same folds")
+        models.append(embedding_combat_model(cfg, arrays, splits, folds))
     per_model = {m.name: model_metrics(cfg, arrays, m) for m in models}
     cnn = per_model["cnn"]
     metrics: dict[str, Any] = {
@@ -112,7 +117,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     }
     names = [m.name for m in models]
     pairs = [(a, b) for a, b in (("cnn", "classical"), ("cnn", "classical_combat"),
-                                 ("classical_combat", "classical")) if a in names and b in names]
+                                 ("classical_combat", "classical"), ("cnn_combat", "cnn"))
+             if a in names and b in names]
     by_name = {m.name: m for m in models}
     metrics["comparisons"] = [row for a, b in pairs
                               for row in compare_models(cfg, arrays, by_name[a], by_name[b])]

@@ -60,7 +60,7 @@ def evaluate_split(task: str, data: ArrayData, pred: np.ndarray, cfg: Experiment
 
 
 def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool) -> dict:
-    from deepradiomics.evaluate.metrics import select_threshold
+    from deepradiomics.evaluate.metrics import configured_threshold
     from deepradiomics.experiment.data import single_split
 
     split = single_split(cfg, out)
@@ -74,9 +74,7 @@ def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool) -> dict:
              for name, data in parts.items() if name != "train"}
     threshold = None
     if task == "binary":
-        rule = cfg.evaluate.threshold
-        threshold = (select_threshold(parts["val"].targets.numpy(), preds["val"], rule)
-                     if isinstance(rule, str) else float(rule))
+        threshold = configured_threshold(parts["val"].targets.numpy(), preds["val"], cfg.evaluate.threshold)
     metrics = {name: evaluate_split(task, parts[name], p, cfg, threshold) for name, p in preds.items()}
     metrics.update(task=task, threshold=threshold, best_epoch=result.best_epoch,
                    epochs_run=result.epochs_run, train_seconds=round(result.seconds, 1))

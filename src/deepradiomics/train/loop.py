@@ -144,6 +144,19 @@ def predict(
     return torch.cat(outs).numpy()
 
 
+@torch.no_grad()
+def embed(model: nn.Module, data: ArrayData, device: torch.device, batch_size: int = 32) -> np.ndarray:
+    """The backbone embedding ``[N, F]`` of every case (no augmentation)."""
+    model.eval()
+    outs = []
+    for start in range(0, len(data), batch_size):
+        x = data.images[start:start + batch_size].to(device)
+        cov = None if data.covariates is None else data.covariates[start:start + batch_size].to(device)
+        with _autocast(device):
+            outs.append(model(x, cov)["embedding"].float().cpu())
+    return torch.cat(outs).numpy()
+
+
 def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
