@@ -78,13 +78,16 @@ def test_accuracy_threshold_maximises_accuracy_between_scores():
     best = max(skm.accuracy_score(y, (p >= c).astype(int)) for c in cuts)
     assert skm.accuracy_score(y, (p >= thr).astype(int)) == pytest.approx(best)
     assert thr not in set(p)  # halfway between two scores
-    # labels 0 0 1 0 1 1 by score: 0.55 (all but the lowest two positive) is 5/6 correct; so
-    # is 0.75 (the top two): the highest wins, halfway between 0.7 and 0.8
+    # labels 0 0 1 0 1 1 by score: 0.35 (all but the lowest two positive) and 0.75 (the top
+    # two) are both 5/6 correct: the lower median of the two maximising cut points
     assert M.select_threshold([0, 0, 1, 0, 1, 1], [0.1, 0.2, 0.5, 0.7, 0.8, 0.9], "accuracy") == (
-        pytest.approx(0.75)
+        pytest.approx(0.35)
     )
+    # three tied cut points (0.15, 0.35, 0.55), each 5/7 correct: the middle one
+    assert M.select_threshold([0, 1, 0, 1, 0, 1, 1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+                              "accuracy") == pytest.approx(0.35)
     # nothing positive is best: just above the top score; everything positive: the lowest
-    assert M.select_threshold([0, 0, 0, 1], [0.1, 0.2, 0.9, 0.3], "accuracy") > 0.9
+    assert M.select_threshold([0, 0, 0, 1], [0.1, 0.2, 0.9, 0.05], "accuracy") > 0.9
     assert M.select_threshold([1, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], "accuracy") == pytest.approx(0.1)
     assert M.select_threshold([1, 1, 1, 0], [0.1, 0.2, 0.3, 0.05], "accuracy") == pytest.approx(0.075)
 

@@ -182,10 +182,12 @@ def select_threshold(
     """Decision threshold chosen on validation data (a case is positive when score >= it).
 
     ``youden``: the score maximising sensitivity + specificity - 1 (ties: the highest such
-    score); ``accuracy``: the highest threshold maximising accuracy, moved halfway down to the
-    next lower score so that no validation case sits on the boundary (with imbalanced classes
-    Youden trades accuracy for sensitivity); ``fixed``: ``value``. Falls back to ``value``
-    when only one class is present.
+    score); ``accuracy``: the threshold maximising accuracy, placed halfway between two
+    consecutive scores so that no validation case sits on the boundary; when several such
+    cut points tie (common on a small validation set) the median one (lower middle), which is
+    less sensitive to single cases than either end; ``fixed``: ``value``. Falls back to
+    ``value`` when only one class is present. With imbalanced classes Youden trades accuracy
+    for sensitivity: use ``accuracy`` when accuracy is the figure of merit.
     """
     if rule == "fixed":
         return float(value)
@@ -201,13 +203,13 @@ def select_threshold(
         cand, youden = cand[1:], (tpr - fpr)[1:]  # drop the "nothing positive" threshold (inf)
         return float(cand[np.argmax(youden)])  # first maximum: the highest threshold
     n_pos = float(y.sum())
-    correct = np.rint(tpr * n_pos) + np.rint((1.0 - fpr) * (len(y) - n_pos))  # counts, no ties lost
-    best = int(np.argmax(correct))  # first maximum: the highest threshold
-    if best == 0:  # calling nothing positive is best: just above the highest score
-        return float(np.nextafter(cand[1], np.inf))
-    if best == len(cand) - 1:  # every case positive: the lowest score itself
-        return float(cand[best])
-    return float((cand[best] + cand[best + 1]) / 2)
+    correct = np.rint(tpr * n_pos) + np.rint((1.0 - fpr) * (len(y) - n_pos))  # counts
+    # cut points: just above the top score (nothing positive), halfway between consecutive
+    # scores, the lowest score itself (everything positive); decreasing like ``cand``
+    cuts = np.concatenate([[np.nextafter(cand[1], np.inf)], (cand[1:-1] + cand[2:]) / 2,
+                           [cand[-1]]])
+    best = np.flatnonzero(correct == correct.max())  # decreasing thresholds
+    return float(cuts[best[::-1][(len(best) - 1) // 2]])  # lower median
 
 
 def configured_threshold(y_true: Sequence, y_score: Sequence, rule: str | float) -> float:
