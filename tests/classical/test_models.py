@@ -149,6 +149,25 @@ def test_inner_cv_groups_patients_and_stratifies() -> None:
         assert abs(y[test].mean() - y.mean()) < 0.1
 
 
+def test_inner_cv_spreads_small_sites_so_combat_tuning_never_fails() -> None:
+    # real-cohort shape (soft-tissue sarcoma, one outer training fold): 21 / 5 / 5 cases per
+    # site, 6 positives; class-only strata left a 5-case site with 1 row in an inner training
+    # fold for half the seeds, every candidate scored NaN and the first was kept silently
+    rng = np.random.default_rng(0)
+    site = np.array(["A"] * 21 + ["B"] * 5 + ["C"] * 5)
+    y = np.zeros(31, int)
+    y[[0, 1, 2, 21, 22, 26]] = 1
+    X = with_site_columns(pd.DataFrame(rng.normal(size=(31, 30))).add_prefix("f"), site)
+    for seed in range(10):
+        for train, test in InnerCV(3, random_state=seed).split(X, y, np.arange(31)):
+            assert np.unique(site[train], return_counts=True)[1].min() >= 2
+            assert 0 < y[test].sum() < len(test)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category=UserWarning)  # FitFailedWarning, NaN scores
+            est = make_baseline("binary", combat=True, seed=seed).fit(X, y, groups=np.arange(31))
+        assert np.isfinite(est.cv_results_["mean_test_score"]).all()
+
+
 # ----------------------------------------------------------------------------- tasks
 
 

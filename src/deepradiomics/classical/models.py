@@ -25,6 +25,7 @@ Survival targets are scikit-survival structured arrays (``survival_target(event,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,7 +53,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from deepradiomics.classical.combat import META_PREFIX, ComBat, ComBatColumns
+from deepradiomics.classical.combat import META_PREFIX, SITE_COLUMN, ComBat, ComBatColumns
 from deepradiomics.errors import UserError
 
 BaselineTask = Literal["binary", "multiclass", "regression", "survival"]
@@ -113,9 +114,23 @@ def _strata(y: Any) -> np.ndarray | None:
     return y
 
 
+def _with_site(strata: np.ndarray | None, X: Any, n_splits: int) -> np.ndarray | None:
+    """Strata crossed with ComBat's site column when ``X`` has one: ComBat in the pipeline
+    needs >= 2 rows of every site in each inner training fold, and folds stratified by class
+    alone often leave a small site with one row there (every candidate then scores NaN and
+    GridSearchCV silently keeps the first). Kept as they are when no crossed stratum has
+    ``n_splits`` rows (StratifiedGroupKFold would refuse)."""
+    if not hasattr(X, "columns") or SITE_COLUMN not in X.columns:
+        return strata
+    site = X[SITE_COLUMN].to_numpy().astype(str)
+    crossed = site if strata is None else np.char.add(np.char.add(strata.astype(str), "|"), site)
+    return crossed if np.unique(crossed, return_counts=True)[1].max() >= n_splits else strata
+
+
 class InnerCV(BaseCrossValidator):
     """K folds grouped by ``groups`` (patients) and, with ``stratify``, stratified by class
-    (for survival targets: by event). Without ``groups`` each row is its own group."""
+    (for survival targets: by event), crossed with the site when ``X`` carries ComBat's site
+    column (see ``_with_site``). Without ``groups`` each row is its own group."""
 
     def __init__(self, n_splits: int = 3, stratify: bool = True, random_state: int = 0) -> None:
         self.n_splits = n_splits
@@ -131,12 +146,15 @@ class InnerCV(BaseCrossValidator):
             y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y")
             if self.stratify:
                 type_of_target(y, input_name="y", raise_unknown=True)
-        strata = _strata(y)
-        if self.stratify and strata is not None:
+        strata = _with_site(_strata(y) if self.stratify else None, X, self.n_splits)
+        if strata is not None:
             splitter = StratifiedGroupKFold(
                 self.n_splits, shuffle=True, random_state=self.random_state
             )
-            yield from splitter.split(X, strata, groups)
+            with warnings.catch_warnings():  # small crossed strata are expected here
+                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+                folds = list(splitter.split(X, strata, groups))
+            yield from folds
         else:
             splitter = GroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
             yield from splitter.split(X, y, groups)
