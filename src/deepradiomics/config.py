@@ -122,6 +122,9 @@ class TrainConfig(Strict):
     loss: str | None = None  # None: the task's default (bce, ce, mse, cox, dice_ce)
     class_weight: Literal["balanced", "none"] | list[float] = "balanced"
     patience: int = Field(15, ge=1)
+    # early stopping and best-epoch selection: the task's validation score (AUC, C-index,
+    # -MSE) or the validation loss (smoother on small validation sets)
+    monitor: Literal["score", "loss"] = "score"
     grad_clip: float = Field(1.0, gt=0)
     device: str = "auto"
     num_workers: int = Field(0, ge=0)

@@ -3,7 +3,8 @@
 ``fit`` trains one model on resident tensors: AdamW, cosine schedule with linear warm-up,
 batched augmentation on the training device, ``channels_last_3d`` (1.3-1.5x on this CPU too,
 ``bench/models_results.md``), bf16 autocast on GPU,
-gradient clipping, early stopping on a validation score with best-weights selection, and an
+gradient clipping, early stopping on the validation score or loss (``train.monitor``) with
+best-weights selection, and an
 atomic checkpoint every epoch from which ``resume=True`` continues to the same final
 weights (on CPU) as an uninterrupted run. Under ``torchrun`` each process takes its share
 of every global batch and DDP averages the gradients.
@@ -117,7 +118,31 @@ def _flips(anisotropic: bool) -> list[tuple[int, ...]]:
     return out
 
 
+def activate(task: str, out: torch.Tensor) -> torch.Tensor:
+    """Raw head outputs -> probabilities (binary, multiclass) or the values themselves."""
+    if task == "binary":
+        return torch.sigmoid(out)
+    return torch.softmax(out, 1) if task == "multiclass" else out
+
+
 @torch.no_grad()
+def _outputs(model: nn.Module, data: ArrayData, device: torch.device, batch_size: int,
+             flips: list[tuple[int, ...]], transform) -> torch.Tensor:
+    """``transform(head output)`` for every case, averaged over the input ``flips``."""
+    model.eval()
+    outs = []
+    for start in range(0, len(data), batch_size):
+        x = data.images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last_3d)
+        cov = None if data.covariates is None else data.covariates[start:start + batch_size].to(device)
+        acc = 0.0
+        for f in flips:
+            with _autocast(device):
+                out = model(x.flip(f) if f else x, cov)["out"].float()
+            acc = acc + transform(out)
+        outs.append((acc / len(flips)).cpu())
+    return torch.cat(outs)
+
+
 def predict(
     model: nn.Module,
     data: ArrayData,
@@ -129,20 +154,17 @@ def predict(
 ) -> np.ndarray:
     """Model outputs for every case: probabilities (binary [N], multiclass [N, K]), log-risk
     (survival) or values (regression); ``tta`` averages over flips (in-plane if anisotropic)."""
-    model.eval()
     flips = _flips(anisotropic) if tta else [()]
-    outs = []
-    for start in range(0, len(data), batch_size):
-        x = data.images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last_3d)
-        cov = None if data.covariates is None else data.covariates[start:start + batch_size].to(device)
-        acc = 0.0
-        for f in flips:
-            with _autocast(device):
-                out = model(x.flip(f) if f else x, cov)["out"].float()
-            acc = acc + (torch.sigmoid(out) if task == "binary" else
-                         torch.softmax(out, 1) if task == "multiclass" else out)
-        outs.append((acc / len(flips)).cpu())
-    return torch.cat(outs).numpy()
+    return _outputs(model, data, device, batch_size, flips, lambda o: activate(task, o)).numpy()
+
+
+def validate(model: nn.Module, val: ArrayData, task: str, loss_fn: nn.Module,
+             device: torch.device) -> tuple[float, float]:
+    """(validation score, validation loss) from one pass without augmentation."""
+    raw = _outputs(model, val, device, 32, [()], lambda o: o)
+    with torch.no_grad():
+        loss = float(loss_fn(raw.to(device), _targets_for_loss(task, val.targets).to(device)))
+    return validation_score(task, val.targets.numpy(), activate(task, raw).numpy()), loss
 
 
 @torch.no_grad()
@@ -268,9 +290,8 @@ def fit(
                "processes": dist.world_size(), "cases_per_process": seen}
         score = float(epoch)  # without validation data the latest epoch is the best
         if val is not None and len(val):
-            pred = predict(model, val, setup.task, device, tta=False, anisotropic=setup.anisotropic)
-            score = validation_score(setup.task, val.targets.numpy(), pred)
-            row["val_score"] = score
+            row["val_score"], row["val_loss"] = validate(model, val, setup.task, loss_fn, device)
+            score = row["val_score"] if cfg.monitor == "score" else -row["val_loss"]
         history.append(row)
         if score > best["score"] or (math.isnan(best["score"]) and not math.isnan(score)):
             best, bad_epochs = {"score": score, "epoch": epoch + 1}, 0
