@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time as clock
 
 import numpy as np
 import pytest
@@ -33,9 +32,7 @@ def assert_sane(panel: dict) -> None:
 
 def test_binary_panel_values_match_the_metric_functions():
     y, p, patients, _ = binary_cohort()
-    start = clock.perf_counter()
     panel = metric_panel("binary", y, p, groups=patients, n_boot=1000, seed=0, threshold=0.4)
-    elapsed = clock.perf_counter() - start
     assert list(panel) == [
         "auc",
         "sensitivity",
@@ -58,7 +55,6 @@ def test_binary_panel_values_match_the_metric_functions():
     assert panel["ece"]["value"] == pytest.approx(M.expected_calibration_error(y, p))
     assert panel["auc"]["n"] == 300 and panel["auc"]["n_patients"] == 150
     assert panel["auc"]["n_boot"] == 1000
-    assert elapsed < 5.0  # about 0.5 s on a quiet 2-core machine (calibration fits dominate)
 
 
 def test_same_seed_same_panel():
