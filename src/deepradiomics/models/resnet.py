@@ -11,7 +11,7 @@ argument).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -113,70 +113,34 @@ class ResNetBackbone(nn.Module):
     forward = forward_features
 
 
-@register_model
-def resnet10(
-    in_channels: int = 1,
-    conv1_t_size: int = 7,
-    conv1_t_stride: int = 2,
-    no_max_pool: bool = False,
-    widen_factor: float = 1.0,
-    spacing: Sequence[float] | None = None,
-    anisotropy_ratio: float = 2.0,
-) -> ResNetBackbone:
-    """3D ResNet-10 (MONAI), strided 7^3 stem by default."""
-    return ResNetBackbone(
-        "resnet10",
-        in_channels,
-        conv1_t_size,
-        conv1_t_stride,
-        no_max_pool,
-        widen_factor,
-        spacing,
-        anisotropy_ratio,
-    )
+def _resnet(depth: int) -> Callable[..., ResNetBackbone]:
+    """The registered builder of ResNet-``depth`` (MONAI), strided 7^3 stem by default."""
+
+    def build(
+        in_channels: int = 1,
+        conv1_t_size: int = 7,
+        conv1_t_stride: int = 2,
+        no_max_pool: bool = False,
+        widen_factor: float = 1.0,
+        spacing: Sequence[float] | None = None,
+        anisotropy_ratio: float = 2.0,
+    ) -> ResNetBackbone:
+        return ResNetBackbone(
+            f"resnet{depth}",
+            in_channels,
+            conv1_t_size,
+            conv1_t_stride,
+            no_max_pool,
+            widen_factor,
+            spacing,
+            anisotropy_ratio,
+        )
+
+    build.__name__ = build.__qualname__ = f"resnet{depth}"
+    build.__doc__ = f"3D ResNet-{depth} (MONAI), strided 7^3 stem by default."
+    return register_model(build)
 
 
-@register_model
-def resnet18(
-    in_channels: int = 1,
-    conv1_t_size: int = 7,
-    conv1_t_stride: int = 2,
-    no_max_pool: bool = False,
-    widen_factor: float = 1.0,
-    spacing: Sequence[float] | None = None,
-    anisotropy_ratio: float = 2.0,
-) -> ResNetBackbone:
-    """3D ResNet-18 (MONAI), strided 7^3 stem by default."""
-    return ResNetBackbone(
-        "resnet18",
-        in_channels,
-        conv1_t_size,
-        conv1_t_stride,
-        no_max_pool,
-        widen_factor,
-        spacing,
-        anisotropy_ratio,
-    )
-
-
-@register_model
-def resnet34(
-    in_channels: int = 1,
-    conv1_t_size: int = 7,
-    conv1_t_stride: int = 2,
-    no_max_pool: bool = False,
-    widen_factor: float = 1.0,
-    spacing: Sequence[float] | None = None,
-    anisotropy_ratio: float = 2.0,
-) -> ResNetBackbone:
-    """3D ResNet-34 (MONAI), strided 7^3 stem by default."""
-    return ResNetBackbone(
-        "resnet34",
-        in_channels,
-        conv1_t_size,
-        conv1_t_stride,
-        no_max_pool,
-        widen_factor,
-        spacing,
-        anisotropy_ratio,
-    )
+resnet10 = _resnet(10)
+resnet18 = _resnet(18)
+resnet34 = _resnet(34)
