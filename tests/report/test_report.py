@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -353,3 +354,15 @@ def test_leave_one_site_out_names_the_held_out_site(binary, tmp_path):
     assert "leave-one-site-out validation over 3 sites" in page
     assert "No inner validation set was used" in page
     assert "Sites were mixed inside the splits" not in page
+
+
+def test_ece_interval_leaving_out_its_estimate_is_named_a_limitation(binary, tmp_path):
+    assert "calibration error's interval" not in html.unescape(section(binary[1], "limitations"))
+    run = copy_run(binary[0], tmp_path / "ece")
+
+    def shift(m: dict) -> None:
+        m["test"]["ece"] = {"value": 0.05, "ci_low": 0.07, "ci_high": 0.15, "n": 60}
+
+    edit_json(run / "metrics.json", shift)
+    text = html.unescape(section(write_report(run).read_text(), "limitations"))
+    assert "calibration error's interval (0.070 to 0.150) leaves out its point estimate 0.050" in text

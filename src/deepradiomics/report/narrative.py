@@ -321,6 +321,14 @@ def limitations(run: RunData, leaks: LeakCheck | None) -> list[str]:
             f"Miscalibrated probabilities: calibration slope {fmt_estimate(slope)} excludes 1; "
             f"predicted risks are {how}."
         )
+    ece = (run.metrics.get("test") or {}).get("ece") or {}
+    e_val, e_low, e_high = (finite(ece.get(k)) for k in ("value", "ci_low", "ci_high"))
+    if None not in (e_val, e_low, e_high) and not e_low <= e_val <= e_high:
+        items.append(
+            f"The expected calibration error's interval ({fmt_number(e_low)} to "
+            f"{fmt_number(e_high)}) leaves out its point estimate {fmt_number(e_val)}: binned "
+            "ECE is biased upward in resamples with repeated patients; read it as a rough guide."
+        )
     items.extend(_comparison_findings(run, metric))
     items.extend(f"Confounding audit: {w}" for w in audit_warnings(run.metrics))
     items.append(
