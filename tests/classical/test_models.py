@@ -19,6 +19,7 @@ from deepradiomics.classical.models import (
     InnerCV,
     baseline_pipeline,
     make_baseline,
+    neg_log_loss,
     survival_target,
 )
 from deepradiomics.errors import UserError
@@ -166,6 +167,23 @@ def test_inner_cv_spreads_small_sites_so_combat_tuning_never_fails() -> None:
             warnings.simplefilter("error", category=UserWarning)  # FitFailedWarning, NaN scores
             est = make_baseline("binary", combat=True, seed=seed).fit(X, y, groups=np.arange(31))
         assert np.isfinite(est.cv_results_["mean_test_score"]).all()
+
+
+def test_rare_class_with_fewer_patients_than_inner_folds_is_still_tuned() -> None:
+    # 2 positive patients, 3 inner folds: one inner test fold has no positive; scikit-learn's
+    # "neg_log_loss" then fails on every candidate (NaN) and GridSearchCV kept the first
+    rng = np.random.default_rng(3)
+    y = np.zeros(24, int)
+    y[[0, 1]] = 1
+    X = pd.DataFrame(rng.normal(size=(24, 12))).add_prefix("f")
+    X.iloc[:2, :3] += 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)  # FitFailedWarning, NaN scores
+        warnings.filterwarnings("ignore", "k=20 is greater", UserWarning)
+        est = make_baseline("binary", seed=0).fit(X, y, groups=np.arange(24))
+    scores = est.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all() and np.ptp(scores) > 0
+    assert est.score(X, y) == pytest.approx(neg_log_loss(est.best_estimator_, X, y))
 
 
 # ----------------------------------------------------------------------------- tasks

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from deepradiomics.cohort.manifest import Case
 from deepradiomics.config import ModalityConfig
+from deepradiomics.preprocess.plan import ModalityPlan, Plan
 
 
 def make_image(
@@ -82,9 +83,8 @@ def ct_modalities() -> dict[str, ModalityConfig]:
 
 
 def modality(name: str, kind: str, window: tuple[float, float] | None = None,
-             region: str = "body") -> "ModalityPlan":
+             region: str = "body") -> ModalityPlan:
     from deepradiomics.preprocess.normalise import CT_BACKGROUND_HU
-    from deepradiomics.preprocess.plan import ModalityPlan
 
     fill = {"ct": CT_BACKGROUND_HU, "pet": 0.0, "mr": None}[kind]
     if kind == "pet" and window is None:
@@ -95,9 +95,7 @@ def modality(name: str, kind: str, window: tuple[float, float] | None = None,
 
 
 def simple_plan(modalities, spacing=(1.0, 1.0, 1.0), shape=(16, 16, 16), crop=True,
-                interpolation="linear") -> "Plan":
-    from deepradiomics.preprocess.plan import Plan
-
+                interpolation="linear") -> Plan:
     crop_mm = tuple(n * s for n, s in zip(shape, spacing)) if crop else None
     return Plan(spacing=tuple(spacing), shape=tuple(shape), crop_mm=crop_mm, anisotropic=False,
                 anisotropic_axis=None, interpolation=interpolation, window_range=(0.0, 1.0),

@@ -1,6 +1,6 @@
 """Model quality on real data: the shipped AdrenalMNIST3D recipe reaches its targets.
 
-Trains one seed of ``examples/adrenalmnist3d.yaml`` through the CLI (about 15 minutes on a
+Trains one seed of ``examples/adrenalmnist3d.yaml`` through the CLI (about 4 minutes on a
 quiet 2-core CPU; see ``bench/adrenalmnist3d_results.md``) and checks the test split of the
 official MedMNIST split against the targets set above the published best (MedMNIST v2:
 AUC 0.839, ACC 0.802), the accuracy at the threshold chosen on the validation split.

@@ -42,6 +42,7 @@ from sklearn.feature_selection import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.metrics import log_loss
 from sklearn.model_selection import (
     BaseCrossValidator,
     GridSearchCV,
@@ -275,9 +276,17 @@ def baseline_grid(task: BaselineTask, selection: Selection = "kbest") -> dict[st
     return grid
 
 
-SCORING: dict[str, str | None] = {
-    "binary": "neg_log_loss",
-    "multiclass": "neg_log_loss",
+def neg_log_loss(estimator: Any, X: Any, y: Any) -> float:
+    """Inner-CV score: minus the log-loss over every class the model was fitted on, so an
+    inner test fold that holds one class only (a rare class with fewer patients than folds)
+    is scored instead of failing: scikit-learn's ``"neg_log_loss"`` then returns NaN for
+    every candidate and ``GridSearchCV`` silently keeps the first."""
+    return -float(log_loss(y, estimator.predict_proba(X), labels=estimator.classes_))
+
+
+SCORING: dict[str, Any] = {
+    "binary": neg_log_loss,
+    "multiclass": neg_log_loss,
     "regression": None,  # the model's own score: R^2
     "survival": None,  # the model's own score: Harrell's concordance index
 }
