@@ -11,7 +11,9 @@ argument).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -114,28 +116,17 @@ class ResNetBackbone(nn.Module):
 
 
 def _resnet(depth: int) -> Callable[..., ResNetBackbone]:
-    """The registered builder of ResNet-``depth`` (MONAI), strided 7^3 stem by default."""
+    """The registered builder of ResNet-``depth`` (MONAI), strided 7^3 stem by default: takes
+    ``ResNetBackbone``'s keywords except ``arch`` and ``spatial_dims`` (3D only), and says so
+    in its signature, which ``create_model`` checks user keywords against."""
 
-    def build(
-        in_channels: int = 1,
-        conv1_t_size: int = 7,
-        conv1_t_stride: int = 2,
-        no_max_pool: bool = False,
-        widen_factor: float = 1.0,
-        spacing: Sequence[float] | None = None,
-        anisotropy_ratio: float = 2.0,
-    ) -> ResNetBackbone:
-        return ResNetBackbone(
-            f"resnet{depth}",
-            in_channels,
-            conv1_t_size,
-            conv1_t_stride,
-            no_max_pool,
-            widen_factor,
-            spacing,
-            anisotropy_ratio,
-        )
+    def build(**kwargs: Any) -> ResNetBackbone:
+        return ResNetBackbone(f"resnet{depth}", **kwargs)
 
+    params = inspect.signature(ResNetBackbone).parameters
+    build.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p for name, p in params.items() if name not in ("arch", "spatial_dims")]
+    )
     build.__name__ = build.__qualname__ = f"resnet{depth}"
     build.__doc__ = f"3D ResNet-{depth} (MONAI), strided 7^3 stem by default."
     return register_model(build)
