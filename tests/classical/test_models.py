@@ -19,6 +19,7 @@ from deepradiomics.classical.models import (
     InnerCV,
     baseline_pipeline,
     make_baseline,
+    make_clinical_baseline,
     neg_log_loss,
     survival_target,
 )
@@ -341,3 +342,66 @@ def test_survival_with_combat_on_unseen_site_and_pickle_roundtrip() -> None:
     assert concordance_index_censored(event[held_out], observed[held_out], scores)[0] > 0.7
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict(framed[held_out]), scores)
+
+
+# ----------------------------------------------------------------------------- clinical covariates
+
+
+def _clinical_cohort(seed: int = 11):
+    """Radiomics features carrying half of the risk, age and sex the other half."""
+    X, patients, sites, risk = cohort(n_patients=160, seed=seed)
+    rng = np.random.default_rng(seed)
+    age = rng.normal(60, 10, len(risk))
+    sex = rng.choice(["F", "M"], len(risk))
+    clinical = (age - 60) / 10 + np.where(sex == "M", 1.0, -1.0)
+    y = (risk + clinical + rng.normal(0, 0.5, len(risk)) > 0).astype(int)
+    covs = pd.DataFrame({"age": age, "sex": sex})
+    covs.loc[rng.random(len(covs)) < 0.05, "age"] = np.nan  # missing values are encoded
+    covs.loc[rng.random(len(covs)) < 0.05, "sex"] = None
+    return with_site_columns(X.reset_index(drop=True), sites, covs), y, patients, risk, clinical
+
+
+def test_covariates_only_baseline_reads_covariates_and_nothing_else() -> None:
+    framed, y, patients, _, clinical = _clinical_cohort()
+    train, test = _split(patients, seed=2)
+    model = make_clinical_baseline("binary", seed=0).fit(
+        framed[train], y[train], groups=patients[train]
+    )
+    scores = model.predict_proba(framed[test])[:, 1]
+    # the model is a monotone function of the covariates' signal: rank agreement with it
+    assert roc_auc_score((clinical[test] > 0).astype(int), scores) > 0.9
+    shuffled = framed.copy()
+    features = [c for c in framed.columns if not str(c).startswith("combat__")]
+    shuffled[features] = shuffled[features].to_numpy()[::-1]  # radiomics features scrambled
+    np.testing.assert_array_equal(model.predict_proba(shuffled[test])[:, 1], scores)
+
+
+def test_covariates_join_the_selected_features_and_help() -> None:
+    framed, y, patients, _, _ = _clinical_cohort(seed=12)
+    train, test = _split(patients, seed=3)
+    grid = {"features__radiomics__select__k": [5], "model__C": [1.0]}
+    fits = {
+        flag: make_baseline("binary", seed=0, covariates=flag,
+                            param_grid=grid if flag else {"select__k": [5], "model__C": [1.0]})
+        .fit(framed[train], y[train], groups=patients[train])
+        for flag in (False, True)
+    }
+    auc = {f: roc_auc_score(y[test], m.predict_proba(framed[test])[:, 1]) for f, m in fits.items()}
+    assert auc[True] > auc[False] + 0.05  # the covariates carry half of the risk
+    # 5 selected features + age, its missing indicator, and sex as F / M / missing
+    assert fits[True].best_estimator_.named_steps["model"].coef_.shape[1] == 5 + 2 + 3
+    # unseen category at prediction time: encoded as no known level, still predicted
+    odd = framed[test].copy()
+    odd["combat__cov__sex"] = "X"
+    assert np.isfinite(fits[True].predict_proba(odd)).all()
+
+
+def test_covariates_with_combat_fit_and_predict() -> None:
+    framed, y, patients, _, _ = _clinical_cohort(seed=13)
+    # ComBat's protected covariates must be complete (it refuses missing values)
+    framed = framed.fillna({"combat__cov__age": 60.0, "combat__cov__sex": "F"})
+    model = make_baseline("binary", combat=True, covariates=True, seed=0).fit(
+        framed, y, groups=patients
+    )
+    assert roc_auc_score(y, model.predict_proba(framed)[:, 1]) > 0.8
+    assert "features__radiomics__select__k" in model.best_params_

@@ -19,6 +19,12 @@ Site and covariates for ComBat reach the pipeline as columns of ``X`` (see
 splitter slices site with the features, and no global metadata-routing switch is needed.
 With ``combat=False`` those columns are dropped, so one ``X`` serves both variants.
 
+``covariates=True`` also gives the model the clinical covariates (the same columns), encoded
+(numeric: median imputation, a missing indicator, scaling; categorical: one-hot with missing
+as its own level) and always kept: they bypass the radiomics feature selection, as the CNN's
+covariate fusion bypasses its image trunk. ``make_clinical_baseline`` is the covariates-only
+model, the floor an image model must clear.
+
 Survival targets are scikit-survival structured arrays (``survival_target(event, time)``);
 ``predict`` then gives a risk score (higher = earlier event).
 """
@@ -31,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.feature_selection import (
     SelectFromModel,
     SelectKBest,
@@ -50,11 +56,17 @@ from sklearn.model_selection import (
     StratifiedGroupKFold,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from deepradiomics.classical.combat import META_PREFIX, SITE_COLUMN, ComBat, ComBatColumns
+from deepradiomics.classical.combat import (
+    COVARIATE_PREFIX,
+    META_PREFIX,
+    SITE_COLUMN,
+    ComBat,
+    ComBatColumns,
+)
 from deepradiomics.errors import UserError
 
 BaselineTask = Literal["binary", "multiclass", "regression", "survival"]
@@ -71,6 +83,18 @@ def feature_columns(X: Any) -> list:
         return [c for c in X.columns if not str(c).startswith(META_PREFIX)]
     X = check_array(X, dtype=None, ensure_all_finite=False)  # scikit-learn's message for 1-D input
     return list(range(X.shape[1]))
+
+
+def covariate_columns(X: Any) -> list:
+    """The clinical covariate columns of ``X`` (``combat__cov__*``; none for a plain array)."""
+    if hasattr(X, "columns"):
+        return [c for c in X.columns if str(c).startswith(COVARIATE_PREFIX)]
+    return []
+
+
+def radiomics_columns(X: Any) -> list:
+    """What the radiomics branch reads when ComBat is on: features plus the reserved columns."""
+    return feature_columns(X) + combat_columns(X)
 
 
 def combat_columns(X: Any) -> list:
@@ -204,13 +228,18 @@ def _top_k_by_model(model: BaseEstimator, k: int = 10) -> SelectFromModel:
     return SelectFromModel(model, threshold=-np.inf, max_features=AtMost(k))
 
 
-def baseline_pipeline(
-    task: BaselineTask, combat: bool = False, selection: Selection = "kbest", seed: int = 0
-) -> Pipeline:
-    """The untuned pipeline (defaults in the middle of ``baseline_grid``)."""
-    _check_task(task)
-    if selection not in ("kbest", "l1"):
-        raise UserError(f"classical baseline: selection {selection!r} unknown; use 'kbest' or 'l1'")
+def _model(task: BaselineTask, seed: int) -> BaseEstimator:
+    if task in ("binary", "multiclass"):
+        return LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000, random_state=seed)
+    if task == "regression":
+        return Ridge(alpha=1.0)
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+    return CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.1], fit_baseline_model=True)
+
+
+def _radiomics_steps(task: BaselineTask, combat: bool, selection: Selection, seed: int) -> list:
+    """prepare, (combat), variance, correlation, (select): the radiomics features' path."""
     features = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     parts: list = [("features", features, feature_columns)]
     if combat:
@@ -233,14 +262,6 @@ def baseline_pipeline(
                 random_state=seed,
             )
             steps.append(("select", _top_k_by_model(l1)))
-        steps.append(
-            (
-                "model",
-                LogisticRegression(
-                    C=0.1, class_weight="balanced", max_iter=5000, random_state=seed
-                ),
-            )
-        )
     elif task == "regression":
         steps.append(
             (
@@ -250,30 +271,90 @@ def baseline_pipeline(
                 else _top_k_by_model(Lasso(alpha=0.1, random_state=seed)),
             )
         )
-        steps.append(("model", Ridge(alpha=1.0)))
-    else:
-        from sksurv.linear_model import CoxnetSurvivalAnalysis
-
-        steps.append(
-            ("model", CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.1], fit_baseline_model=True))
-        )
-    return Pipeline(steps)
+    return steps  # survival: the elastic-net Cox's L1 part is the selection step
 
 
-def baseline_grid(task: BaselineTask, selection: Selection = "kbest") -> dict[str, list]:
-    """Hyperparameters searched by the inner cross-validation."""
+def _clinical_encoder() -> ColumnTransformer:
+    """Numeric covariates: median + missing indicator + scaling; categorical: one-hot with
+    missing as a level (unseen levels at prediction time encode as all zeros)."""
+    numeric = Pipeline(
+        [("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]
+    )
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    return ColumnTransformer(
+        [
+            ("numeric", numeric, make_column_selector(dtype_include=np.number)),
+            ("categorical", categorical, make_column_selector(dtype_exclude=np.number)),
+        ],
+        sparse_threshold=0.0,
+    )
+
+
+def baseline_pipeline(
+    task: BaselineTask,
+    combat: bool = False,
+    selection: Selection = "kbest",
+    seed: int = 0,
+    covariates: bool = False,
+) -> Pipeline:
+    """The untuned pipeline (defaults in the middle of ``baseline_grid``).
+
+    ``covariates``: the clinical covariate columns join the selected radiomics features in front of the
+    model (steps ``features`` -> ``model``; the radiomics steps then sit in
+    ``features.radiomics``).
+    """
+    _check_task(task)
+    if selection not in ("kbest", "l1"):
+        raise UserError(f"classical baseline: selection {selection!r} unknown; use 'kbest' or 'l1'")
+    radiomics = _radiomics_steps(task, combat, selection, seed)
+    if not covariates:
+        return Pipeline([*radiomics, ("model", _model(task, seed))])
+    branches = ColumnTransformer(
+        [
+            ("radiomics", Pipeline(radiomics), radiomics_columns if combat else feature_columns),
+            ("clinical", _clinical_encoder(), covariate_columns),
+        ],
+        sparse_threshold=0.0,
+    )
+    return Pipeline([("features", branches), ("model", _model(task, seed))])
+
+
+def clinical_pipeline(task: BaselineTask, seed: int = 0) -> Pipeline:
+    """The covariates-only model: encoded clinical covariates -> the task's linear model."""
+    _check_task(task)
+    encoder = ColumnTransformer([("clinical", _clinical_encoder(), covariate_columns)])
+    return Pipeline([("features", encoder), ("model", _model(task, seed))])
+
+
+def baseline_grid(
+    task: BaselineTask, selection: Selection = "kbest", covariates: bool = False
+) -> dict[str, list]:
+    """Hyperparameters searched by the inner cross-validation (``covariates``: the selection's
+    keys sit under ``features__radiomics__``)."""
     _check_task(task)
     if task == "survival":
-        return {"model__alphas": [[a] for a in (0.01, 0.03, 0.1, 0.3)]}
+        return _model_grid(task)
     if selection == "kbest":
         grid: dict[str, list] = {"select__k": [5, 10, 20]}
     else:
         grid = {"select__max_features": [AtMost(5), AtMost(10), AtMost(20)]}
-    if task == "regression":
-        grid["model__alpha"] = [0.1, 1.0, 10.0, 100.0]
-    else:
-        grid["model__C"] = [0.01, 0.1, 1.0]
+    if covariates:
+        grid = {f"features__radiomics__{k}": v for k, v in grid.items()}
+    grid.update(_model_grid(task))
     return grid
+
+
+def _model_grid(task: BaselineTask) -> dict[str, list]:
+    if task == "survival":
+        return {"model__alphas": [[a] for a in (0.01, 0.03, 0.1, 0.3)]}
+    if task == "regression":
+        return {"model__alpha": [0.1, 1.0, 10.0, 100.0]}
+    return {"model__C": [0.01, 0.1, 1.0]}
 
 
 def neg_log_loss(estimator: Any, X: Any, y: Any) -> float:
@@ -292,6 +373,12 @@ SCORING: dict[str, Any] = {
 }
 
 
+def _search(pipeline: Pipeline, grid: dict[str, list], task: BaselineTask, seed: int,
+            inner_folds: int) -> GridSearchCV:
+    cv = InnerCV(n_splits=inner_folds, stratify=task != "regression", random_state=seed)
+    return GridSearchCV(pipeline, grid, scoring=SCORING[task], cv=cv, refit=True, n_jobs=1)
+
+
 def make_baseline(
     task: BaselineTask,
     combat: bool = False,
@@ -299,21 +386,21 @@ def make_baseline(
     selection: Selection = "kbest",
     inner_folds: int = 3,
     param_grid: dict[str, list] | None = None,
+    covariates: bool = False,
 ) -> GridSearchCV:
     """Tuned classical baseline: ``fit(X, y, groups=patient_ids)``, then ``predict`` /
     ``predict_proba`` (classification) on held-out rows.
 
-    ``X`` is a DataFrame of features (plus, with ``combat=True``, the columns added by
-    ``combat.with_site_columns``); the inner folds never split a patient. Same seed, same
-    folds, same model.
+    ``X`` is a DataFrame of features (plus, with ``combat=True`` or ``covariates=True``, the
+    columns added by ``combat.with_site_columns``); the inner folds never split a patient.
+    Same seed, same folds, same model.
     """
-    pipeline = baseline_pipeline(task, combat=combat, selection=selection, seed=seed)
-    cv = InnerCV(n_splits=inner_folds, stratify=task != "regression", random_state=seed)
-    return GridSearchCV(
-        pipeline,
-        param_grid if param_grid is not None else baseline_grid(task, selection),
-        scoring=SCORING[task],
-        cv=cv,
-        refit=True,
-        n_jobs=1,
-    )
+    pipeline = baseline_pipeline(task, combat, selection, seed, covariates=covariates)
+    grid = param_grid if param_grid is not None else baseline_grid(task, selection, covariates)
+    return _search(pipeline, grid, task, seed, inner_folds)
+
+
+def make_clinical_baseline(task: BaselineTask, seed: int = 0, inner_folds: int = 3) -> GridSearchCV:
+    """The tuned covariates-only model (``X`` as for ``make_baseline``; only its
+    ``combat__cov__`` columns are read)."""
+    return _search(clinical_pipeline(task, seed), _model_grid(task), task, seed, inner_folds)
