@@ -21,6 +21,7 @@ HANDLERS = {
     "run": "deepradiomics.experiment:command_run",
     "demo": "deepradiomics.experiment:command_demo",
     "predict": "deepradiomics.predict:command",
+    "receptive-field": "deepradiomics.explain.field_command:command",
 }
 
 
@@ -69,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("bundle", help="RUN/bundle folder")
     s.add_argument("cases", help="cohort CSV of new cases")
     s.add_argument("--out", required=True, help="predictions CSV")
+
+    s = sub.add_parser("receptive-field",
+                       help="receptive field of each stage (voxels, mm) vs crop and lesion")
+    s.add_argument("source", help="experiment YAML, or a registry model name")
+    s.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                   help="voxel spacing in mm (default: the config's / plan's, else 1 1 1)")
+    s.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"),
+                   help="input size in voxels (default: the config's / plan's, else 64^3)")
+    s.add_argument("--plan", help="folder with plan.json (+ fingerprint.json): a run folder, "
+                   "its preprocess/ or bundle/, or a `preprocess --out` folder")
+    s.add_argument("--json", help="also write the table as JSON here")
     return p
 
 
