@@ -165,6 +165,26 @@ def test_subgroup_panels_subset_every_per_case_input():
     assert out["subgroups"]["north"]["auc"]["n"] == north.sum()
 
 
+def test_per_case_thresholds_apply_each_fold_its_own_cut():
+    y, p, patients, site = binary_cohort(240, seed=8)
+    fold = np.arange(240) % 3
+    cuts = np.array([0.3, 0.5, 0.7])[fold]
+    panel = metric_panel("binary", y, p, groups=patients, n_boot=200, seed=1, threshold=cuts)
+    called = p >= cuts
+    assert panel["sensitivity"]["value"] == pytest.approx(called[y == 1].mean())
+    assert panel["specificity"]["value"] == pytest.approx((~called)[y == 0].mean())
+    assert panel["sensitivity"]["value"] != pytest.approx(  # not the single 0.5 cut
+        metric_panel("binary", y, p, n_boot=0, threshold=0.5)["sensitivity"]["value"])
+    assert_sane(panel)
+    # subgroups take their own cases' thresholds
+    out = subgroup_panels("binary", site, y, p, groups=patients, n_boot=0, threshold=cuts)
+    north = site == "north"
+    expect = metric_panel("binary", y[north], p[north], n_boot=0, threshold=cuts[north])
+    assert out["subgroups"]["north"]["accuracy"]["value"] == expect["accuracy"]["value"]
+    with pytest.raises(ValueError, match="thresholds"):
+        metric_panel("binary", y, p, n_boot=0, threshold=cuts[:10])
+
+
 def test_survival_subgroups_share_the_pooled_times():
     time, event, risk = survival_cohort(200, seed=7)
     site = np.repeat(["a", "b"], 100)

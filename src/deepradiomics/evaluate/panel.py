@@ -8,7 +8,8 @@ shape, see ``Estimate.to_dict``); ``subgroup_panels`` adds one panel per subgrou
 Inputs per task (``n`` cases, one entry per case):
 
 - binary: ``y_true`` 0/1, ``y_score`` probability of class 1, ``threshold`` (choose it on
-  validation data with ``metrics.select_threshold``).
+  validation data with ``metrics.select_threshold``): one number, or one per case when each
+  cross-validation fold applies its own threshold to its test cases.
 - multiclass: ``y_true`` class indices, ``y_score`` (n, classes) probabilities.
 - regression: ``y_true`` and ``y_score`` values.
 - survival: ``time``, ``event``, ``y_score`` risk (higher = earlier events; the log-risk of a
@@ -32,7 +33,7 @@ from deepradiomics.evaluate.bootstrap import Method, bootstrap_estimates
 Panel = dict[str, dict[str, Any]]
 Batch = Callable[[np.ndarray], np.ndarray]
 _PAIRWISE_MAX_N = 2000  # above this the O(n^2) pair matrices of the C-index kernels cost too much
-_PER_CASE = ("y_true", "y_score", "groups", "time", "event", "survival", "spacing")
+_PER_CASE = ("y_true", "y_score", "groups", "time", "event", "survival", "spacing", "threshold")
 
 
 def _from_batch(batch: Batch, n: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -40,7 +41,9 @@ def _from_batch(batch: Batch, n: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda idx: batch(np.bincount(idx, minlength=n)[None, :])[0]
 
 
-def _binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float, ece_bins: int) -> dict:
+def _binary_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float | np.ndarray, ece_bins: int
+) -> dict:
     def rates(w: np.ndarray) -> np.ndarray:
         values = M.threshold_rates_batch(y, p, threshold, w)
         return np.column_stack([values[name] for name in M.THRESHOLD_METRICS])
@@ -149,7 +152,7 @@ def metric_panel(
     seed: int = 0,
     level: float = 0.95,
     method: Method = "percentile",
-    threshold: float = 0.5,
+    threshold: float | np.ndarray = 0.5,
     ece_bins: int = 10,
     time: Sequence | None = None,
     event: Sequence | None = None,
@@ -196,6 +199,8 @@ def metric_panel(
         if len(s) != n:
             raise ValueError(f"y_true has {n} entries but y_score has {len(s)}")
         if task == "binary":
+            if np.ndim(threshold) and len(threshold) != n:
+                raise ValueError(f"{len(threshold)} thresholds for {n} cases")
             specs = _binary_metrics(y.astype(float), s, threshold, ece_bins)
         elif task == "multiclass":
             specs = _multiclass_metrics(y.astype(int), s)
@@ -226,7 +231,7 @@ def subgroup_panels(
     """``{"pooled": panel, "subgroups": {"<value>": panel of the cases with that value}}``.
 
     Per-case keyword arguments (``groups``, ``time``, ``event``, ``survival``, per-case
-    ``spacing``) are subset along with the predictions; the others (threshold, training
+    ``spacing`` and ``threshold``) are subset along with the predictions; the others (threshold, training
     data, times) are shared, and survival evaluation times default to the pooled ones.
     """
     labels = np.asarray(subgroup).astype(str)
@@ -248,7 +253,9 @@ def subgroup_panels(
         sub = dict(per_case)
         for key in _PER_CASE:
             v = per_case.get(key)
-            if v is None or (key == "spacing" and np.ndim(v) != 2):
+            if v is None or (key == "spacing" and np.ndim(v) != 2) or (
+                key == "threshold" and np.ndim(v) != 1
+            ):
                 continue
             sub[key] = [v[i] for i in keep] if isinstance(v, list) else np.asarray(v)[keep]
         panels[value] = metric_panel(task, **sub)

@@ -37,7 +37,12 @@ def roc_auc(y_true: Sequence, y_score: Sequence) -> float:
     return float(roc_auc_batch(y_true, y_score)[0])
 
 
-def _predicted_positive(y_score: np.ndarray, threshold: float) -> np.ndarray:
+def _predicted_positive(y_score: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Positive where ``score >= threshold``; ``threshold`` one number or one per case (e.g.
+    each cross-validation fold's own threshold on its test cases)."""
+    threshold = np.asarray(threshold, dtype=float)
+    if threshold.ndim and threshold.shape != y_score.shape:
+        raise ValueError(f"{threshold.shape[0]} thresholds for {len(y_score)} scores")
     return (y_score >= threshold).astype(float)
 
 
@@ -45,9 +50,13 @@ THRESHOLD_METRICS = ("sensitivity", "specificity", "balanced_accuracy", "accurac
 
 
 def threshold_rates_batch(
-    y_true: Sequence, y_score: Sequence, threshold: float, weights: np.ndarray | None = None
+    y_true: Sequence,
+    y_score: Sequence,
+    threshold: float | np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Sensitivity, specificity, balanced accuracy and accuracy at ``score >= threshold``."""
+    """Sensitivity, specificity, balanced accuracy and accuracy at ``score >= threshold``
+    (one threshold, or one per case)."""
     y, s = _binary(y_true, y_score)
     w = _weight_matrix(weights, len(y))
     pred = _predicted_positive(s, threshold)
