@@ -3,6 +3,10 @@
 Unknown keys and wrong types are errors that name the key (``train.epochs``). Paths in
 the YAML are relative to the YAML file. Every section has defaults, so a config may be as
 short as ``cohort: {path: cohort.csv}``.
+
+Loading also preflights what would otherwise fail minutes later, after preprocessing: the
+task is a registered one (``tasks``), the model name and its keywords fit the model registry,
+the loss fits the task, and augmentation settings are in range.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deepradiomics.errors import UserError
+from deepradiomics.models.registry import check_model_kwargs
+from deepradiomics.tasks import LOSSES, TASKS, get_task
 
-Task = Literal["binary", "multiclass", "regression", "survival", "segmentation"]
 ModalityKind = Literal["ct", "mr", "pet"]
 Triple = tuple[float, float, float]
 
@@ -57,7 +62,7 @@ class CohortConfig(Strict):
     patient_id: str = "patient_id"
     modalities: dict[str, ModalityConfig] = Field(default_factory=dict)
     mask: str = "mask"
-    task: Task = "binary"
+    task: str = "binary"  # a name in ``tasks.TASKS``
     target: str = "label"
     classes: list[str] | None = None
     time: str = "time"
@@ -71,6 +76,13 @@ class CohortConfig(Strict):
     @classmethod
     def _classes_as_str(cls, v: Any) -> Any:
         return None if v is None else [str(c) for c in v]
+
+    @field_validator("task")
+    @classmethod
+    def _registered_task(cls, v: str) -> str:
+        if v not in TASKS:
+            raise ValueError(f"unknown task {v!r}; one of {', '.join(TASKS)}")
+        return v
 
     @property
     def is_npz(self) -> bool:
@@ -91,6 +103,9 @@ class PreprocessConfig(Strict):
 
 
 class ModelConfig(Strict):
+    """A registered model (``models.list_models()``) and its builder's keywords; both are
+    checked against the registry when the config is loaded."""
+
     name: str = "small3d"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     dropout: float = Field(0.3, ge=0, lt=1)
@@ -107,10 +122,18 @@ class AugmentConfig(Strict):
     elastic_p: float = Field(0.0, ge=0, le=1)
     elastic_control_points: int = Field(7, ge=3)  # coarse grid per axis, borders fixed
     elastic_max_displacement_mm: float = Field(4.0, ge=0)
-    intensity_scale: float = Field(0.1, ge=0)
+    intensity_scale: float = Field(0.1, ge=0, lt=1)  # factor 1 + U(-s, s) stays positive
     intensity_shift: float = Field(0.1, ge=0)
     gamma: float = Field(0.0, ge=0)
     noise_std: float = Field(0.0, ge=0)
+
+    @field_validator("scale")
+    @classmethod
+    def _zoom_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not 0 < lo <= hi:
+            raise ValueError(f"must be [low, high] with 0 < low <= high, got [{lo}, {hi}]")
+        return v
 
 
 class TrainConfig(Strict):
@@ -119,11 +142,11 @@ class TrainConfig(Strict):
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(2, ge=0)
-    loss: str | None = None  # None: the task's default (bce, ce, mse, cox, dice_ce)
+    loss: str | None = None  # None: the task's default (``tasks.Task.default_loss``)
     class_weight: Literal["balanced", "none"] | list[float] = "balanced"
     patience: int = Field(15, ge=1)
-    # early stopping and best-epoch selection: the task's validation score (AUC, C-index,
-    # -MSE) or the validation loss (smoother on small validation sets)
+    # early stopping and best-epoch selection: the task's primary metric on validation
+    # (``tasks.Task.primary_metric``) or the validation loss (smoother on small validation sets)
     monitor: Literal["score", "loss"] = "score"
     grad_clip: float = Field(1.0, gt=0)
     device: str = "auto"
@@ -158,7 +181,7 @@ class EvaluateConfig(Strict):
 
 class ExperimentConfig(Strict):
     name: str = "experiment"
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # every random stream derives from it (``seeds``)
     cohort: CohortConfig = Field(default_factory=CohortConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -167,18 +190,43 @@ class ExperimentConfig(Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @model_validator(mode="after")
-    def _official_split_needs_npz(self) -> "ExperimentConfig":
+    def _official_split_needs_npz(self) -> ExperimentConfig:
         if self.evaluate.split == "official" and not self.cohort.is_npz:
             raise ValueError("evaluate.split 'official' is only defined for .npz cohorts")
+        return self
+
+    @model_validator(mode="after")
+    def _registered_model(self) -> ExperimentConfig:
+        try:
+            check_model_kwargs(self.model.name, self.model.kwargs)
+        except UserError as err:  # it names the key: model.name / model.kwargs
+            raise ValueError(str(err)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _loss_fits_task(self) -> ExperimentConfig:
+        loss = self.train.loss
+        if loss is None:
+            return self
+        task = get_task(self.cohort.task)
+        if loss not in LOSSES:
+            raise ValueError(f"train.loss: unknown loss {loss!r}; one of {', '.join(LOSSES)}")
+        if loss not in task.losses:
+            raise ValueError(f"train.loss: {loss!r} does not fit a {task.name} task "
+                             f"(cohort.task); use one of {', '.join(task.losses)}")
         return self
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in e["loc"])
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"{source}: {key}: {msg}")
+        msg = msg.removeprefix("Value error, ")
+        if not key:  # a check across sections names its keys in the message
+            lines.append(f"{source}: {msg}")
+        else:
+            lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
 
 

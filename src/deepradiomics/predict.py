@@ -34,17 +34,12 @@ from deepradiomics.cohort.problems import Problem
 from deepradiomics.config import CohortConfig, ExperimentConfig, ModalityConfig, load_config
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.preprocess.plan import Plan
+from deepradiomics.tasks import get_task
 
 if TYPE_CHECKING:
     import torch
 
 MANIFEST = "bundle.json"  # same name as experiment.bundle.MANIFEST (not imported: it pulls torch)
-KIND = {
-    "binary": "probability",
-    "multiclass": "probability",
-    "regression": "regression",
-    "survival": "log_risk",
-}
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class Bundle:
 
     @property
     def n_classes(self) -> int:
-        return len(self.classes) if self.task in ("binary", "multiclass") else 0
+        return len(self.classes) if get_task(self.task).classes else 0
 
 
 def load_bundle(folder: str | Path) -> Bundle:
@@ -289,10 +284,9 @@ def ensemble_columns(bundle: Bundle, outputs: np.ndarray) -> pd.DataFrame:
     """The task's prediction columns plus ``uncertainty`` and ``n_members``, one row per case."""
     from deepradiomics.evaluate.ensemble import combine_members
 
-    offsets = None
-    if bundle.task == "survival":
-        offsets = [m.offset or 0.0 for m in bundle.members]
-    ens = combine_members(outputs, kind=KIND[bundle.task], offsets=offsets)
+    kind = get_task(bundle.task).ensemble
+    offsets = [m.offset or 0.0 for m in bundle.members] if kind == "log_risk" else None
+    ens = combine_members(outputs, kind=kind, offsets=offsets)
     cols: dict[str, Any] = {}
     if bundle.task == "binary":
         threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
@@ -393,7 +387,7 @@ def predict_cases(
             "reason": [failed.get(i, "") for i in range(len(cases))],
         }
     )
-    per_case = (bundle.n_classes,) if bundle.task == "multiclass" else ()
+    per_case = (bundle.n_classes,) if get_task(bundle.task).scores_per_class else ()
     outputs = np.zeros((len(bundle.members), 0, *per_case))  # no case: columns stay empty
     if ok:
         position = {i: j for j, i in enumerate(usable)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from deepradiomics.errors import UserError
+from deepradiomics.tasks import LOSSES, TASKS
 from deepradiomics.losses import (
-    TASK_DEFAULTS,
     CoxLoss,
     MSELoss,
     WeightedBCELoss,
@@ -16,7 +16,7 @@ from deepradiomics.losses import (
 
 
 def test_task_defaults() -> None:
-    assert TASK_DEFAULTS == {
+    assert {name: t.default_loss for name, t in TASKS.items()} == {
         "binary": "bce",
         "multiclass": "ce",
         "regression": "mse",
@@ -41,3 +41,13 @@ def test_errors_name_the_key() -> None:
         get_loss(None, "ranking")
     with pytest.raises(UserError, match="train.class_weight"):
         get_loss(None, "survival", class_weights=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_loss_a_task_lists_is_built(task: str) -> None:
+    for name in TASKS[task].losses:
+        assert callable(get_loss(name, task))
+    others = set(LOSSES) - set(TASKS[task].losses)
+    for name in others:
+        with pytest.raises(UserError, match=f"does not fit a {task} task"):
+            get_loss(name, task)

@@ -68,10 +68,10 @@ from deepradiomics.classical.combat import (
     ComBatColumns,
 )
 from deepradiomics.errors import UserError
+from deepradiomics.tasks import TASKS, Task
 
-BaselineTask = Literal["binary", "multiclass", "regression", "survival"]
+BaselineTask = str  # a task with a classical baseline (``tasks.Task.classical``)
 Selection = Literal["kbest", "l1"]
-TASKS = ("binary", "multiclass", "regression", "survival")
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -205,11 +205,13 @@ def survival_target(event: Any, time: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- pipelines
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise UserError(
-            f"classical baseline: task {task!r} has no baseline; choose from {list(TASKS)}"
-        )
+def _check_task(task: str) -> Task:
+    """The registered task, if it has a classical baseline."""
+    spec = TASKS.get(task)
+    if spec is None or not spec.classical:
+        have = [name for name, t in TASKS.items() if t.classical]
+        raise UserError(f"classical baseline: task {task!r} has no baseline; choose from {have}")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -229,9 +231,10 @@ def _top_k_by_model(model: BaseEstimator, k: int = 10) -> SelectFromModel:
 
 
 def _model(task: BaselineTask, seed: int) -> BaseEstimator:
-    if task in ("binary", "multiclass"):
+    spec = _check_task(task)
+    if spec.classes:
         return LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000, random_state=seed)
-    if task == "regression":
+    if not spec.time_to_event:
         return Ridge(alpha=1.0)
     from sksurv.linear_model import CoxnetSurvivalAnalysis
 
@@ -249,7 +252,8 @@ def _radiomics_steps(task: BaselineTask, combat: bool, selection: Selection, see
     if combat:
         steps.append(("combat", ComBatColumns(ComBat())))
     steps += [("variance", VarianceThreshold(0.0)), ("correlation", CorrelationFilter(0.9))]
-    if task in ("binary", "multiclass"):
+    spec = _check_task(task)
+    if spec.classes:
         if selection == "kbest":
             steps.append(("select", SelectKBest(f_classif, k=10)))
         else:
@@ -262,7 +266,7 @@ def _radiomics_steps(task: BaselineTask, combat: bool, selection: Selection, see
                 random_state=seed,
             )
             steps.append(("select", _top_k_by_model(l1)))
-    elif task == "regression":
+    elif not spec.time_to_event:  # regression
         steps.append(
             (
                 "select",
@@ -336,8 +340,7 @@ def baseline_grid(
 ) -> dict[str, list]:
     """Hyperparameters searched by the inner cross-validation (``covariates``: the selection's
     keys sit under ``features__radiomics__``)."""
-    _check_task(task)
-    if task == "survival":
+    if _check_task(task).time_to_event:
         return _model_grid(task)
     if selection == "kbest":
         grid: dict[str, list] = {"select__k": [5, 10, 20]}
@@ -350,9 +353,10 @@ def baseline_grid(
 
 
 def _model_grid(task: BaselineTask) -> dict[str, list]:
-    if task == "survival":
+    spec = _check_task(task)
+    if spec.time_to_event:
         return {"model__alphas": [[a] for a in (0.01, 0.03, 0.1, 0.3)]}
-    if task == "regression":
+    if not spec.classes:
         return {"model__alpha": [0.1, 1.0, 10.0, 100.0]}
     return {"model__C": [0.01, 0.1, 1.0]}
 
@@ -365,18 +369,15 @@ def neg_log_loss(estimator: Any, X: Any, y: Any) -> float:
     return -float(log_loss(y, estimator.predict_proba(X), labels=estimator.classes_))
 
 
-SCORING: dict[str, Any] = {
-    "binary": neg_log_loss,
-    "multiclass": neg_log_loss,
-    "regression": None,  # the model's own score: R^2
-    "survival": None,  # the model's own score: Harrell's concordance index
-}
-
-
 def _search(pipeline: Pipeline, grid: dict[str, list], task: BaselineTask, seed: int,
             inner_folds: int) -> GridSearchCV:
-    cv = InnerCV(n_splits=inner_folds, stratify=task != "regression", random_state=seed)
-    return GridSearchCV(pipeline, grid, scoring=SCORING[task], cv=cv, refit=True, n_jobs=1)
+    """Inner CV stratified by class or event (not by regression quantiles); classifiers
+    scored by log-loss, the others by the model's own score (R^2, Harrell's C)."""
+    spec = _check_task(task)
+    cv = InnerCV(n_splits=inner_folds, stratify=spec.stratifier in ("label", "event"),
+                 random_state=seed)
+    scoring = neg_log_loss if spec.classes else None
+    return GridSearchCV(pipeline, grid, scoring=scoring, cv=cv, refit=True, n_jobs=1)
 
 
 def make_baseline(

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from deepradiomics.cohort.manifest import Manifest
 from deepradiomics.cohort.problems import Problem
 from deepradiomics.cohort.row_checks import as_number, is_missing
+from deepradiomics.tasks import get_task
 
 MIN_SITE_CASES = 5
 MIN_CLASS_FRACTION = 0.10
@@ -21,13 +22,14 @@ def _lines(lines: list[int], limit: int = 5) -> str:
 def outcome_per_row(manifest: Manifest) -> list[str | None]:
     """The outcome class of each row for balance checks: the label, or 'event'/'censored'."""
     cfg, cols, table = manifest.cohort, manifest.columns, manifest.table
-    if cfg.task in ("binary", "multiclass") and cols.target:
+    task = get_task(cfg.task)
+    if task.classes and cols.target:
         ok = set(cfg.classes) if cfg.classes is not None else None
         return [
             None if is_missing(v) or (ok is not None and v not in ok) else v
             for v in table[cols.target]
         ]
-    if cfg.task == "survival" and cols.event:
+    if task.time_to_event and cols.event:
         return [
             {1.0: "event", 0.0: "censored"}.get(as_number(v)) if not is_missing(v) else None
             for v in table[cols.event]
@@ -52,14 +54,16 @@ def _class_problems(manifest: Manifest, outcomes: list[str | None]) -> list[Prob
     cfg, cols = manifest.cohort, manifest.columns
     problems: list[Problem] = []
     counts = Counter(o for o in outcomes if o is not None)
-    if cfg.task in ("binary", "multiclass") and cols.target:
+    task = get_task(cfg.task)
+    fixed = task.n_classes
+    if task.classes and cols.target:
         col = cols.target
-        if cfg.task == "binary" and cfg.classes is not None and len(cfg.classes) != 2:
+        if fixed is not None and cfg.classes is not None and len(cfg.classes) != fixed:
             problems.append(Problem(
-                "error", f"binary task but cohort.classes lists {len(cfg.classes)} classes",
+                "error", f"{task.name} task but cohort.classes lists {len(cfg.classes)} classes",
                 column=col,
             ))
-        if cfg.task == "binary" and cfg.classes is None and len(counts) > 2:
+        if fixed is not None and cfg.classes is None and len(counts) > fixed:
             lines: dict[str, list[int]] = defaultdict(list)
             for i, o in enumerate(outcomes):
                 if o is not None:
@@ -86,7 +90,7 @@ def _class_problems(manifest: Manifest, outcomes: list[str | None]) -> list[Prob
                     problems.append(Problem(
                         "warning", f"declared class '{c}' has no case", column=col
                     ))
-    if cfg.task == "survival" and cols.event and counts and "event" not in counts:
+    if task.time_to_event and cols.event and counts and "event" not in counts:
         problems.append(Problem(
             "error", "no case has an event (every case is censored); a survival model cannot "
             "be fitted", column=cols.event,
@@ -95,7 +99,7 @@ def _class_problems(manifest: Manifest, outcomes: list[str | None]) -> list[Prob
     if len(counts) >= 2:
         name, n = min(counts.items(), key=lambda kv: kv[1])
         if n / total < MIN_CLASS_FRACTION:
-            col = cols.event if cfg.task == "survival" else cols.target
+            col = cols.event if task.time_to_event else cols.target
             problems.append(Problem(
                 "warning", f"heavy class imbalance: '{name}' is {n} of {total} cases "
                 f"({n / total:.1%})", column=col,

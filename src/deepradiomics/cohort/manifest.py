@@ -16,6 +16,7 @@ import pandas as pd
 
 from deepradiomics.config import CohortConfig, ModalityConfig
 from deepradiomics.errors import UserError
+from deepradiomics.tasks import get_task
 
 _MR_NAMES = re.compile(r"^(mr|mri|t1|t2|flair|adc|dwi|pd)([_\-].*|\d.*)?$", re.IGNORECASE)
 _CT_NAMES = re.compile(r"^ct([_\-].*)?$", re.IGNORECASE)
@@ -134,10 +135,7 @@ def _resolve_columns(cfg: CohortConfig, present: list[str], source: str,
             f"{source}: no image column found; name them in cohort.modalities or call them "
             "ct / pet / mr_<sequence>"
         )
-    needs = {
-        "binary": ["target"], "multiclass": ["target"], "regression": ["target"],
-        "survival": ["time", "event"], "segmentation": ["mask"],
-    }[cfg.task] if targets else []
+    needs = get_task(cfg.task).target_keys if targets else ()
     for name in needs:
         if getattr(cols, name) is None:
             raise UserError(

@@ -6,6 +6,7 @@ import math
 
 from deepradiomics.cohort.manifest import Manifest
 from deepradiomics.cohort.problems import Problem
+from deepradiomics.tasks import get_task
 
 # Cells read as "missing" (the CSV is read with every cell a string and no NA parsing).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "none", "null", "?"})
@@ -47,8 +48,8 @@ def check_rows(manifest: Manifest, targets: bool = True) -> list[Problem]:
             if not row[mod.column]:
                 add("error", mod.column, "no image file given")
         if cols.mask and not row[cols.mask]:
-            if cfg.task == "segmentation":
-                add("error", cols.mask, "no mask file given (the segmentation task needs one)")
+            if "mask" in get_task(cfg.task).target_keys:
+                add("error", cols.mask, f"no mask file given (the {cfg.task} task needs one)")
             else:
                 add("warning", cols.mask, "no mask file given; the whole image will be used")
         if targets:
@@ -74,7 +75,8 @@ def _target_problems(manifest: Manifest, row) -> list[tuple[str, str]]:
     """(column, message) for each invalid outcome cell of one row."""
     cfg, cols = manifest.cohort, manifest.columns
     found: list[tuple[str, str]] = []
-    if cfg.task in ("binary", "multiclass") and cols.target:
+    task = get_task(cfg.task)
+    if task.classes and cols.target:
         label = row[cols.target]
         if is_missing(label):
             found.append((cols.target, f"label is missing{_shown(label)}"))
@@ -83,13 +85,13 @@ def _target_problems(manifest: Manifest, row) -> list[tuple[str, str]]:
                 (cols.target, f"label '{label}' is not one of the declared classes "
                               f"({', '.join(cfg.classes)})")
             )
-    elif cfg.task == "regression" and cols.target:
+    elif task.target_keys == ("target",) and cols.target:  # a value (regression)
         cell = row[cols.target]
         if is_missing(cell):
             found.append((cols.target, f"target value is missing{_shown(cell)}"))
         elif as_number(cell) is None:
             found.append((cols.target, f"target '{cell}' is not a finite number (regression)"))
-    elif cfg.task == "survival":
+    elif task.time_to_event:
         time, event = row[cols.time], row[cols.event]
         if is_missing(time):
             found.append((cols.time, f"survival time is missing{_shown(time)}"))

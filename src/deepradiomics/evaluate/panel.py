@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from deepradiomics.config import Task
 from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.bootstrap import Method, bootstrap_estimates
+from deepradiomics.tasks import get_task
 
 Panel = dict[str, dict[str, Any]]
 Batch = Callable[[np.ndarray], np.ndarray]
@@ -143,7 +143,7 @@ def segmentation_scores(
 
 
 def metric_panel(
-    task: Task,
+    task: str,
     y_true: Any = None,
     y_score: Any = None,
     *,
@@ -226,7 +226,7 @@ def metric_panel(
 
 
 def subgroup_panels(
-    task: Task, subgroup: Sequence, y_true: Any = None, y_score: Any = None, **kwargs: Any
+    task: str, subgroup: Sequence, y_true: Any = None, y_score: Any = None, **kwargs: Any
 ) -> dict[str, Any]:
     """``{"pooled": panel, "subgroups": {"<value>": panel of the cases with that value}}``.
 

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
 
-from deepradiomics.config import EvaluateConfig, Task
+from deepradiomics.config import EvaluateConfig
 from deepradiomics.errors import UserError
+from deepradiomics.seeds import derive_seed
+from deepradiomics.tasks import get_task
 
 ROLES = ("train", "val", "test")
 COLUMNS = ("case_id", "patient_id", "fold", "role", "held_out")
@@ -144,15 +146,16 @@ class SplitAssignment:
 
 
 def stratification_labels(
-    task: Task, target: Sequence | None = None, event: Sequence | None = None, n_bins: int = 4
+    task: str, target: Sequence | None = None, event: Sequence | None = None, n_bins: int = 4
 ) -> np.ndarray | None:
-    """What to stratify on: the label (classification), the event (survival), quantile bins
-    of the target (regression), nothing (segmentation)."""
-    if task in ("binary", "multiclass"):
+    """What to stratify on (``Task.stratifier``): the label (classification), the event
+    (survival), quantile bins of the target (regression), nothing (segmentation)."""
+    stratifier = get_task(task).stratifier
+    if stratifier == "label":
         return None if target is None else np.asarray(target).astype(str)
-    if task == "survival":
+    if stratifier == "event":
         return None if event is None else np.asarray(event).astype(int).astype(str)
-    if task == "regression" and target is not None:
+    if stratifier == "quantiles" and target is not None:
         values = pd.Series(np.asarray(target, dtype=float))
         return pd.qcut(values, q=n_bins, labels=False, duplicates="drop").astype(str).to_numpy()
     return None
@@ -184,11 +187,6 @@ def _patient_strata(patients: np.ndarray, labels: np.ndarray) -> pd.Series:
     counts = pd.DataFrame({"p": patients, "s": labels}).value_counts(["p", "s"]).reset_index()
     counts = counts.sort_values(["p", "count", "s"], ascending=[True, False, True])
     return counts.drop_duplicates("p").set_index("p")["s"]
-
-
-def _sub_seed(seed: int, *keys: int) -> int:
-    """A reproducible seed for one sub-split, independent of the others."""
-    return int(np.random.default_rng([seed % 2**32, *keys]).integers(2**31 - 1))
 
 
 def grouped_holdout(
@@ -239,7 +237,7 @@ def _assign(
                 patients[train],
                 labels[train],
                 val_fraction,
-                _sub_seed(seed, 1, fold),
+                derive_seed(seed, "validation_split", fold),
                 what="training",
             )
             val = np.zeros(len(cases), dtype=bool)
@@ -276,7 +274,9 @@ def kfold_split(
         raise UserError(
             f"evaluate.folds = {n_folds} is more than the {n_patients} patients in the cohort"
         )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(
+        n_splits=n_folds, shuffle=True, random_state=derive_seed(seed, "outer_split")
+    )
     tests = []
     for _, test_idx in splitter.split(cases, labels, groups=patients):
         mask = np.zeros(len(cases), dtype=bool)
@@ -335,7 +335,9 @@ def holdout_split(
 ) -> SplitAssignment:
     """One fixed test set: a grouped, stratified ``test_fraction`` of the patients (fold 0)."""
     cases, patients, labels = _check_inputs(case_ids, patient_ids, strata)
-    test = grouped_holdout(patients, labels, test_fraction, _sub_seed(seed, 0), what="cohort")
+    test = grouped_holdout(
+        patients, labels, test_fraction, derive_seed(seed, "outer_split"), what="cohort"
+    )
     return _assign(cases, patients, labels, [test], val_fraction, seed)
 
 

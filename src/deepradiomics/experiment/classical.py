@@ -26,6 +26,8 @@ from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.data import CohortArrays
 from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
 from deepradiomics.experiment.folds import fold_indices
+from deepradiomics.seeds import derive_seed
+from deepradiomics.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,17 @@ def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progres
 def classical_target(task: str, targets: np.ndarray, index: np.ndarray) -> np.ndarray:
     from deepradiomics.classical.models import survival_target
 
-    if task == "survival":
+    spec = get_task(task)
+    if spec.time_to_event:
         return survival_target(targets[index, 1], targets[index, 0])
-    return targets[index].astype(int) if task in ("binary", "multiclass") else targets[index]
+    return targets[index].astype(int) if spec.classes else targets[index]
 
 
 def classical_scores(task: str, est, X: pd.DataFrame) -> np.ndarray:
-    if task == "binary":
-        return est.predict_proba(X)[:, 1]
-    if task == "multiclass":
-        return est.predict_proba(X)
+    spec = get_task(task)
+    if spec.classes:  # probabilities: of the positive class (binary) or of every class
+        proba = est.predict_proba(X)
+        return proba if spec.scores_per_class else proba[:, 1]
     return np.asarray(est.predict(X), dtype=float)  # regression value; survival log-risk
 
 
@@ -90,7 +93,7 @@ def baseline_fold(cfg: ExperimentConfig, arrays: CohortArrays, X: pd.DataFrame,
 
     targets = arrays.data.targets.numpy()
     task = arrays.task
-    est = make_baseline(task, combat=combat, seed=cfg.seed)
+    est = make_baseline(task, combat=combat, seed=derive_seed(cfg.seed, "classical"))
     est.fit(X.iloc[idx["train"]], classical_target(task, targets, idx["train"]),
             groups=np.asarray(arrays.data.patient_ids)[idx["train"]])
     val_scores = classical_scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)

@@ -17,6 +17,7 @@ import torch
 
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.errors import UserError
+from deepradiomics.tasks import get_task
 from deepradiomics.train.data import NPZ_SPLITS, ArrayData, load_npz
 
 
@@ -44,7 +45,7 @@ class CohortArrays:
 
     @property
     def n_classes(self) -> int:
-        return len(self.classes) if self.task in ("binary", "multiclass") else 0
+        return len(self.classes) if get_task(self.task).classes else 0
 
     @property
     def site_names(self) -> list[str]:
@@ -54,13 +55,14 @@ class CohortArrays:
         from deepradiomics.evaluate.splits import stratification_labels
 
         t = self.data.targets.numpy()
-        if self.task == "survival":
+        task = get_task(self.task)
+        if task.time_to_event:
             return stratification_labels(self.task, event=t[:, 1])
-        return stratification_labels(self.task, target=None if self.task == "segmentation" else t)
+        return stratification_labels(self.task, target=None if task.dense else t)
 
 
 def _npz_arrays(cfg: ExperimentConfig) -> CohortArrays:
-    if cfg.cohort.task not in ("binary", "multiclass"):
+    if not get_task(cfg.cohort.task).classes:
         raise UserError(f"cohort.task: a .npz cohort holds class labels; task '{cfg.cohort.task}' "
                         "needs a CSV cohort")
     parts = load_npz(cfg.cohort.path)

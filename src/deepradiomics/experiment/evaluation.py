@@ -20,9 +20,10 @@ from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.panel import (
     default_auc_times, default_ibs_times, metric_panel, subgroup_panels,
 )
+from deepradiomics.evaluate.primary import primary_metric
 from deepradiomics.experiment.data import CohortArrays
-
-PRIMARY = {"binary": "auc", "multiclass": "macro_auc", "regression": "r2", "survival": "c_index"}
+from deepradiomics.seeds import derive_seed
+from deepradiomics.tasks import get_task
 
 
 @dataclass
@@ -65,7 +66,7 @@ def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
                     times: np.ndarray) -> np.ndarray | None:
     """Per-case survival at ``times`` from a Breslow baseline fitted in each fold on the
     model's training predictions; None when a fold lacks them."""
-    if task != "survival" or any(f.train is None for f in model.folds):
+    if not get_task(task).time_to_event or any(f.train is None for f in model.folds):
         return None
     rows = []
     for f in model.folds:
@@ -75,7 +76,7 @@ def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
 
 
 def _panel_inputs(task: str, targets: np.ndarray, idx: np.ndarray, score: np.ndarray) -> dict[str, Any]:
-    if task == "survival":
+    if get_task(task).time_to_event:
         return {"time": targets[idx, 0], "event": targets[idx, 1], "y_score": score}
     return {"y_true": targets[idx], "y_score": score}
 
@@ -87,11 +88,12 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     patients = np.asarray(arrays.data.patient_ids)
     idx, score = model.stacked()
     common: dict[str, Any] = {"groups": patients[idx], "n_boot": cfg.evaluate.bootstrap,
-                              "seed": cfg.seed, "level": cfg.evaluate.ci_level}
+                              "seed": derive_seed(cfg.seed, "bootstrap"),
+                              "level": cfg.evaluate.ci_level}
     out: dict[str, Any] = {}
-    if task == "binary":
+    if get_task(task).n_classes == 2:  # a decision threshold
         out["threshold"] = common["threshold"] = decision_threshold(model, cfg.evaluate.threshold)
-    if task == "survival":
+    if get_task(task).time_to_event:
         common["auc_times"] = default_auc_times(targets[idx, 0], targets[idx, 1])  # shared by folds
         times = default_ibs_times(targets[:, 0])
         surv = survival_curves(task, model, targets, times)
@@ -116,27 +118,14 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     return out
 
 
-def primary_metric(task: str):
-    """The task's headline metric as ``f(*truth_columns, score)`` (see ``PRIMARY``)."""
-    return {"binary": M.roc_auc, "multiclass": M.macro_auc, "survival": M.harrell_c_index,
-            "regression": M.r2}[task]
-
-
-def primary_score(task: str, targets: np.ndarray, score: np.ndarray) -> float:
-    """The headline metric of ``score`` against typed ``targets`` (survival: [N, 2])."""
-    if task == "survival":
-        return float(M.harrell_c_index(targets[:, 0], targets[:, 1], score))
-    return float(primary_metric(task)(targets, score))
-
-
 def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredictions,
                    b: ModelPredictions) -> list[dict[str, Any]]:
     """Paired patient-bootstrap difference in the primary metric, pooled and per site; for
     binary tasks also DeLong's test (pooled)."""
     from deepradiomics.evaluate.compare import delong_test, paired_difference
 
-    task = arrays.task
-    if task not in PRIMARY:
+    task = get_task(arrays.task)
+    if task.dense:
         return []
     targets = arrays.data.targets.numpy()
     idx_a, sa = a.stacked()
@@ -144,26 +133,27 @@ def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredicti
     order_b = pd.Series(np.arange(len(idx_b)), index=idx_b)[idx_a].to_numpy()
     sb = sb[order_b]
     patients = np.asarray(arrays.data.patient_ids)[idx_a]
-    y = (targets[idx_a, 0], targets[idx_a, 1]) if task == "survival" else targets[idx_a]
+    y = targets[idx_a]  # typed targets: survival rows are (time, event)
     scopes = {"pooled": np.arange(len(idx_a))}
     if arrays.sites is not None:
         sites = arrays.sites[idx_a]
         scopes.update({s: np.flatnonzero(sites == s) for s in sorted(set(sites))})
     rows = []
     for scope, keep in scopes.items():
-        yk = tuple(c[keep] for c in y) if isinstance(y, tuple) else y[keep]
+        yk = y[keep]
         try:
-            cmp = paired_difference(primary_metric(task), yk, sa[keep], sb[keep], groups=patients[keep],
-                                    n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
+            cmp = paired_difference(primary_metric(task.name), yk, sa[keep], sb[keep],
+                                    groups=patients[keep], n_boot=cfg.evaluate.bootstrap,
+                                    seed=derive_seed(cfg.seed, "bootstrap"),
                                     level=cfg.evaluate.ci_level)
         except ValueError:
             continue
         d = cmp.difference.to_dict()
-        row = {"a": a.name, "b": b.name, "metric": PRIMARY[task], "scope": scope,
+        row = {"a": a.name, "b": b.name, "metric": task.primary_metric, "scope": scope,
                "value_a": cmp.value_a, "value_b": cmp.value_b, "difference": d["value"],
                "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": cmp.p_value,
                "delong_p": None}
-        if task == "binary" and scope == "pooled":
+        if task.n_classes == 2 and scope == "pooled":  # DeLong: two ROC AUCs
             try:
                 row["delong_p"] = delong_test(yk, sa[keep], sb[keep]).p_value
             except ValueError:
@@ -177,18 +167,18 @@ def ensemble_summary(arrays: CohortArrays, folds: list[Any]) -> dict[str, Any] |
     from deepradiomics.evaluate.ensemble import ensemble_gain
 
     n_members = len(folds[0].members)
-    if n_members < 2 or arrays.task not in PRIMARY:
+    kind = get_task(arrays.task).ensemble
+    if n_members < 2 or kind is None:
         return None
     targets = arrays.data.targets.numpy()
     idx = np.concatenate([f.test for f in folds])
     members = np.stack([np.concatenate([f.members[m] for f in folds]) for m in range(n_members)])
-    if arrays.task == "survival":
+    if kind == "log_risk":
         y, metric = targets[idx], "1 - c_index"
-        gain = ensemble_gain(members, np.arange(len(idx)), kind="log_risk",
+        gain = ensemble_gain(members, np.arange(len(idx)), kind=kind,
                              error=lambda i, s: 1.0 - M.harrell_c_index(y[i, 0], y[i, 1], s))
     else:
-        metric = "brier" if arrays.task in ("binary", "multiclass") else "mse"
-        kind = "probability" if arrays.task in ("binary", "multiclass") else "regression"
+        metric = "brier" if kind == "probability" else "mse"
         gain = ensemble_gain(members, targets[idx], error="squared", kind=kind)
     return {"members": n_members, "metric": metric, "member_error": gain.mean_member_error,
             "ensemble_error": gain.ensemble_error, "reduction": gain.reduction,

@@ -16,9 +16,7 @@ import numpy as np
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.data import CohortArrays
-
-KIND = {"binary": "probability", "multiclass": "probability", "regression": "regression",
-        "survival": "log_risk"}
+from deepradiomics.tasks import get_task
 
 
 @dataclass
@@ -56,7 +54,7 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
     jobs = member_jobs(cfg, arrays, fold, idx["train"], idx["val"], idx["test"],
                        run_dir / "folds" / f"fold_{fold}")
     outs = [run_member(cfg, arrays, data, job, width, progress) for job in jobs]
-    kind = KIND.get(arrays.task, "regression")
+    kind = get_task(arrays.task).ensemble or "regression"
     offsets = [float(np.mean(o.train)) for o in outs] if kind == "log_risk" else None
     ens = combine_members([o.test for o in outs], kind=kind, offsets=offsets)
     centred = [o.test - (offsets[i] if offsets else 0.0) for i, o in enumerate(outs)]
@@ -68,7 +66,7 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
         member_dirs=[j.folder for j in jobs], offsets=offsets,
         embeddings=[o.embedding for o in outs if o.embedding is not None],
     )
-    if arrays.task == "survival":
+    if get_task(arrays.task).time_to_event:
         # every member predicted its own unique training cases; average where they overlap
         train_sets = [np.unique(j.train) for j in jobs]
         common = training_part

@@ -19,8 +19,10 @@ import numpy as np
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.evaluate.splits import SplitAssignment, grouped_holdout
 from deepradiomics.experiment.data import CohortArrays
-from deepradiomics.experiment.evaluation import PRIMARY, primary_score
+from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.experiment.folds import fold_indices
+from deepradiomics.seeds import derive_seed, fraction_key
+from deepradiomics.tasks import get_task
 
 
 def training_subset(arrays: CohortArrays, train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -52,7 +54,7 @@ def _classical_point(cfg: ExperimentConfig, arrays: CohortArrays, X: Any, sub: n
 
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
-    est = make_baseline(arrays.task, combat=False, seed=cfg.seed)
+    est = make_baseline(arrays.task, combat=False, seed=derive_seed(cfg.seed, "classical"))
     est.fit(X.iloc[sub], classical_target(arrays.task, targets, sub), groups=patients[sub])
     return (primary_score(arrays.task, targets[sub], classical_scores(arrays.task, est, X.iloc[sub])),
             primary_score(arrays.task, targets[idx["test"]],
@@ -75,16 +77,18 @@ def learning_curve(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAss
     rows = []
     for fraction in sorted(lc.fractions):
         for repeat in range(lc.repeats):
-            sub = training_subset(arrays, idx["train"], fraction,
-                                  seed=cfg.seed * 1000 + repeat * 100 + int(fraction * 100))
+            sub = training_subset(arrays, idx["train"], fraction, seed=derive_seed(
+                cfg.seed, "learning_curve_subset", repeat, fraction_key(fraction)))
             folder = root / f"fraction_{fraction:g}_repeat_{repeat}"
             point = folder / "point.json"
             if point.is_file():
                 rows += json.loads(point.read_text())
                 continue
             common = {"fraction": fraction, "n_train": int(len(sub)), "repeat": repeat,
-                      "metric": PRIMARY[arrays.task]}
-            cfg_r = cfg.model_copy(update={"seed": cfg.seed + 7919 * (repeat + 1)})
+                      "metric": get_task(arrays.task).primary_metric}
+            # one model seed per repeat, shared by its fractions
+            cfg_r = cfg.model_copy(
+                update={"seed": derive_seed(cfg.seed, "learning_curve_model", repeat)})
             tr, te = _cnn_point(cfg_r, arrays, data, width, sub, idx, folder / "cnn", progress)
             new = [{"model": "cnn", **common, "train_score": tr, "test_score": te}]
             if classical_X is not None:

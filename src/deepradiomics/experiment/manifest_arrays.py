@@ -13,6 +13,7 @@ from deepradiomics.cohort.manifest import Case
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.errors import UserError
 from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.tasks import get_task
 from deepradiomics.train.data import ArrayData
 
 log = logging.getLogger(__name__)
@@ -27,25 +28,27 @@ def _sort_labels(labels: set[str]) -> list[str]:
 
 
 def targets_of(task: str, cases: list[Case], classes: list[str]) -> torch.Tensor:
-    """Typed targets: class index (binary float, multiclass long), value, or (time, event)."""
-    if task in ("binary", "multiclass"):
+    """Typed targets (``Task.target_dtype``): class index, value, or (time, event)."""
+    spec = get_task(task)
+    dtype = getattr(torch, spec.target_dtype)
+    if spec.dense:
+        return torch.zeros(len(cases))  # segmentation: the masks are the targets
+    if spec.classes:
         index = {c: i for i, c in enumerate(classes)}
-        y = [index[c.label] for c in cases]
-        return torch.tensor(y, dtype=torch.float32 if task == "binary" else torch.long)
-    if task == "regression":
-        return torch.tensor([c.value for c in cases], dtype=torch.float32)
-    if task == "survival":
-        return torch.tensor([[c.time, c.event] for c in cases], dtype=torch.float32)
-    return torch.zeros(len(cases))  # segmentation: the masks are the targets
+        return torch.tensor([index[c.label] for c in cases], dtype=dtype)
+    if spec.time_to_event:
+        return torch.tensor([[c.time, c.event] for c in cases], dtype=dtype)
+    return torch.tensor([c.value for c in cases], dtype=dtype)
 
 
 def task_classes(cfg: ExperimentConfig, cases: list[Case]) -> list[str]:
-    if cfg.cohort.task not in ("binary", "multiclass"):
+    task = get_task(cfg.cohort.task)
+    if not task.classes:
         return []
     classes = cfg.cohort.classes or _sort_labels({c.label for c in cases if c.label is not None})
-    if cfg.cohort.task == "binary" and len(classes) != 2:
-        raise UserError(f"cohort.{cfg.cohort.target}: a binary task needs 2 classes, found "
-                        f"{len(classes)} ({', '.join(classes)})")
+    if task.n_classes is not None and len(classes) != task.n_classes:
+        raise UserError(f"cohort.{cfg.cohort.target}: a {task.name} task needs {task.n_classes} "
+                        f"classes, found {len(classes)} ({', '.join(classes)})")
     return classes
 
 

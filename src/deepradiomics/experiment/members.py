@@ -16,6 +16,7 @@ import numpy as np
 
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.seeds import derive_seed
 from deepradiomics.train.data import ArrayData
 
 DONE = "done.json"
@@ -55,7 +56,7 @@ def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: n
         return [MemberJob(fold, 0, train, val, test, folder / "member_0")]
     pool = np.sort(np.concatenate([train, val]))
     patients = np.asarray(arrays.data.patient_ids)[pool]
-    samples = member_resamples(patients, m, seed=cfg.seed * 1000 + fold)
+    samples = member_resamples(patients, m, seed=derive_seed(cfg.seed, "member_resample", fold))
     return [MemberJob(fold, i, pool[s.in_bag], pool[s.out_of_bag], test, folder / f"member_{i}")
             for i, s in enumerate(samples)]
 
@@ -79,7 +80,7 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
             return MemberOutput(p["train"], p["stop"], p["test"], info["best_epoch"], info["seconds"],
                                 p["embedding"] if "embedding" in p else None)
     job.folder.mkdir(parents=True, exist_ok=True)
-    cfg_m = cfg.model_copy(update={"seed": cfg.seed * 1000 + job.fold * 100 + job.member})
+    cfg_m = cfg.model_copy(update={"seed": derive_seed(cfg.seed, "member", job.fold, job.member)})
     model = build_model(cfg_m, arrays.task, arrays.in_channels, arrays.n_classes, arrays.spacing,
                         n_covariates=n_covariates, n_sites=len(arrays.site_names))
     setup = build_setup(cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing)

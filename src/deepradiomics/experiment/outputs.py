@@ -15,18 +15,20 @@ import pandas as pd
 
 from deepradiomics.experiment.data import CohortArrays
 from deepradiomics.experiment.evaluation import ModelPredictions
+from deepradiomics.tasks import get_task
 
 
 def _outcome_summary(task: str, targets: np.ndarray) -> dict[str, Any]:
-    if task == "binary":
-        return {"positives": int(targets.sum())}
-    if task == "multiclass":
-        return {"per_class": np.bincount(targets.astype(int)).tolist()}
-    if task == "survival":
+    spec = get_task(task)
+    if spec.dense:
+        return {}
+    if spec.time_to_event:
         return {"events": int(targets[:, 1].sum()), "median_time": float(np.median(targets[:, 0]))}
-    if task == "regression":
+    if not spec.classes:
         return {"mean": float(np.mean(targets))}
-    return {}
+    if spec.scores_per_class:
+        return {"per_class": np.bincount(targets.astype(int)).tolist()}
+    return {"positives": int(targets.sum())}
 
 
 def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
@@ -81,13 +83,13 @@ def _json_default(x: Any) -> Any:
 
 
 def _score_columns(task: str, name: str, score: np.ndarray) -> dict[str, np.ndarray]:
-    if task == "binary":
-        return {f"{name}_prob": score}
-    if task == "multiclass":
-        return {f"{name}_prob_{k}": score[:, k] for k in range(score.shape[1])}
-    if task == "survival":
-        return {f"{name}_risk": score}
-    return {f"{name}_pred": score}
+    """``cnn_prob`` / ``cnn_pred`` / ``cnn_risk`` (``Task.score_column``), or one
+    ``cnn_prob_<k>`` per class."""
+    spec = get_task(task)
+    col = f"{name}_{spec.score_column}"
+    if spec.scores_per_class:
+        return {f"{col}_{k}": score[:, k] for k in range(score.shape[1])}
+    return {col: score}
 
 
 def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
@@ -102,9 +104,10 @@ def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
         "site": arrays.sites[idx] if arrays.sites is not None else "", "fold": fold,
     })
     targets = d.targets.numpy()
-    if arrays.task == "survival":
+    truth = get_task(arrays.task).truth_columns
+    if truth == ("time", "event"):
         table["time"], table["event"] = targets[idx, 0], targets[idx, 1].astype(int)
-    elif arrays.task != "segmentation":
+    elif truth:
         table["y_true"] = targets[idx]
     for model in models:
         m_idx, score = model.stacked()

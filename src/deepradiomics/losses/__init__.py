@@ -8,13 +8,11 @@ from deepradiomics.losses.classification import (
     WeightedCELoss,
     balanced_class_weights,
 )
-from deepradiomics.losses.factory import LOSS_TASKS, TASK_DEFAULTS, get_loss
+from deepradiomics.losses.factory import get_loss
 from deepradiomics.losses.regression import MSELoss
 from deepradiomics.losses.survival import CoxLoss, cox_partial_nll
 
 __all__ = [
-    "LOSS_TASKS",
-    "TASK_DEFAULTS",
     "CoxLoss",
     "FocalLoss",
     "MSELoss",

@@ -1,4 +1,8 @@
-"""``get_loss``: one loss by name, or the task's default, with the task checked."""
+"""``get_loss``: one loss by name, or the task's default, with the task checked.
+
+Which losses fit which task is the task's (``tasks.Task.losses``, ``default_loss``); this
+module only builds them.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,7 @@ from deepradiomics.errors import UserError
 from deepradiomics.losses.classification import FocalLoss, WeightedBCELoss, WeightedCELoss
 from deepradiomics.losses.regression import MSELoss
 from deepradiomics.losses.survival import CoxLoss
-
-TASK_DEFAULTS = {
-    "binary": "bce",
-    "multiclass": "ce",
-    "regression": "mse",
-    "survival": "cox_efron",
-    "segmentation": "dice_ce",
-}
-
-# loss name -> the tasks it fits
-LOSS_TASKS = {
-    "bce": ("binary",),
-    "ce": ("multiclass",),
-    "focal": ("binary", "multiclass"),
-    "mse": ("regression",),
-    "cox": ("survival",),
-    "cox_efron": ("survival",),
-    "cox_breslow": ("survival",),
-    "dice": ("segmentation",),
-    "dice_ce": ("segmentation",),
-    "dice_focal": ("segmentation",),
-}
+from deepradiomics.tasks import LOSSES, get_task
 
 _WEIGHTED = ("bce", "ce", "focal", "dice", "dice_ce", "dice_focal")
 
@@ -39,7 +22,7 @@ _WEIGHTED = ("bce", "ce", "focal", "dice", "dice_ce", "dice_focal")
 def get_loss(
     name: str | None, task: str, class_weights: Sequence[float] | None = None
 ) -> nn.Module:
-    """The loss module ``name`` (``None``: ``TASK_DEFAULTS[task]``) for ``task``.
+    """The loss module ``name`` (``None``: the task's ``default_loss``) for ``task``.
 
     Call signature of every returned module: ``loss(model_out, target)`` where ``model_out`` is
     ``RadiomicsNet(...)["out"]`` and ``target`` is: binary 0/1 ``[N]``; multiclass integer
@@ -47,15 +30,14 @@ def get_loss(
     segmentation integer label map ``[N, D, H, W]``. ``class_weights`` (one per class) apply to
     the classification and segmentation losses. ``"cox"`` is ``"cox_efron"``.
     """
-    if task not in TASK_DEFAULTS:
-        raise UserError(f"cohort.task: unknown task {task!r}; one of {', '.join(TASK_DEFAULTS)}")
-    name = TASK_DEFAULTS[task] if name is None else name
-    if name not in LOSS_TASKS:
-        raise UserError(f"train.loss: unknown loss {name!r}; one of {', '.join(LOSS_TASKS)}")
-    if task not in LOSS_TASKS[name]:
-        fits = [n for n, tasks in LOSS_TASKS.items() if task in tasks]
+    spec = get_task(task)
+    name = spec.default_loss if name is None else name
+    if name not in LOSSES:
+        raise UserError(f"train.loss: unknown loss {name!r}; one of {', '.join(LOSSES)}")
+    if name not in spec.losses:
         raise UserError(
-            f"train.loss: {name!r} does not fit a {task} task; use one of {', '.join(fits)}"
+            f"train.loss: {name!r} does not fit a {spec.name} task; use one of "
+            f"{', '.join(spec.losses)}"
         )
     if class_weights is not None and name not in _WEIGHTED:
         raise UserError(f"train.class_weight: the {name!r} loss takes no class weights")

@@ -22,8 +22,7 @@ import torch
 from torch import nn
 
 from deepradiomics.errors import UserError
-
-TASKS = ("binary", "multiclass", "regression", "survival", "segmentation")
+from deepradiomics.tasks import Task, get_task
 
 
 class GradReverse(torch.autograd.Function):
@@ -74,24 +73,22 @@ class SiteAdversary(nn.Module):
         return self.net(grad_reverse(embedding, self.lambd))
 
 
-def _default_outputs(task: str, num_outputs: int | None) -> int:
-    if task not in TASKS:
-        raise UserError(f"cohort.task: unknown task {task!r}; one of {', '.join(TASKS)}")
-    if task == "multiclass":
-        if num_outputs is None or num_outputs < 2:
-            raise UserError(f"a multiclass model needs num_outputs >= 2 classes, got {num_outputs}")
-        return num_outputs
-    fixed = {"binary": 1, "survival": 1}
-    if task in fixed:
-        if num_outputs not in (None, fixed[task]):
-            raise UserError(f"a {task} model has exactly 1 output, got num_outputs={num_outputs}")
-        return 1
-    if task == "segmentation":
-        n = 2 if num_outputs is None else num_outputs
-        if n < 2:
-            raise UserError("a segmentation model needs num_outputs >= 2 (background + classes)")
-        return n
-    return 1 if num_outputs is None else num_outputs  # regression
+def _default_outputs(task: Task, num_outputs: int | None) -> int:
+    """The head's outputs: the task's fixed count, else ``num_outputs`` (one per class for
+    class tasks, which must say how many; otherwise default ``task.min_outputs``)."""
+    if task.outputs is not None:
+        if num_outputs not in (None, task.outputs):
+            raise UserError(
+                f"a {task.name} model has exactly {task.outputs} output(s), got "
+                f"num_outputs={num_outputs}"
+            )
+        return task.outputs
+    n = num_outputs if num_outputs is not None or task.classes else task.min_outputs
+    if n is None or n < task.min_outputs:
+        raise UserError(
+            f"a {task.name} model needs num_outputs >= {task.min_outputs}, got {num_outputs}"
+        )
+    return n
 
 
 class RadiomicsNet(nn.Module):
@@ -100,7 +97,7 @@ class RadiomicsNet(nn.Module):
     def __init__(
         self,
         backbone: nn.Module,
-        task: str = "binary",
+        task: str | Task = "binary",
         num_outputs: int | None = None,
         n_covariates: int = 0,
         n_sites: int = 0,
@@ -109,17 +106,19 @@ class RadiomicsNet(nn.Module):
         adversary_lambda: float = 1.0,
     ) -> None:
         super().__init__()
-        self.task = task
-        self.num_outputs = _default_outputs(task, num_outputs)
+        spec = get_task(task)
+        self.task = spec.name
+        self.dense = spec.dense
+        self.num_outputs = _default_outputs(spec, num_outputs)
         self.backbone = backbone
         features = int(backbone.num_features)
         self.covariates = None
         if n_covariates > 0:
-            if task == "segmentation":
-                raise UserError("clinical covariates are not used by segmentation models")
+            if spec.dense:
+                raise UserError(f"clinical covariates are not used by {spec.name} models")
             self.covariates = CovariateEncoder(n_covariates, covariate_hidden)
         self.dropout = nn.Dropout(dropout)
-        if task == "segmentation":
+        if spec.dense:
             if not hasattr(backbone, "forward_dense"):
                 raise UserError(
                     f"model.name: {type(backbone).__name__} cannot segment; use a U-Net ('unet')"
@@ -127,7 +126,7 @@ class RadiomicsNet(nn.Module):
             self.head = nn.Conv3d(int(backbone.num_dense_features), self.num_outputs, 1)
         else:
             fused = features + (covariate_hidden if self.covariates is not None else 0)
-            self.head = nn.Linear(fused, self.num_outputs, bias=task != "survival")
+            self.head = nn.Linear(fused, self.num_outputs, bias=spec.head_bias)
         self.site_adversary = (
             SiteAdversary(features, n_sites, lambd=adversary_lambda) if n_sites > 0 else None
         )
@@ -135,7 +134,7 @@ class RadiomicsNet(nn.Module):
     def forward(
         self, x: torch.Tensor, covariates: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        if self.task == "segmentation":
+        if self.dense:
             dense, embedding = self.backbone.forward_dense(x)
             out = self.head(self.dropout(dense))
         else:
@@ -156,7 +155,7 @@ class RadiomicsNet(nn.Module):
                     )
                 z = torch.cat([embedding, self.covariates(covariates.to(embedding.dtype))], dim=1)
             out = self.head(self.dropout(z))
-            if self.num_outputs == 1 and self.task != "multiclass":
+            if self.num_outputs == 1:
                 out = out.squeeze(1)
         result = {"out": out, "embedding": embedding}
         if self.site_adversary is not None:

@@ -47,15 +47,36 @@ def accepts_kwarg(name: str, kwarg: str) -> bool:
     return kwarg in inspect.signature(_builder(name)).parameters
 
 
+# set by the pipeline from the data and the other config keys, never in ``model.kwargs``
+PIPELINE_KWARGS = ("in_channels", "task", "num_outputs", "n_covariates", "n_sites", "dropout")
+
+
+def _bind(name: str, kwargs: dict[str, Any], partial: bool) -> None:
+    """``UserError`` naming the keyword when ``kwargs`` do not fit the builder of ``name``."""
+    signature = inspect.signature(_builder(name))
+    try:
+        (signature.bind_partial if partial else signature.bind)(**kwargs)
+    except TypeError as err:
+        params = ", ".join(p for p in signature.parameters if p not in PIPELINE_KWARGS)
+        raise UserError(f"model.kwargs: model {name!r}: {err}; it takes: {params}") from None
+
+
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Preflight of a config's ``model`` section: ``name`` is registered and ``kwargs`` are
+    keywords its builder takes (other than those the pipeline sets); ``UserError`` otherwise."""
+    reserved = sorted(set(kwargs) & set(PIPELINE_KWARGS))
+    if reserved:
+        raise UserError(
+            f"model.kwargs.{reserved[0]}: set by the pipeline from the data and the config, "
+            "not in model.kwargs"
+        )
+    _bind(name, kwargs, partial=True)
+
+
 def create_backbone(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered backbone ``name``; a wrong keyword is a ``UserError`` naming it."""
-    builder = _builder(name)
-    try:
-        inspect.signature(builder).bind(**kwargs)
-    except TypeError as err:
-        params = ", ".join(p for p in inspect.signature(builder).parameters)
-        raise UserError(f"model.kwargs: model {name!r}: {err}; it takes: {params}") from None
-    return builder(**kwargs)
+    _bind(name, kwargs, partial=False)
+    return _builder(name)(**kwargs)
 
 
 def create_model(

@@ -29,13 +29,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "dice": ("Dice", "higher"),
     "hd95": ("HD95 (mm)", "lower"),
 }
-PRIMARY_METRIC = {
-    "binary": "auc",
-    "multiclass": "macro_auc",
-    "regression": "mae",
-    "survival": "c_index",
-    "segmentation": "dice",
-}
 MODEL_LABELS = {
     "cnn": "CNN",
     "classical": "Classical radiomics",

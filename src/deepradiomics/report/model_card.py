@@ -29,14 +29,7 @@ from deepradiomics.report.tables import (
     plan_grid,
     site_grid,
 )
-
-TASK_WORDS = {
-    "binary": "binary classification",
-    "multiclass": "multiclass classification",
-    "regression": "regression",
-    "survival": "survival (risk) prediction",
-    "segmentation": "segmentation",
-}
+from deepradiomics.tasks import get_task
 
 
 def md(value: Any) -> str:
@@ -64,14 +57,14 @@ def _intended_use(run: RunData) -> list[str]:
     )
     outcome = (
         f"{c.get('time', 'time')} / {c.get('event', 'event')}"
-        if run.task == "survival"
+        if get_task(run.task).time_to_event
         else c.get("target", "the outcome")
     )
     sites = list(((run.cohort or {}).get("sites") or {}).keys())
     return [
         "## Intended use",
         "",
-        f"- Task: {TASK_WORDS.get(run.task, run.task)} of `{md(outcome)}` from {md(modalities)}.",
+        f"- Task: {get_task(run.task).description} of `{md(outcome)}` from {md(modalities)}.",
         "- For research on cohorts like the one it was developed on"
         + (f" (sites: {md(', '.join(map(str, sites)))})" if sites else "")
         + "; performance elsewhere must be checked before use.",

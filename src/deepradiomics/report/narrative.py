@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from deepradiomics.report.formatting import (
-    PRIMARY_METRIC,
     fmt_estimate,
     fmt_number,
     fmt_percent,
@@ -19,6 +18,7 @@ from deepradiomics.report.formatting import (
 )
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import LeakCheck
+from deepradiomics.tasks import get_task
 
 SMALL_SITE_CASES = 30
 SMALL_SITE_OUTCOMES = 10
@@ -278,7 +278,7 @@ def limitations(run: RunData, leaks: LeakCheck | None) -> list[str]:
             + "; ".join(c.describe() for c in leaks.test_leaks)
             + ". Test metrics are optimistic."
         )
-    metric = PRIMARY_METRIC.get(run.task, "")
+    metric = get_task(run.task).primary_metric
     entry = (run.metrics.get("test") or {}).get(metric) or {}
     low, high = finite(entry.get("ci_low")), finite(entry.get("ci_high"))
     if metric in _BOUNDED and low is not None and high is not None and high - low > WIDE_CI:

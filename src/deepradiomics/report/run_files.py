@@ -19,17 +19,10 @@ import pandas as pd
 import yaml
 
 from deepradiomics.errors import UserError
+from deepradiomics.tasks import TASKS, get_task
 
 MODEL_ORDER = ("cnn", "classical", "classical_combat")
 SPLIT_COLUMNS = ("case_id", "patient_id", "fold", "role")
-TRUTH_COLUMNS = {
-    "binary": ("y_true",),
-    "multiclass": ("y_true",),
-    "regression": ("y_true",),
-    "survival": ("time", "event"),
-    "segmentation": (),
-}
-SCORE_SUFFIX = {"binary": "_prob", "regression": "_pred", "survival": "_risk"}
 
 
 @dataclass(frozen=True)
@@ -72,9 +65,16 @@ class RunData:
         order = [m for m in MODEL_ORDER if m in models] + sorted(set(models) - set(MODEL_ORDER))
         return {m: models[m] for m in order}
 
+    @property
+    def score_suffix(self) -> str | None:
+        """``_prob`` / ``_pred`` / ``_risk``: the suffix of a model's one score column in
+        predictions.csv; None when a task has none or several per model (multiclass)."""
+        spec = get_task(self.task)
+        return None if spec.dense or spec.scores_per_class else f"_{spec.score_column}"
+
     def score_column(self, model: str) -> str | None:
         """The predictions.csv column with ``model``'s score (binary/regression/survival)."""
-        suffix = SCORE_SUFFIX.get(self.task)
+        suffix = self.score_suffix
         if suffix is None or self.predictions is None:
             return None
         col = f"{model}{suffix}"
@@ -84,7 +84,7 @@ class RunData:
         """Models with a score column in predictions.csv, in report order."""
         if self.predictions is None:
             return []
-        suffix = SCORE_SUFFIX.get(self.task, "\0")
+        suffix = self.score_suffix or "\0"
         found = [c[: -len(suffix)] for c in self.predictions.columns if c.endswith(suffix)]
         order = [m for m in MODEL_ORDER if m in found]
         return order + sorted(set(found) - set(order))
@@ -140,7 +140,7 @@ def _read_splits(path: Path) -> pd.DataFrame:
 
 
 def _read_predictions(path: Path, task: str) -> pd.DataFrame:
-    truth = TRUTH_COLUMNS.get(task, ())
+    truth = get_task(task).truth_columns
     table = _read_csv(path, ("case_id", *truth))
     score_like = [
         c
@@ -178,7 +178,7 @@ def load_run(run_dir: str | Path) -> RunData:
     metrics = _read_json(metrics_path)
     partial = RunData(run_dir, config, config_text, metrics, "")
     task = partial.task
-    if task not in TRUTH_COLUMNS:
+    if task not in TASKS:
         raise UserError(f"{metrics_path}: key task: unknown task '{task}'")
     cohort = _read_json(run_dir / "cohort.json") if (run_dir / "cohort.json").is_file() else None
     splits = _read_splits(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else None

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from deepradiomics.config import ExperimentConfig, config_to_dict, load_config, save_config
+from deepradiomics.seeds import derive_seed
+from deepradiomics.tasks import get_task
 from deepradiomics.train import distributed as dist
 from deepradiomics.train.data import ArrayData
 from deepradiomics.train.loop import Setup, fit, predict, resolve_device
@@ -41,10 +43,10 @@ def build_model(cfg: ExperimentConfig, task: str, in_channels: int, n_classes: i
     kwargs = dict(cfg.model.kwargs)
     if spacing is not None and accepts_kwarg(cfg.model.name, "spacing"):
         kwargs.setdefault("spacing", tuple(spacing))
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
     return create_model(
         cfg.model.name, task=task, in_channels=in_channels,
-        num_outputs=n_classes if task == "multiclass" else None, n_covariates=n_covariates,
+        num_outputs=n_classes if get_task(task).scores_per_class else None, n_covariates=n_covariates,
         n_sites=n_sites if cfg.model.site_adversary else 0, dropout=cfg.model.dropout, **kwargs,
     )
 
@@ -55,7 +57,8 @@ def evaluate_split(task: str, data: ArrayData, pred: np.ndarray, cfg: Experiment
     from deepradiomics.evaluate.panel import metric_panel
 
     return metric_panel(task, data.targets.numpy(), pred, groups=list(data.patient_ids),
-                        n_boot=cfg.evaluate.bootstrap, seed=cfg.seed, threshold=threshold,
+                        n_boot=cfg.evaluate.bootstrap, seed=derive_seed(cfg.seed, "bootstrap"),
+                        threshold=threshold,
                         level=cfg.evaluate.ci_level)
 
 
@@ -73,7 +76,7 @@ def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool) -> dict:
     preds = {name: predict(model, data, task, device, tta=cfg.train.tta, anisotropic=info.anisotropic)
              for name, data in parts.items() if name != "train"}
     threshold = None
-    if task == "binary":
+    if get_task(task).n_classes == 2:
         threshold = configured_threshold(parts["val"].targets.numpy(), preds["val"], cfg.evaluate.threshold)
     metrics = {name: evaluate_split(task, parts[name], p, cfg, threshold) for name, p in preds.items()}
     metrics.update(task=task, threshold=threshold, best_epoch=result.best_epoch,

@@ -10,7 +10,8 @@ weights (on CPU) as an uninterrupted run. Under ``torchrun`` each process takes 
 of every global batch and DDP averages the gradients.
 
 Randomness is keyed to (seed, epoch): the shuffling and augmentation generators are
-re-seeded at each epoch, the global torch RNG (dropout) is saved in the checkpoint.
+re-seeded at each epoch (``seeds``, stream ``epoch``), the global torch RNG (dropout) is
+saved in the checkpoint.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from tqdm import tqdm
 
 from deepradiomics.augment import build_augmenter
 from deepradiomics.config import AugmentConfig, TrainConfig
-from deepradiomics.evaluate import metrics
+from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.losses import get_loss
 from deepradiomics.losses.classification import balanced_class_weights
+from deepradiomics.seeds import torch_generator
+from deepradiomics.tasks import get_task
 from deepradiomics.train import distributed as dist
 from deepradiomics.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from deepradiomics.train.data import ArrayData
@@ -71,12 +74,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(seed * 100_003 + epoch)
-    return g
-
-
 def _lr_factor(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -85,29 +82,16 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def _targets_for_loss(task: str, targets: torch.Tensor) -> torch.Tensor:
-    return targets.long() if task == "multiclass" else targets
+    return targets.to(getattr(torch, get_task(task).target_dtype))
 
 
 def _class_weights(setup: Setup, train: ArrayData) -> list[float] | None:
     cw = setup.train.class_weight
-    if setup.task not in ("binary", "multiclass") or cw == "none":
+    if not get_task(setup.task).classes or cw == "none":
         return None
     if cw == "balanced":
         return balanced_class_weights(train.targets.long().numpy(), setup.n_classes)
     return list(cw)
-
-
-def validation_score(task: str, targets: np.ndarray, pred: np.ndarray) -> float:
-    """Higher is better: AUC, macro AUC, C-index, -MSE, or Dice."""
-    if task == "binary":
-        return metrics.roc_auc(targets, pred) if len(np.unique(targets)) == 2 else float("nan")
-    if task == "multiclass":
-        return metrics.macro_auc(targets, pred)
-    if task == "survival":
-        return metrics.harrell_c_index(targets[:, 0], targets[:, 1], pred)
-    if task == "regression":
-        return -float(np.mean((targets - pred) ** 2))
-    raise ValueError(f"no validation score for task {task!r}")
 
 
 def _flips(anisotropic: bool) -> list[tuple[int, ...]]:
@@ -119,10 +103,12 @@ def _flips(anisotropic: bool) -> list[tuple[int, ...]]:
 
 
 def activate(task: str, out: torch.Tensor) -> torch.Tensor:
-    """Raw head outputs -> probabilities (binary, multiclass) or the values themselves."""
-    if task == "binary":
+    """Raw head outputs -> predictions (``Task.activation``): probabilities (sigmoid, softmax
+    over dim 1) or the values themselves."""
+    activation = get_task(task).activation
+    if activation == "sigmoid":
         return torch.sigmoid(out)
-    return torch.softmax(out, 1) if task == "multiclass" else out
+    return torch.softmax(out, 1) if activation == "softmax" else out
 
 
 @torch.no_grad()
@@ -160,11 +146,12 @@ def predict(
 
 def validate(model: nn.Module, val: ArrayData, task: str, loss_fn: nn.Module,
              device: torch.device) -> tuple[float, float]:
-    """(validation score, validation loss) from one pass without augmentation."""
+    """(validation score: the task's primary metric, validation loss) from one pass without
+    augmentation."""
     raw = _outputs(model, val, device, 32, [()], lambda o: o)
     with torch.no_grad():
         loss = float(loss_fn(raw.to(device), _targets_for_loss(task, val.targets).to(device)))
-    return validation_score(task, val.targets.numpy(), activate(task, raw).numpy()), loss
+    return primary_score(task, val.targets.numpy(), activate(task, raw).numpy()), loss
 
 
 @torch.no_grad()
@@ -200,8 +187,8 @@ def train_one_epoch(
     the number of cases this process computed (its share of every global batch)."""
     model.train()
     cfg = setup.train
-    g_cpu = _epoch_generator(setup.seed, epoch, torch.device("cpu"))
-    g_dev = _epoch_generator(setup.seed, epoch, device)
+    g_cpu = torch_generator(setup.seed, "epoch", epoch)
+    g_dev = torch_generator(setup.seed, "epoch", epoch, device=device)
     order = torch.randperm(len(train), generator=g_cpu)
     n_batches = max(1, len(train) // cfg.batch_size)  # drop the last partial batch (BN, DDP)
     site_loss = nn.CrossEntropyLoss()
@@ -211,7 +198,7 @@ def train_one_epoch(
     for b in bar:
         idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         x = train.images[idx].to(device, non_blocking=True)
-        seg = setup.task == "segmentation"
+        seg = get_task(setup.task).dense
         mask = train.masks[idx][:, None].to(device) if seg else None  # [N, 1, D, H, W]
         params = augment.sample(x.shape, g_dev)  # drawn for the global batch on every rank
         x, mask = augment.apply(x, mask, params)
@@ -291,7 +278,10 @@ def fit(
         score = float(epoch)  # without validation data the latest epoch is the best
         if val is not None and len(val):
             row["val_score"], row["val_loss"] = validate(model, val, setup.task, loss_fn, device)
-            score = row["val_score"] if cfg.monitor == "score" else -row["val_loss"]
+            if cfg.monitor == "score":
+                score = row["val_score"] * (1 if get_task(setup.task).higher_is_better else -1)
+            else:
+                score = -row["val_loss"]
         history.append(row)
         if score > best["score"] or (math.isnan(best["score"]) and not math.isnan(score)):
             best, bad_epochs = {"score": score, "epoch": epoch + 1}, 0
