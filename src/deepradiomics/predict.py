@@ -34,7 +34,7 @@ from deepradiomics.cohort.problems import Problem
 from deepradiomics.config import CohortConfig, ExperimentConfig, ModalityConfig, load_config
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.preprocess.plan import Plan
-from deepradiomics.tasks import get_task
+from deepradiomics.tasks import TASKS, get_task
 
 if TYPE_CHECKING:
     import torch
@@ -112,7 +112,7 @@ def load_bundle(folder: str | Path) -> Bundle:
         raise UserError(
             f"{manifest_path}: not a valid bundle manifest ({type(err).__name__}: {err})"
         ) from None
-    if task not in KIND:
+    if task not in TASKS or TASKS[task].ensemble is None:
         raise UserError(f"{manifest_path}: task '{task}' cannot be predicted by this command")
     if not members:
         raise UserError(f"{manifest_path}: the bundle lists no member model")

@@ -7,11 +7,13 @@ was seed ``s + 1`` fold 0. Here a stream is hashed by ``numpy.random.SeedSequenc
 the run seed, the stream's name and its integer keys, so distinct inputs give independent
 seeds, and the same inputs always give the same seed.
 
-Stream names in use (keys in brackets): ``split`` (outer split), ``validation_split``
-[fold], ``holdout``, ``member_resample`` [fold], ``member`` [fold, member],
-``learning_curve_subset`` [repeat, fraction in ppm], ``learning_curve_model`` [repeat],
-``bootstrap`` (confidence intervals), ``classical``, and inside a model's training seed
-``init`` and ``epoch`` [epoch].
+Stream names in use (keys in brackets): ``outer_split`` (k-fold or holdout test set),
+``validation_split`` [fold], ``member_resample`` [fold] (bootstrap members),
+``member`` [fold, member] (a member's training seed), ``learning_curve_subset``
+[repeat, fraction in ppm], ``learning_curve_model`` [repeat], ``bootstrap`` (confidence
+intervals and paired comparisons), ``classical`` (inner CV and solvers), and from a model's
+training seed ``init`` (weights) and ``epoch`` [epoch] (order and augmentation).
+``tests/test_seeds.py`` enumerates them and checks that none coincide.
 """
 
 from __future__ import annotations

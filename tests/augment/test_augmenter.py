@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepradiomics.augment import build_augmenter
-from deepradiomics.config import AugmentConfig
+from deepradiomics.config import AugmentConfig, parse_config
 from deepradiomics.errors import UserError
 
 ALL_ON = dict(elastic_p=1.0, gamma=0.3, noise_std=0.05)
@@ -98,11 +98,10 @@ def test_symmetries_only_are_exact():
         assert m[i].sum() == mask[i].sum()
 
 
-def test_bad_scale_is_a_user_error():
-    with pytest.raises(UserError, match=r"augment\.scale"):
-        build_augmenter(AugmentConfig(scale=(1.2, 0.9)), anisotropic=False)
-    with pytest.raises(UserError, match=r"augment\.scale"):
-        build_augmenter(AugmentConfig(scale=(0.0, 1.0)), anisotropic=False)
+def test_bad_scale_is_a_user_error_when_the_config_loads():
+    for scale in ([1.2, 0.9], [0.0, 1.0]):
+        with pytest.raises(UserError, match=r"augment\.scale: must be \[low, high\]"):
+            parse_config({"augment": {"scale": scale}})
 
 
 def test_wrong_batch_is_rejected():

@@ -109,3 +109,15 @@ def test_changed_config_refuses_to_resume(run_dir: Path, capsys: pytest.CaptureF
     (run_dir / "other.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["run", str(run_dir / "other.yaml"), "--out", str(run_dir / "out")]) == 1
     assert "different config" in capsys.readouterr().err
+
+
+def test_segmentation_is_refused_before_preprocessing(tmp_path: Path, capsys) -> None:
+    """'run' evaluates prediction tasks: a segmentation config fails at once, before the
+    cohort (here: missing) is read or preprocessed."""
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({"cohort": {"path": "missing.csv", "task": "segmentation"},
+                                   "model": {"name": "unet"}}))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "cohort.task: 'run' evaluates prediction tasks" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "config.yaml").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from deepradiomics.errors import UserError
-from deepradiomics.tasks import LOSSES, TASKS
 from deepradiomics.losses import (
     CoxLoss,
     MSELoss,
@@ -13,6 +12,7 @@ from deepradiomics.losses import (
     WeightedCELoss,
     get_loss,
 )
+from deepradiomics.tasks import LOSSES, TASKS
 
 
 def test_task_defaults() -> None:

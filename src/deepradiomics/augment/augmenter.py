@@ -61,11 +61,6 @@ def build_augmenter(
     Transforms whose settings are all off are left out; with everything off the augmenter
     returns its inputs unchanged.
     """
-    lo, hi = cfg.scale
-    if not 0 < lo <= hi:
-        raise UserError(
-            f"augment.scale: must be [low, high] with 0 < low <= high, got [{lo}, {hi}]"
-        )
     spacing = (1.0, 1.0, 1.0) if spacing is None else tuple(float(s) for s in spacing)
     if len(spacing) != 3 or min(spacing) <= 0:
         raise UserError(

@@ -130,7 +130,7 @@ def _resolve_columns(cfg: CohortConfig, present: list[str], source: str,
             f"{source}: columns named in the config are not in the CSV: {'; '.join(missing)} "
             f"(CSV columns: {', '.join(present)})"
         )
-    if not modalities and cfg.task != "segmentation":
+    if not modalities and not get_task(cfg.task).dense:
         raise UserError(
             f"{source}: no image column found; name them in cohort.modalities or call them "
             "ct / pet / mr_<sequence>"

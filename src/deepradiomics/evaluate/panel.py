@@ -28,7 +28,6 @@ import numpy as np
 
 from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.bootstrap import Method, bootstrap_estimates
-from deepradiomics.tasks import get_task
 
 Panel = dict[str, dict[str, Any]]
 Batch = Callable[[np.ndarray], np.ndarray]

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.evaluate.splits import SplitAssignment, grouped_holdout
 from deepradiomics.experiment.data import CohortArrays
-from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.experiment.folds import fold_indices
 from deepradiomics.seeds import derive_seed, fraction_key
 from deepradiomics.tasks import get_task

@@ -26,6 +26,7 @@ from deepradiomics.experiment.evaluation import (
     FoldPredictions, ModelPredictions, compare_models, ensemble_summary, model_metrics,
 )
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table, write_json
+from deepradiomics.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,12 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if get_task(cfg.cohort.task).dense:  # before minutes of preprocessing
+        raise UserError(f"cohort.task: 'run' evaluates prediction tasks; train {cfg.cohort.task} "
+                        "models with 'deepradiomics train'")
     _check_same_config(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
     arrays = load_cohort_arrays(cfg, run_dir)
-    if arrays.task == "segmentation":
-        raise UserError("cohort.task: 'run' evaluates prediction tasks; train segmentation "
-                        "models with 'deepradiomics train'")
     write_json(run_dir / "cohort.json", cohort_summary(arrays))
     splits = make_run_splits(cfg, arrays, run_dir)
     n = len(arrays.data)

@@ -57,7 +57,7 @@ def _bind(name: str, kwargs: dict[str, Any], partial: bool) -> None:
     try:
         (signature.bind_partial if partial else signature.bind)(**kwargs)
     except TypeError as err:
-        params = ", ".join(p for p in signature.parameters if p not in PIPELINE_KWARGS)
+        params = ", ".join(signature.parameters)
         raise UserError(f"model.kwargs: model {name!r}: {err}; it takes: {params}") from None
 
 
