@@ -1,0 +1,37 @@
+"""Carry a map from the network input back into the case's original image geometry.
+
+The network input is the case resampled onto a crop grid (``preprocess.crop.Grid``: origin,
+spacing, shape and direction stored in the prepared case's ``meta``). The inverse is one
+SimpleITK resample of the map, placed on that grid, onto the original image's grid: same
+size, spacing, origin and direction as the CT / PET, so it overlays in 3D Slicer or ITK-SNAP.
+Voxels outside the crop get 0 (no attribution was computed there); linear interpolation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from deepradiomics.errors import UserError
+
+
+def grid_image(values: np.ndarray, meta: Mapping[str, Any]) -> sitk.Image:
+    """``values [D, H, W]`` on the crop grid described by a prepared case's ``meta``."""
+    shape = tuple(int(n) for n in meta["shape"])
+    if tuple(values.shape) != shape:
+        raise UserError(f"case {meta.get('case_id')}: map shape {tuple(values.shape)} differs "
+                        f"from the network input's {shape}")
+    img = sitk.GetImageFromArray(np.asarray(values, dtype=np.float32))
+    img.SetOrigin(tuple(float(v) for v in meta["origin"]))
+    img.SetSpacing(tuple(float(s) for s in reversed(meta["spacing"])))  # (z, y, x) -> (x, y, z)
+    img.SetDirection(tuple(float(v) for v in meta["direction"]))
+    return img
+
+
+def to_original(values: np.ndarray, meta: Mapping[str, Any], reference: sitk.Image) -> sitk.Image:
+    """The map resampled onto ``reference``'s grid (the case's original image)."""
+    return sitk.Resample(grid_image(values, meta), reference, sitk.Transform(), sitk.sitkLinear,
+                         0.0, sitk.sitkFloat32)
