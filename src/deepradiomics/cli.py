@@ -22,6 +22,7 @@ HANDLERS = {
     "demo": "deepradiomics.experiment:command_demo",
     "predict": "deepradiomics.predict:command",
     "receptive-field": "deepradiomics.explain.field_command:command",
+    "explain": "deepradiomics.experiment.explain_cases:command",
 }
 
 
@@ -81,6 +82,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--plan", help="folder with plan.json (+ fingerprint.json): a run folder, "
                    "its preprocess/ or bundle/, or a `preprocess --out` folder")
     s.add_argument("--json", help="also write the table as JSON here")
+
+    s = sub.add_parser("explain", help="attribution maps of a run's ensemble, in each case's "
+                       "original image geometry (NIfTI + PNG + explain.json)")
+    s.add_argument("run", help="run folder (or its bundle/)")
+    s.add_argument("cases", help="cohort CSV of the cases to explain")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--method", action="append", choices=["gradcam", "gradcampp", "occlusion"],
+                   help="attribution method (repeat for several; default gradcam)")
+    s.add_argument("--sanity", action="store_true",
+                   help="also run the cascading-randomisation sanity check")
     return p
 
 

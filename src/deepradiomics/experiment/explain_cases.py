@@ -1,0 +1,202 @@
+"""``deepradiomics explain RUN CASES.csv --out DIR [--method ...]``: attribution maps of a
+trained run's ensemble for some cases, in each case's original image geometry.
+
+Each case is read and prepared with the bundle's plan (as ``predict`` does); every member of
+the bundle gives a map on the network-input grid (Grad-CAM / Grad-CAM++ at the default layer,
+or occlusion) and the ensemble's map is the members' mean, raw (no per-case rescaling). It is
+then resampled onto the case's first image as stored on disk (``explain.geometry``) and
+written as ``DIR/<case_id>_<method>.nii.gz``; ``DIR/<case_id>_<method>.png`` shows three
+orthogonal planes through the lesion centre (image, mask outline, map; the colour scale runs
+from 0 to that case's maximum: display only). ``DIR/explain.json`` holds per-case attribution
+shares (lesion / margin / body / outside), their summary, the receptive field of the model
+next to the crop and the lesions, and with ``--sanity`` the cascading-randomisation check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepradiomics.errors import UsageError, UserError
+
+METHODS = ("gradcam", "gradcampp", "occlusion")
+
+
+def safe_name(case_id: str) -> str:
+    """A file name made from the case ID only (anything but letters, digits, ``._-`` -> _)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(case_id)).strip(".") or "case"
+
+
+def attribution(method: str, model: Any, x: Any, covariates: Any = None) -> Any:
+    """``[N, D, H, W]`` map of one model (see ``explain.gradcam`` / ``explain.occlusion``)."""
+    from deepradiomics.explain.gradcam import grad_cam
+    from deepradiomics.explain.occlusion import occlusion
+
+    if method == "occlusion":
+        return occlusion(model, x, covariates=covariates)
+    return grad_cam(model, x, method=method, covariates=covariates)[0]
+
+
+def _bundle_dir(run: Path) -> Path:
+    if (run / "bundle.json").is_file():
+        return run
+    if (run / "bundle" / "bundle.json").is_file():
+        return run / "bundle"
+    raise UsageError(f"{run}: not a run folder (no bundle/bundle.json)")
+
+
+def figure(path: Path, image: np.ndarray, mask: np.ndarray | None, amap: np.ndarray,
+           spacing: tuple[float, float, float], title: str) -> None:
+    """Three orthogonal planes through the lesion centre: image, mask outline, map."""
+    from matplotlib.figure import Figure
+
+    if mask is not None and mask.any():
+        centre = [int(round(c)) for c in np.argwhere(mask).mean(axis=0)]
+    else:
+        centre = [n // 2 for n in image.shape]
+    top = float(amap.max()) if float(amap.max()) > 0 else 1.0
+    fig = Figure(figsize=(9, 3.4))
+    planes = [("axial", 0, (spacing[1], spacing[2])), ("coronal", 1, (spacing[0], spacing[2])),
+              ("sagittal", 2, (spacing[0], spacing[1]))]
+    for k, (name, axis, (sr, sc)) in enumerate(planes):
+        ax = fig.add_subplot(1, 3, k + 1)
+        take = lambda v: np.take(v, centre[axis], axis=axis)  # noqa: E731
+        ax.imshow(take(image), cmap="gray", aspect=sr / sc, origin="lower")
+        im = ax.imshow(np.ma.masked_less_equal(take(amap), 0), cmap="inferno", alpha=0.55,
+                       vmin=0, vmax=top, aspect=sr / sc, origin="lower")
+        if mask is not None and take(mask).any():
+            ax.contour(take(mask), levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=fig.axes, shrink=0.8, label="map (0 to this case's max; display only)")
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=90)
+
+
+def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
+                  methods: tuple[str, ...] = ("gradcam",), sanity: bool = False,
+                  max_sanity_cases: int = 8, figures: bool = True) -> dict[str, Any]:
+    """Write the maps, figures and ``explain.json`` (see module doc); returns that dict."""
+    import SimpleITK as sitk
+    import torch
+
+    from deepradiomics.cohort.manifest import build_cases, read_manifest
+    from deepradiomics.experiment.covariates import apply_encoding
+    from deepradiomics.experiment.manifest_arrays import covariate_table
+    from deepradiomics.explain.field_command import build_backbone, field_summary
+    from deepradiomics.explain.geometry import to_original
+    from deepradiomics.explain.localisation import body_mask, localise, summarise
+    from deepradiomics.explain.receptive_field import receptive_field
+    from deepradiomics.explain.sanity import cascading_randomisation
+    from deepradiomics.io.readers import read_image
+    from deepradiomics.predict import cohort_config, load_bundle, load_member
+    from deepradiomics.preprocess.case import prepare_images
+    from deepradiomics.preprocess.source import read_case
+
+    for m in methods:
+        if m not in METHODS:
+            raise UsageError(f"--method {m!r}: one of {', '.join(METHODS)}")
+    bundle = load_bundle(_bundle_dir(Path(run)))
+    csv = Path(cases_csv)
+    if not csv.is_file():
+        raise UsageError(f"cases file not found: {csv}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = bundle.plan
+    manifest = read_manifest(csv, cohort_config(bundle, csv), targets=False)
+    cases = build_cases(manifest)
+    prepared, references, failures = [], [], {}
+    reading = {m.name: (m.kind, m.suv) for m in plan.modalities}
+    for case in cases:
+        try:
+            images, mask = read_case(case, reading)
+            prepared.append((case, prepare_images(case.case_id, images, mask, plan)))
+            first = plan.modalities[0]
+            references.append(read_image(case.images[first.name], kind=first.kind, suv=False,
+                                         orient=False))
+        except UserError as err:
+            failures[case.case_id] = str(err)
+            print(f"error: {err}", file=sys.stderr)
+    if not prepared:
+        raise UserError(f"{csv}: no case could be prepared")
+    x = torch.from_numpy(np.stack([p.image for _, p in prepared]))
+    cols = manifest.columns
+    cov_table = covariate_table([c for c, _ in prepared], cols.covariates_numeric,
+                                cols.covariates_categorical)
+    models = []
+    for member in bundle.members:
+        model = load_member(bundle, member).eval()
+        cov = (None if member.encoding is None
+               else torch.from_numpy(apply_encoding(cov_table, member.encoding)).float())
+        models.append((model, cov))
+    spacing = tuple(float(s) for s in plan.spacing)
+    per_case: dict[str, dict[str, Any]] = {c.case_id: {} for c, _ in prepared}
+    summary: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for method in methods:
+        start = time.perf_counter()
+        maps = torch.stack([attribution(method, m, x, cov) for m, cov in models]).mean(0).numpy()
+        locs = []
+        for (case, prep), ref, amap in zip(prepared, references, maps):
+            name = f"{safe_name(case.case_id)}_{method}"
+            sitk.WriteImage(to_original(amap, prep.meta, ref), str(out / f"{name}.nii.gz"))
+            loc = localise(amap, prep.mask, body_mask(prep.image[0]), spacing)
+            locs.append(loc)
+            per_case[case.case_id][method] = {**loc.to_dict(), "map_max": float(amap.max()),
+                                              "file": f"{name}.nii.gz"}
+            if figures:
+                figure(out / f"{name}.png", prep.image[0], prep.mask, amap, spacing,
+                       f"{case.case_id}: {method} (ensemble of {len(models)})")
+        seconds[method] = round(time.perf_counter() - start, 2)
+        summary[method] = summarise(locs)
+    result: dict[str, Any] = {
+        "methods": list(methods), "members": len(models), "cases": per_case,
+        "localisation": summary, "failures": failures, "seconds": seconds,
+        "display_scaling": "figures: 0 to each case's map maximum; NIfTI maps are raw "
+                           "(members' mean, score units), zero outside the crop",
+    }
+    backbone = build_backbone(bundle.cfg.model.name, dict(bundle.cfg.model.kwargs),
+                              bundle.spacing or spacing, bundle.in_channels)
+    lesions = [np.ptp(np.argwhere(p.mask), axis=0) + 1 for _, p in prepared
+               if p.mask is not None and p.mask.any()]
+    lesion_mm = (tuple(round(float(v * s), 2) for v, s in zip(np.median(lesions, axis=0), spacing))
+                 if lesions else None)
+    result["receptive_field"] = field_summary(
+        receptive_field(backbone, plan.shape, spacing, bundle.in_channels), spacing,
+        plan.crop_mm, plan.shape, lesion_mm)
+    if sanity:
+        model, cov = models[0]
+        xs = x[:max_sanity_cases]
+        cs = None if cov is None else cov[:max_sanity_cases]
+        result["sanity"] = {
+            m: cascading_randomisation(
+                model, xs, lambda mod, v, m=m: attribution(m, mod, v, cs), m).to_dict()
+            for m in methods
+        }
+    (out / "explain.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def command(args: argparse.Namespace) -> int:
+    methods = tuple(args.method or ["gradcam"])
+    result = explain_cases(args.run, args.cases, args.out, methods, sanity=args.sanity)
+    n = len(result["cases"])
+    for method, s in result["localisation"].items():
+        print(f"{method}: {n} case(s) in {result['seconds'][method]} s; median share in lesion "
+              f"{s['lesion_median']:.2f}, margin {s['margin_median']:.2f}, body "
+              f"{s['body_median']:.2f}, outside {s['outside_median']:.2f}; "
+              f"{s['flagged_outside_body']} flagged")
+    for method, s in result.get("sanity", {}).items():
+        verdict = "passed" if s["passed"] else "FAILED"
+        print(f"sanity {method}: {verdict} (median Spearman to the randomised model "
+              f"{s['final_spearman']:.2f}; threshold {s['threshold']})")
+    print(f"wrote {args.out}/explain.json and one map per case and method")
+    return 0

@@ -1,0 +1,78 @@
+"""``deepradiomics explain``: maps of a tiny real run's ensemble, one per case and method, on
+each case's original CT grid, with figures and explain.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from deepradiomics.cli import main
+from deepradiomics.config import parse_config
+from deepradiomics.experiment.explain_cases import safe_name
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from deepradiomics.experiment.runner import run_experiment
+    from deepradiomics.synth.generate import generate_cohort
+
+    tmp = tmp_path_factory.mktemp("explain")
+    csv = generate_cohort(tmp / "cohort", cases=12, sites=2, seed=0, size=32, pet=False, workers=1)
+    cfg = parse_config({
+        "cohort": {"path": str(csv), "task": "binary", "covariates_numeric": ["age"]},
+        "preprocess": {"workers": 1},
+        "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
+        "train": {"epochs": 1, "batch_size": 4},
+        "evaluate": {"split": "kfold", "folds": 2, "bootstrap": 10, "classical": False},
+    })
+    run_experiment(cfg, tmp / "run", progress=False)
+    return tmp / "run"
+
+
+def test_maps_in_the_original_geometry(run: Path, tmp_path: Path, capsys) -> None:
+    cohort = pd.read_csv(run.parent / "cohort" / "cohort.csv", dtype=str, keep_default_na=False)
+    cases = cohort.iloc[:3].copy()
+    for col in ("ct", "mask"):
+        cases[col] = [str(run.parent / "cohort" / p) for p in cases[col]]
+    cases = cases.drop(columns=["label"])
+    csv = tmp_path / "cases.csv"
+    cases.to_csv(csv, index=False)
+    out = tmp_path / "maps"
+    assert main(["explain", str(run), str(csv), "--out", str(out), "--method", "gradcam",
+                 "--method", "occlusion", "--sanity"]) == 0
+    printed = capsys.readouterr().out
+    assert "sanity gradcam:" in printed and "median share in lesion" in printed
+    for _, row in cases.iterrows():
+        ct = sitk.ReadImage(row["ct"])
+        for method in ("gradcam", "occlusion"):
+            amap = sitk.ReadImage(str(out / f"{safe_name(row['case_id'])}_{method}.nii.gz"))
+            assert amap.GetSize() == ct.GetSize()
+            assert amap.GetSpacing() == pytest.approx(ct.GetSpacing(), abs=1e-6)
+            assert amap.GetOrigin() == pytest.approx(ct.GetOrigin(), abs=1e-6)
+            assert amap.GetDirection() == pytest.approx(ct.GetDirection(), abs=1e-6)
+            assert (out / f"{safe_name(row['case_id'])}_{method}.png").stat().st_size > 1000
+    info = json.loads((out / "explain.json").read_text())
+    assert info["members"] == 2 and set(info["cases"]) == set(cases["case_id"])
+    shares = info["cases"][cases["case_id"].iloc[0]]["gradcam"]
+    assert sum(shares[k] for k in ("lesion", "margin", "body", "outside")) == pytest.approx(1, abs=1e-3)
+    assert info["localisation"]["occlusion"]["cases"] == 3
+    assert set(info["sanity"]) == {"gradcam", "occlusion"}
+    assert isinstance(info["sanity"]["gradcam"]["passed"], bool)
+    rf = info["receptive_field"]
+    assert len(rf["stages"]) == 2 and rf["lesion_median_mm"] is not None
+
+
+def test_file_names_come_from_case_ids_only() -> None:
+    assert safe_name("p01/../a b") == "p01_.._a_b"
+    assert safe_name("..") == "case"
+
+
+def test_not_a_run(tmp_path: Path, capsys) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_text("case_id,ct\n")
+    assert main(["explain", str(tmp_path), str(csv), "--out", str(tmp_path / "o")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
