@@ -174,6 +174,9 @@ class EvaluateConfig(Strict):
     # also fit ComBat (per fold, training cases only) on the CNN members' embeddings and a
     # tuned linear head on them: the "cnn_combat" model
     combat_embeddings: bool = False
+    # Grad-CAM of a few true / false positives and false negatives, with the randomisation
+    # sanity check (binary CSV cohorts): RUN/explain/ and metrics.json["explain"]
+    explain: bool = True
     # binary decision threshold, chosen on the validation split: "youden" (max sensitivity +
     # specificity), "accuracy" (max accuracy) or a fixed probability
     threshold: Literal["youden", "accuracy"] | Annotated[float, Field(ge=0, le=1)] = "youden"

@@ -76,3 +76,29 @@ def test_not_a_run(tmp_path: Path, capsys) -> None:
     csv.write_text("case_id,ct\n")
     assert main(["explain", str(tmp_path), str(csv), "--out", str(tmp_path / "o")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_run_explains_a_few_cases_and_reports_them(run: Path) -> None:
+    metrics = json.loads((run / "metrics.json").read_text())
+    info = metrics["explain"]
+    assert set(info["sanity"]) == {"gradcam"}
+    assert isinstance(info["sanity"]["gradcam"]["passed"], bool)
+    assert info["localisation"]["gradcam"]["cases"] == len(info["cases"]) >= 1
+    groups = {c["group"] for c in info["cases"].values()}
+    assert groups <= {"true positive", "false positive", "false negative"}
+    for cid in info["cases"]:
+        assert (run / "explain" / f"{safe_name(cid)}_gradcam.nii.gz").is_file()
+    html = (run / "report.html").read_text()
+    assert '<section id="explain">' in html and "data:image/png;base64," in html
+    assert "Median Spearman correlation" in html
+
+
+def test_pick_cases() -> None:
+    from deepradiomics.experiment.explain_cases import pick_cases
+
+    preds = pd.DataFrame({"case_id": list("abcdefg"), "y_true": [1, 1, 1, 0, 0, 1, 0],
+                          "cnn_prob": [0.9, 0.8, 0.7, 0.95, 0.2, 0.1, 0.6]})
+    picked = pick_cases(preds, 0.5, per_group=2)
+    assert picked == [("a", "true positive", 0.9), ("b", "true positive", 0.8),
+                      ("d", "false positive", 0.95), ("g", "false positive", 0.6),
+                      ("f", "false negative", 0.1)]

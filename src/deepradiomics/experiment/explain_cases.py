@@ -83,23 +83,11 @@ def figure(path: Path, image: np.ndarray, mask: np.ndarray | None, amap: np.ndar
 
 def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
                   methods: tuple[str, ...] = ("gradcam",), sanity: bool = False,
-                  max_sanity_cases: int = 8, figures: bool = True) -> dict[str, Any]:
-    """Write the maps, figures and ``explain.json`` (see module doc); returns that dict."""
-    import SimpleITK as sitk
-    import torch
-
+                  figures: bool = True) -> dict[str, Any]:
+    """Explain the cases of ``cases_csv`` with the run's bundle (see module doc)."""
     from deepradiomics.cohort.manifest import build_cases, read_manifest
-    from deepradiomics.experiment.covariates import apply_encoding
     from deepradiomics.experiment.manifest_arrays import covariate_table
-    from deepradiomics.explain.field_command import build_backbone, field_summary
-    from deepradiomics.explain.geometry import to_original
-    from deepradiomics.explain.localisation import body_mask, localise, summarise
-    from deepradiomics.explain.receptive_field import receptive_field
-    from deepradiomics.explain.sanity import cascading_randomisation
-    from deepradiomics.io.readers import read_image
-    from deepradiomics.predict import cohort_config, load_bundle, load_member
-    from deepradiomics.preprocess.case import prepare_images
-    from deepradiomics.preprocess.source import read_case
+    from deepradiomics.predict import cohort_config, load_bundle
 
     for m in methods:
         if m not in METHODS:
@@ -108,33 +96,55 @@ def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
     csv = Path(cases_csv)
     if not csv.is_file():
         raise UsageError(f"cases file not found: {csv}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    plan = bundle.plan
     manifest = read_manifest(csv, cohort_config(bundle, csv), targets=False)
     cases = build_cases(manifest)
-    prepared, references, failures = [], [], {}
+    cols = manifest.columns
+    table = covariate_table(cases, cols.covariates_numeric, cols.covariates_categorical)
+    return explain_case_list(bundle, cases, table, Path(out), methods, sanity, figures)
+
+
+def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
+                      methods: tuple[str, ...], sanity: bool = False, figures: bool = True,
+                      max_sanity_cases: int = 8) -> dict[str, Any]:
+    """Maps, figures and ``explain.json`` for ``cases`` (``Case`` objects) with their
+    covariate table (one row per case, in order), using ``bundle``'s members."""
+    import SimpleITK as sitk
+    import torch
+
+    from deepradiomics.experiment.covariates import apply_encoding
+    from deepradiomics.explain.field_command import build_backbone, field_summary
+    from deepradiomics.explain.geometry import to_original
+    from deepradiomics.explain.localisation import body_mask, localise, summarise
+    from deepradiomics.explain.receptive_field import receptive_field
+    from deepradiomics.explain.sanity import cascading_randomisation
+    from deepradiomics.io.readers import read_image
+    from deepradiomics.predict import load_member
+    from deepradiomics.preprocess.case import prepare_images
+    from deepradiomics.preprocess.source import read_case
+
+    out.mkdir(parents=True, exist_ok=True)
+    plan = bundle.plan
+    prepared, references, rows, failures = [], [], [], {}
     reading = {m.name: (m.kind, m.suv) for m in plan.modalities}
-    for case in cases:
+    first = plan.modalities[0]
+    for i, case in enumerate(cases):
         try:
             images, mask = read_case(case, reading)
             prepared.append((case, prepare_images(case.case_id, images, mask, plan)))
-            first = plan.modalities[0]
             references.append(read_image(case.images[first.name], kind=first.kind, suv=False,
                                          orient=False))
+            rows.append(i)
         except UserError as err:
             failures[case.case_id] = str(err)
             print(f"error: {err}", file=sys.stderr)
     if not prepared:
-        raise UserError(f"{csv}: no case could be prepared")
+        raise UserError("no case to explain could be prepared")
     x = torch.from_numpy(np.stack([p.image for _, p in prepared]))
-    cols = manifest.columns
-    cov_table = covariate_table([c for c, _ in prepared], cols.covariates_numeric,
-                                cols.covariates_categorical)
+    cov_table = None if covariates is None else covariates.iloc[rows].reset_index(drop=True)
     models = []
     for member in bundle.members:
         model = load_member(bundle, member).eval()
-        cov = (None if member.encoding is None
+        cov = (None if member.encoding is None or cov_table is None
                else torch.from_numpy(apply_encoding(cov_table, member.encoding)).float())
         models.append((model, cov))
     spacing = tuple(float(s) for s in plan.spacing)
@@ -172,7 +182,7 @@ def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
     result["receptive_field"] = field_summary(
         receptive_field(backbone, plan.shape, spacing, bundle.in_channels), spacing,
         plan.crop_mm, plan.shape, lesion_mm)
-    if sanity:
+    if sanity:  # on the first member: the check is about the method, not the ensemble
         model, cov = models[0]
         xs = x[:max_sanity_cases]
         cs = None if cov is None else cov[:max_sanity_cases]
@@ -200,3 +210,49 @@ def command(args: argparse.Namespace) -> int:
               f"{s['final_spearman']:.2f}; threshold {s['threshold']})")
     print(f"wrote {args.out}/explain.json and one map per case and method")
     return 0
+
+
+PER_GROUP = 2  # cases per group (true positive, false positive, false negative) in a run
+
+
+def pick_cases(predictions: Any, threshold: float | None, per_group: int = PER_GROUP
+               ) -> list[tuple[str, str, float]]:
+    """``(case_id, group, probability)``: the most confident true and false positives and
+    the most confidently missed positives of the out-of-fold CNN predictions."""
+    t = 0.5 if threshold is None else float(threshold)
+    p, y = predictions["cnn_prob"].astype(float), predictions["y_true"].astype(float)
+    groups = {"true positive": (y == 1) & (p >= t), "false positive": (y == 0) & (p >= t),
+              "false negative": (y == 1) & (p < t)}
+    picked = []
+    for group, sel in groups.items():
+        rows = predictions[sel].assign(picked_prob=p[sel])
+        rows = rows.sort_values("picked_prob", ascending=group == "false negative").head(per_group)
+        picked += [(str(r.case_id), group, round(float(r.picked_prob), 4)) for r in rows.itertuples()]
+    return picked
+
+
+def explain_run(run_dir: Path, arrays: Any, threshold: float | None,
+                progress: bool = False) -> dict[str, Any] | None:
+    """Grad-CAM of the run's ensemble on a few TPs / FPs / FNs (binary CSV cohorts), with the
+    sanity check and the receptive field: ``RUN/explain/`` and ``metrics.json["explain"]``."""
+    import pandas as pd
+
+    from deepradiomics.predict import load_bundle
+
+    if arrays.task != "binary" or arrays.plan is None or not arrays.cases:
+        return None
+    predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"case_id": str})
+    picked = pick_cases(predictions, threshold)
+    if not picked:
+        return None
+    position = {c.case_id: i for i, c in enumerate(arrays.cases)}
+    rows = [position[cid] for cid, _, _ in picked]
+    covariates = None if arrays.covariates is None else arrays.covariates.iloc[rows]
+    result = explain_case_list(load_bundle(run_dir / "bundle"), [arrays.cases[i] for i in rows],
+                               covariates, run_dir / "explain", ("gradcam",), sanity=True)
+    for cid, group, prob in picked:
+        if cid in result["cases"]:
+            result["cases"][cid].update(group=group, prob=prob)
+    (run_dir / "explain" / "explain.json").write_text(json.dumps(result, indent=1))
+    return {k: result[k] for k in ("sanity", "localisation", "receptive_field", "cases",
+                                   "seconds", "display_scaling") if k in result}

@@ -134,6 +134,13 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     predictions_table(arrays, models, np.concatenate([f.std for f in folds])).to_csv(
         run_dir / "predictions.csv", index=False)
     write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
+    if cfg.evaluate.explain:
+        from deepradiomics.experiment.explain_cases import explain_run
+
+        _say(progress, "explanations: Grad-CAM of a few TPs / FPs / FNs, sanity check")
+        explained = explain_run(run_dir, arrays, cnn.get("threshold"), progress)
+        if explained:
+            metrics["explain"] = explained
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - t0, 1),
                          "train_seconds": round(train_seconds, 1)}
     write_json(run_dir / "metrics.json", metrics)

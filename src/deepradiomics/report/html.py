@@ -386,6 +386,27 @@ def uncertainty_section(run: RunData) -> str:
     return section("uncertainty", "Uncertainty", figure(figures.uncertainty_figure(std), caption))
 
 
+def explain_section(run: RunData) -> str:
+    from deepradiomics.report import explain as ex
+
+    info = run.metrics.get("explain")
+    if not isinstance(info, dict) or not info.get("cases"):
+        return ""
+    parts = [f"<p>{esc(line)}</p>" for line in ex.sanity_lines(info)]
+    parts.append(f"<p>{esc(ex.localisation_line(info))}</p>")
+    parts.append(html_table(ex.cases_grid(info)))
+    parts += [f'<figure><img src="{uri}" alt="{esc(cap)}" style="max-width:100%">'
+              f"<figcaption>{esc(cap)}: image, lesion outline (cyan), Grad-CAM "
+              f"(colour from 0 to the case's maximum)</figcaption></figure>"
+              for cap, uri in ex.case_images(run.run_dir, info)]
+    parts.append("<p>Receptive field of each stage, next to the crop and the lesions: a stage "
+                 "whose field is smaller than the lesion sees only part of it per unit.</p>")
+    parts.append(html_table(ex.field_grid(info)))
+    parts.append(f"<p>{esc(info.get('display_scaling', ''))}. Maps of every case: "
+                 f"deepradiomics explain RUN CASES.csv --out DIR.</p>")
+    return section("explain", "What the CNN looked at", "".join(parts))
+
+
 def limitations_section(run: RunData, leaks: LeakCheck | None) -> str:
     items = "".join(f"<li>{esc(item)}</li>" for item in limitations(run, leaks))
     return section("limitations", "Limitations", f"<ul>{items}</ul>")
@@ -407,6 +428,7 @@ SECTION_TITLES = {
     "learning-curve": "Learning curve",
     "ensemble": "Ensemble",
     "uncertainty": "Uncertainty",
+    "explain": "Explanations",
     "limitations": "Limitations",
 }
 
@@ -428,6 +450,7 @@ def render_report(run: RunData) -> str:
         learning_curve_section(run),
         ensemble_section(run),
         uncertainty_section(run),
+        explain_section(run),
         limitations_section(run, leaks),
     ]
     sections = [s for s in sections if s]
