@@ -34,14 +34,23 @@ def safe_name(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(case_id)).strip(".") or "case"
 
 
-def attribution(method: str, model: Any, x: Any, covariates: Any = None) -> Any:
-    """``[N, D, H, W]`` map of one model (see ``explain.gradcam`` / ``explain.occlusion``)."""
+def attribution(method: str, model: Any, x: Any, covariates: Any = None, chunk: int = 16) -> Any:
+    """``[N, D, H, W]`` map of one model (see ``explain.gradcam`` / ``explain.occlusion``),
+    ``chunk`` cases at a time."""
+    import torch
+
     from deepradiomics.explain.gradcam import grad_cam
     from deepradiomics.explain.occlusion import occlusion
 
-    if method == "occlusion":
-        return occlusion(model, x, covariates=covariates)
-    return grad_cam(model, x, method=method, covariates=covariates)[0]
+    maps = []
+    for i in range(0, len(x), chunk):
+        xi = x[i:i + chunk]
+        ci = None if covariates is None else covariates[i:i + chunk]
+        if method == "occlusion":
+            maps.append(occlusion(model, xi, covariates=ci))
+        else:
+            maps.append(grad_cam(model, xi, method=method, covariates=ci)[0])
+    return torch.cat(maps)
 
 
 def _bundle_dir(run: Path) -> Path:
