@@ -72,4 +72,4 @@ def torch_generator(
 
 def fraction_key(fraction: float) -> int:
     """A training fraction (0, 1] as an integer key: parts per million."""
-    return int(round(float(fraction) * 1_000_000))
+    return round(float(fraction) * 1_000_000)

@@ -55,53 +55,48 @@ class Task:
         """The outcome is (time, event) with censoring: targets are ``[N, 2]``."""
         return self.target_keys == ("time", "event")
 
-    def better(self, a: float, b: float) -> bool:
-        """Is primary-metric value ``a`` better than ``b``?"""
-        return a > b if self.higher_is_better else a < b
-
-
-_CLASSIFICATION = dict(
-    target_keys=("target",), truth_columns=("y_true",), classes=True, head_bias=True,
-    dense=False, primary_metric="auc", higher_is_better=True, stratifier="label",
-    ensemble="probability", score_column="prob", classical=True,
-)
 
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task(
-            name="binary", description="binary classification", n_classes=2,
-            target_dtype="float32",
-            activation="sigmoid", outputs=1, min_outputs=1, default_loss="bce",
-            losses=("bce", "focal"), **_CLASSIFICATION,
+            name="binary", description="binary classification",
+            target_keys=("target",), truth_columns=("y_true",), classes=True, n_classes=2,
+            target_dtype="float32", activation="sigmoid", head_bias=True, outputs=1,
+            min_outputs=1, dense=False, default_loss="bce", losses=("bce", "focal"),
+            primary_metric="auc", higher_is_better=True, stratifier="label",
+            ensemble="probability", score_column="prob", classical=True,
         ),
         Task(
-            name="multiclass", description="multiclass classification", n_classes=None,
-            target_dtype="int64",
-            activation="softmax", outputs=None, min_outputs=2, default_loss="ce",
-            losses=("ce", "focal"), **{**_CLASSIFICATION, "primary_metric": "macro_auc"},
+            name="multiclass", description="multiclass classification",
+            target_keys=("target",), truth_columns=("y_true",), classes=True, n_classes=None,
+            target_dtype="int64", activation="softmax", head_bias=True, outputs=None,
+            min_outputs=2, dense=False, default_loss="ce", losses=("ce", "focal"),
+            primary_metric="macro_auc", higher_is_better=True, stratifier="label",
+            ensemble="probability", score_column="prob", classical=True,
         ),
         Task(
-            name="regression", description="regression", target_keys=("target",),
-            truth_columns=("y_true",), classes=False, n_classes=None, target_dtype="float32",
-            activation="identity", head_bias=True, outputs=None, min_outputs=1, dense=False,
-            default_loss="mse", losses=("mse",), primary_metric="r2", higher_is_better=True,
-            stratifier="quantiles", ensemble="regression", score_column="pred", classical=True,
+            name="regression", description="regression",
+            target_keys=("target",), truth_columns=("y_true",), classes=False, n_classes=None,
+            target_dtype="float32", activation="identity", head_bias=True, outputs=None,
+            min_outputs=1, dense=False, default_loss="mse", losses=("mse",),
+            primary_metric="r2", higher_is_better=True, stratifier="quantiles",
+            ensemble="regression", score_column="pred", classical=True,
         ),
         Task(
             name="survival", description="survival (risk) prediction",
             target_keys=("time", "event"), truth_columns=("time", "event"), classes=False,
-            n_classes=None, target_dtype="float32", activation="identity", head_bias=False, outputs=1,
-            min_outputs=1, dense=False, default_loss="cox_efron",
+            n_classes=None, target_dtype="float32", activation="identity", head_bias=False,
+            outputs=1, min_outputs=1, dense=False, default_loss="cox_efron",
             losses=("cox_efron", "cox", "cox_breslow"), primary_metric="c_index",
             higher_is_better=True, stratifier="event", ensemble="log_risk",
             score_column="risk", classical=True,
         ),
         Task(
-            name="segmentation", description="segmentation", target_keys=("mask",),
-            truth_columns=(), classes=False, n_classes=None, target_dtype="int64",
-            activation="softmax",
-            head_bias=True, outputs=None, min_outputs=2, dense=True, default_loss="dice_ce",
+            name="segmentation", description="segmentation",
+            target_keys=("mask",), truth_columns=(), classes=False, n_classes=None,
+            target_dtype="int64", activation="softmax", head_bias=True, outputs=None,
+            min_outputs=2, dense=True, default_loss="dice_ce",
             losses=("dice_ce", "dice", "dice_focal"), primary_metric="dice",
             higher_is_better=True, stratifier=None, ensemble=None, score_column="mask",
             classical=False,
