@@ -1,0 +1,1 @@
+"""Audits of a run: what a model learned (synthetic truth), confounding, fairness."""
