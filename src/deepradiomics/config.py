@@ -161,6 +161,16 @@ class LearningCurveConfig(Strict):
     repeats: int = Field(2, ge=1)
 
 
+class AuditConfig(Strict):
+    """The confounding audit of a run with two or more sites (``audit.site``)."""
+
+    site: bool = True  # site probes (CNN embeddings, classical features, intensities), site-only
+    permutations: int = Field(200, ge=0)  # of the site labels, for the probes' p-values
+    # also run the other split scheme (k-fold <-> leave-one-site-out) on the same cohort and
+    # report the paired difference of the headline metric: trains the CNN a second time
+    loso_gap: bool = False
+
+
 class EvaluateConfig(Strict):
     split: Literal["kfold", "loso", "holdout", "official"] = "kfold"
     folds: int = Field(5, ge=2)
@@ -169,6 +179,7 @@ class EvaluateConfig(Strict):
     bootstrap: int = Field(1000, ge=0)
     ci_level: float = Field(0.95, gt=0, lt=1)
     learning_curve: LearningCurveConfig = Field(default_factory=LearningCurveConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     classical: bool = True
     combat: bool = True
     # also fit ComBat (per fold, training cases only) on the CNN members' embeddings and a

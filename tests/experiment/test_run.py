@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,18 @@ def test_segmentation_is_refused_before_preprocessing(tmp_path: Path, capsys) ->
     err = capsys.readouterr().err
     assert "cohort.task: 'run' evaluates prediction tasks" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "config.yaml").exists()
+
+
+def test_site_audit_follows_the_metrics_contract(run_dir: Path) -> None:
+    audit = json.loads((run_dir / "out" / "metrics.json").read_text())["audit"]
+    for rep in ("cnn", "classical", "intensity"):
+        probe = audit["site_probe"][rep]
+        for key in ("auc", "balanced_accuracy"):
+            est = probe[key]
+            assert est["ci_low"] <= est["value"] <= est["ci_high"], (rep, key)
+        assert probe["chance"] == {"auc": 0.5, "balanced_accuracy": 0.5}  # two sites
+        assert probe["n_permutations"] == 200 and 1 / 201 <= probe["p_permutation"] <= 1
+    assert "cases no member of the fold trained on" in audit["site_probe"]["cnn"]["cases"]
+    assert 0 <= audit["site_only"]["auc"]["value"] <= 1
+    html = (run_dir / "out" / "report.html").read_text()
+    assert 'id="confounding"' in html and escape(audit["verdict"]) in html

@@ -366,3 +366,17 @@ def test_ece_interval_leaving_out_its_estimate_is_named_a_limitation(binary, tmp
     edit_json(run / "metrics.json", shift)
     text = html.unescape(section(write_report(run).read_text(), "limitations"))
     assert "calibration error's interval (0.070 to 0.150) leaves out its point estimate 0.050" in text
+
+
+def test_confounding_section_states_the_verdict_and_the_numbers(binary, tmp_path):
+    run, page = binary
+    body = section(page, "confounding")
+    assert "The site is strongly predictable from the CNN&#x27;s embeddings" in body
+    for text in ("CNN embeddings", "0.930 [0.890, 0.960]", "0.005", "intensity statistics",
+                 "<td>0.31</td>", "outcome from the site alone (auc)", "0.620 [0.550, 0.690]",
+                 "leave-one-site-out − kfold", "-0.080 [-0.150, -0.010]"):
+        assert text in body, text
+    assert "Confounding audit: The site is strongly predictable" in section(page, "limitations")
+    bare = copy_run(run, tmp_path / "bare")
+    edit_json(bare / "metrics.json", lambda m: m.pop("audit"))
+    assert "confounding" not in section_ids(write_report(bare).read_text())

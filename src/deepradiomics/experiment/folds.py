@@ -16,6 +16,7 @@ import numpy as np
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
 from deepradiomics.tasks import get_task
 
 
@@ -35,6 +36,14 @@ class FoldResult:
     member_dirs: list[Path] = field(default_factory=list)
     offsets: list[float] | None = None  # survival: each member's mean training log-risk
     embeddings: list[np.ndarray] = field(default_factory=list)  # per member [N, F], optional
+    trained: np.ndarray | None = None  # cohort indices any member of the fold trained on
+
+
+def cnn_predictions(folds: list[FoldResult], n: int) -> ModelPredictions:
+    """The CNN ensemble's out-of-fold predictions in the shape every model shares."""
+    return ModelPredictions("cnn", [
+        FoldPredictions(f.fold, f.test, f.mean, f.train_index, f.train_mean, f.stop_targets,
+                        f.stop_predictions, f.std) for f in folds], n)
 
 
 def fold_indices(splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -65,6 +74,7 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
         seconds=sum(o.seconds for o in outs), encoding=encoding,
         member_dirs=[j.folder for j in jobs], offsets=offsets,
         embeddings=[o.embedding for o in outs if o.embedding is not None],
+        trained=np.unique(np.concatenate([j.train for j in jobs])),
     )
     if get_task(arrays.task).time_to_event:
         # every member predicted its own unique training cases; average where they overlap

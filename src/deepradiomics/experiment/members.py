@@ -42,7 +42,7 @@ class MemberOutput:
     test: np.ndarray
     best_epoch: int
     seconds: float
-    embedding: np.ndarray | None = None  # [N cohort cases, F] with evaluate.combat_embeddings
+    embedding: np.ndarray | None = None  # [N cohort cases, F]: combat_embeddings, site audit
 
 
 def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: np.ndarray,
@@ -95,7 +95,8 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
                        anisotropic=arrays.anisotropic)
 
     unique_train = np.unique(job.train)
-    embedding = embed(model, data, device) if cfg.evaluate.combat_embeddings else None
+    wanted = cfg.evaluate.combat_embeddings or (cfg.evaluate.audit.site and len(arrays.site_names) > 1)
+    embedding = embed(model, data, device) if wanted else None
     out = MemberOutput(outputs(unique_train, False), outputs(job.stop, cfg.train.tta),
                        outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds, embedding)
     extra = {} if embedding is None else {"embedding": embedding}

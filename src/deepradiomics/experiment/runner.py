@@ -22,9 +22,7 @@ from deepradiomics.config import ExperimentConfig, config_to_dict, save_config
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.data import CohortArrays, load_cohort_arrays
-from deepradiomics.experiment.evaluation import (
-    FoldPredictions, ModelPredictions, compare_models, ensemble_summary, model_metrics,
-)
+from deepradiomics.experiment.evaluation import compare_models, ensemble_summary, model_metrics
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table, write_json
 from deepradiomics.tasks import get_task
 
@@ -65,16 +63,10 @@ def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path) 
     return splits
 
 
-def _cnn_predictions(folds: list[Any], n: int) -> ModelPredictions:
-    return ModelPredictions("cnn", [
-        FoldPredictions(f.fold, f.test, f.mean, f.train_index, f.train_mean, f.stop_targets,
-                        f.stop_predictions, f.std) for f in folds], n)
-
-
 def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the experiment into ``run_dir``; returns the metrics written."""
     from deepradiomics.experiment.bundle import write_bundle
-    from deepradiomics.experiment.folds import run_fold
+    from deepradiomics.experiment.folds import cnn_predictions, run_fold
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -94,7 +86,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
              f"{cfg.evaluate.ensemble_members} member(s)")
         folds.append(run_fold(cfg, arrays, splits, fold, run_dir, progress))
     train_seconds = sum(f.seconds for f in folds)
-    models = [_cnn_predictions(folds, n)]
+    models = [cnn_predictions(folds, n)]
     X = None
     if cfg.evaluate.classical:
         from deepradiomics.experiment.classical import classical_design, classical_models
@@ -123,6 +115,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     by_name = {m.name: m for m in models}
     metrics["comparisons"] = [row for a, b in pairs
                               for row in compare_models(cfg, arrays, by_name[a], by_name[b])]
+    if cfg.evaluate.audit.site and len(arrays.site_names) > 1:
+        from deepradiomics.experiment.site_audit import site_audit
+
+        _say(progress, "site audit: can the site be told from the model's inputs and embeddings?")
+        metrics["audit"] = site_audit(cfg, arrays, splits, folds, X, run_dir, progress)
     ensemble = ensemble_summary(arrays, folds)
     if ensemble:
         metrics["ensemble"] = ensemble

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import deepradiomics
-from deepradiomics.report import figures, tables
+from deepradiomics.report import confounding, figures, tables
 from deepradiomics.report.formatting import (
     DASH,
     fmt_estimate,
@@ -407,6 +407,26 @@ def explain_section(run: RunData) -> str:
     return section("explain", "What the CNN looked at", "".join(parts))
 
 
+def confounding_section(run: RunData) -> str:
+    """The site audit: verdict in words, site probes, site-only baseline, LOSO gap."""
+    audit = run.metrics.get("audit") or {}
+    if not audit.get("site_probe") and not audit.get("site_only"):
+        return ""
+    body = f"<p><strong>{esc(audit.get('verdict', ''))}</strong></p>"
+    probes = confounding.site_probe_grid(audit)
+    if probes:
+        body += html_table(probes) + (
+            '<p class="note">How well a multinomial logistic regression tells the site from each '
+            "representation (patient-grouped inner cross-validation; permutation p: site labels "
+            "permuted across patients). Near chance: the site is not visible there.</p>")
+    outcome = confounding.outcome_grid(audit)
+    if outcome:
+        body += html_table(outcome) + (
+            '<p class="note">The site-only baseline scores each case by its site\'s outcome '
+            "rate: the floor an image model must clear before claiming image signal.</p>")
+    return section("confounding", "Confounding by site", body)
+
+
 def limitations_section(run: RunData, leaks: LeakCheck | None) -> str:
     items = "".join(f"<li>{esc(item)}</li>" for item in limitations(run, leaks))
     return section("limitations", "Limitations", f"<ul>{items}</ul>")
@@ -429,6 +449,7 @@ SECTION_TITLES = {
     "ensemble": "Ensemble",
     "uncertainty": "Uncertainty",
     "explain": "Explanations",
+    "confounding": "Confounding",
     "limitations": "Limitations",
 }
 
@@ -451,6 +472,7 @@ def render_report(run: RunData) -> str:
         ensemble_section(run),
         uncertainty_section(run),
         explain_section(run),
+        confounding_section(run),
         limitations_section(run, leaks),
     ]
     sections = [s for s in sections if s]
