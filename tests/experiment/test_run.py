@@ -137,3 +137,17 @@ def test_site_audit_follows_the_metrics_contract(run_dir: Path) -> None:
     assert 0 <= audit["site_only"]["auc"]["value"] <= 1
     html = (run_dir / "out" / "report.html").read_text()
     assert 'id="confounding"' in html and escape(audit["verdict"]) in html
+
+
+def test_loso_gap_is_the_paired_difference_to_the_other_scheme(run_dir: Path) -> None:
+    config = {**CONFIG, "name": "gap", "train": {"epochs": 1, "batch_size": 4},
+              "evaluate": {"split": "loso", "bootstrap": 50, "classical": False,
+                           "audit": {"loso_gap": True, "permutations": 20}}}
+    (run_dir / "gap.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(run_dir / "gap.yaml"), "--out", str(run_dir / "gap")]) == 0
+    metrics = json.loads((run_dir / "gap" / "metrics.json").read_text())
+    gap = metrics["audit"]["loso_gap"]["auc"]
+    assert gap["loso"] == pytest.approx(metrics["test"]["auc"]["value"])
+    assert gap["value"] == pytest.approx(gap["loso"] - gap["random_split"])
+    assert gap["ci_low"] <= gap["value"] <= gap["ci_high"] and gap["random_split_scheme"] == "kfold"
+    assert (run_dir / "gap" / "loso_gap" / "splits.csv").is_file()
