@@ -109,8 +109,10 @@ class ModelConfig(Strict):
     name: str = "small3d"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     dropout: float = Field(0.3, ge=0, lt=1)
+    # domain-adversarial training: a site classifier on the embedding behind gradient
+    # reversal; the reversed gradient's weight ramps from 0 to adversary_weight (DANN schedule)
     site_adversary: bool = False
-    adversary_weight: float = Field(0.1, ge=0)
+    adversary_weight: float = Field(1.0, ge=0)
 
 
 class AugmentConfig(Strict):

@@ -51,7 +51,7 @@ def main(out: Path) -> None:
     )
     optimiser = torch.optim.SGD(model.parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
-    loss, seen = train_one_epoch(net, batch(), setup, 0, optimiser, scheduler,
+    loss, seen, _ = train_one_epoch(net, batch(), setup, 0, optimiser, scheduler,
                                  get_loss(None, "binary"), build_augmenter(setup.augment, False),
                                  torch.device("cpu"), progress=False)
     if dist.is_main():

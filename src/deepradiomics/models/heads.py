@@ -18,6 +18,8 @@ the task head. Covariates come in standardised (numeric) / one-hot (categorical)
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -57,8 +59,21 @@ class CovariateEncoder(nn.Module):
         return self.net(torch.cat([values, missing.to(values.dtype)], dim=1))
 
 
+def dann_schedule(progress: float) -> float:
+    """The DANN ramp (Ganin et al. 2016, eq. 14): ``2 / (1 + exp(-10 p)) - 1`` for training
+    progress ``p`` in [0, 1]; 0 at the start (the adversary learns before it pushes back), ~1
+    from half-way on."""
+    p = min(1.0, max(0.0, float(progress)))
+    return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
+
+
 class SiteAdversary(nn.Module):
-    """Site classifier behind a gradient-reversal layer; ``lambd`` may change during training."""
+    """Site classifier behind a gradient-reversal layer; ``lambd`` may change during training.
+
+    The hidden activation is a leaky ReLU: with a plain ReLU the reversed gradient can push
+    the embedding where every hidden unit is off, leaving a constant classifier (site loss
+    exactly log K) that no longer trains (seen on tiny cohorts, bench/confounding).
+    """
 
     def __init__(
         self, in_features: int, n_sites: int, hidden: int = 64, lambd: float = 1.0
@@ -66,7 +81,7 @@ class SiteAdversary(nn.Module):
         super().__init__()
         self.lambd = lambd
         self.net = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_sites)
+            nn.Linear(in_features, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, n_sites)
         )
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:

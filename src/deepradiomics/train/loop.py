@@ -34,6 +34,7 @@ from deepradiomics.config import AugmentConfig, TrainConfig
 from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.losses import get_loss
 from deepradiomics.losses.classification import balanced_class_weights
+from deepradiomics.models.heads import dann_schedule
 from deepradiomics.seeds import torch_generator
 from deepradiomics.tasks import get_task
 from deepradiomics.train import distributed as dist
@@ -192,8 +193,11 @@ def train_one_epoch(
     order = torch.randperm(len(train), generator=g_cpu)
     n_batches = max(1, len(train) // cfg.batch_size)  # drop the last partial batch (BN, DDP)
     site_loss = nn.CrossEntropyLoss()
+    adversary = getattr(getattr(model, "module", model), "site_adversary", None)
+    adversarial = setup.adversary_weight > 0 and adversary is not None and train.sites is not None
     rank, world = dist.rank(), dist.world_size()
     total, seen = 0.0, 0
+    site_total, site_correct, site_seen = 0.0, 0.0, 0
     bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=None if progress else True)
     for b in bar:
         idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
@@ -207,21 +211,31 @@ def train_one_epoch(
         x = x.contiguous(memory_format=torch.channels_last_3d)
         y = mask[mine, 0].long() if seg else _targets_for_loss(setup.task, train.targets[idx][mine].to(device))
         cov = None if train.covariates is None else train.covariates[idx][mine].to(device)
+        if adversarial:  # DANN: reversed gradient ramped from 0 to adversary_weight
+            adversary.lambd = setup.adversary_weight * dann_schedule(
+                (epoch * n_batches + b) / max(1, cfg.epochs * n_batches - 1))
         with _autocast(device):
             out = model(x, cov)
-            loss = loss_fn(out["out"].float(), y)
-            if setup.adversary_weight > 0 and "site_logits" in out and train.sites is not None:
-                loss = loss + setup.adversary_weight * site_loss(
-                    out["site_logits"].float(), train.sites[idx][mine].to(device))
+            loss = task_loss = loss_fn(out["out"].float(), y)
+            if adversarial:
+                site_logits, site = out["site_logits"].float(), train.sites[idx][mine].to(device)
+                site_ce = site_loss(site_logits, site)
+                loss = loss + site_ce
+                site_total += dist.mean_across_ranks(site_ce.detach()).item()
+                site_correct += float((site_logits.argmax(1) == site).sum())
+                site_seen += len(site)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimiser.step()
         scheduler.step()
-        total += dist.mean_across_ranks(loss.detach()).item()
+        total += dist.mean_across_ranks(task_loss.detach()).item()
         seen += x.shape[0]
         bar.set_postfix(loss=f"{total / (b + 1):.4f}")
-    return total / n_batches, seen
+    extra = {} if not adversarial else {
+        "site_loss": site_total / n_batches, "site_accuracy": site_correct / max(1, site_seen),
+        "adversary_lambda": float(adversary.lambd)}
+    return total / n_batches, seen, extra
 
 
 def fit(
@@ -271,10 +285,10 @@ def fit(
     for epoch in range(start_epoch, cfg.epochs):
         if bad_epochs >= cfg.patience:
             break
-        loss, seen = train_one_epoch(net, train, setup, epoch, optimiser, scheduler, loss_fn, augment,
-                               device, progress and dist.is_main())
+        loss, seen, extra = train_one_epoch(net, train, setup, epoch, optimiser, scheduler, loss_fn,
+                                            augment, device, progress and dist.is_main())
         row = {"epoch": epoch + 1, "loss": loss, "lr": optimiser.param_groups[0]["lr"],
-               "processes": dist.world_size(), "cases_per_process": seen}
+               "processes": dist.world_size(), "cases_per_process": seen, **extra}
         score = float(epoch)  # without validation data the latest epoch is the best
         if val is not None and len(val):
             row["val_score"], row["val_loss"] = validate(model, val, setup.task, loss_fn, device)
