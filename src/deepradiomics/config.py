@@ -6,7 +6,9 @@ short as ``cohort: {path: cohort.csv}``.
 
 Loading also preflights what would otherwise fail minutes later, after preprocessing: the
 task is a registered one (``tasks``), the model name and its keywords fit the model registry,
-the loss fits the task, and augmentation settings are in range.
+a pretrained trunk's layout fits the model, the loss fits the task, and augmentation settings
+are in range. (The pretrained file and its hash are checked when the model is built: ``predict``
+loads the config without the file.)
 """
 
 from __future__ import annotations
@@ -102,12 +104,29 @@ class PreprocessConfig(Strict):
     window_range: tuple[float, float] = (0.0, 1.0)  # CT windows and PET clips map onto this
 
 
+class PretrainedConfig(Strict):
+    """Published trunk weights from a local file (``models.pretrained`` maps them).
+
+    ``layout`` names whose key layout the file has: ``medicalnet`` (Chen et al. 2019, Med3D:
+    ``resnet_10.pth`` ... ``resnet_50.pth``) or ``fmcib`` (Pai et al. 2024: the ResNet-50
+    foundation model). ``sha256`` is the file's hash: the file is refused when it differs.
+    ``freeze: true`` keeps the trunk fixed (a linear probe: only the heads train);
+    ``false`` fine-tunes everything.
+    """
+
+    path: Path
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    layout: Literal["medicalnet", "fmcib"]
+    freeze: bool = False
+
+
 class ModelConfig(Strict):
     """A registered model (``models.list_models()``) and its builder's keywords; both are
     checked against the registry when the config is loaded."""
 
     name: str = "small3d"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    pretrained: PretrainedConfig | None = None
     dropout: float = Field(0.3, ge=0, lt=1)
     # domain-adversarial training: a site classifier on the embedding behind gradient
     # reversal; the reversed gradient's weight ramps from 0 to adversary_weight (DANN schedule)
@@ -220,6 +239,17 @@ class ExperimentConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _pretrained_fits_model(self) -> ExperimentConfig:
+        if self.model.pretrained is not None:
+            from deepradiomics.models.pretrained import check_layout
+
+            try:
+                check_layout(self.model.pretrained.layout, self.model.name)
+            except UserError as err:  # it names the key: model.pretrained.layout
+                raise ValueError(str(err)) from None
+        return self
+
+    @model_validator(mode="after")
     def _loss_fits_task(self) -> ExperimentConfig:
         loss = self.train.loss
         if loss is None:
@@ -259,6 +289,9 @@ def parse_config(data: dict[str, Any], source: str = "config", base_dir: Path | 
             cfg.cohort.path = (base_dir / cfg.cohort.path).resolve()
         if cfg.preprocess.cache_dir is not None and not cfg.preprocess.cache_dir.is_absolute():
             cfg.preprocess.cache_dir = (base_dir / cfg.preprocess.cache_dir).resolve()
+        pretrained = cfg.model.pretrained
+        if pretrained is not None and not pretrained.path.is_absolute():
+            pretrained.path = (base_dir / pretrained.path).resolve()
     return cfg
 
 

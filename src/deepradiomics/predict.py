@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import re
 import sys
 from dataclasses import dataclass, replace
@@ -197,21 +196,12 @@ def prepare_cases(
 def load_member(bundle: Bundle, member: Member) -> torch.nn.Module:
     """The member's model rebuilt from the config, weights loaded with ``weights_only``."""
     from deepradiomics.experiment.covariates import encoding_width
-    from deepradiomics.train.checkpoint import load_checkpoint
+    from deepradiomics.io.weights import read_weights
     from deepradiomics.train.command import build_model
 
     if not member.path.is_file():
         raise UserError(f"bundle member file not found: {member.path}")
-    try:
-        state = load_checkpoint(member.path)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"{member.path}: refused: the file holds more than weights (loading it "
-            f"would run pickled code; {first})"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise UserError(f"{member.path}: not a readable weights file ({err})") from None
+    state = read_weights(member.path)
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise UserError(f"{member.path}: expected a dict with the member's 'model' weights")
     n_cov = 0 if member.encoding is None else encoding_width(member.encoding)
@@ -223,6 +213,7 @@ def load_member(bundle: Bundle, member: Member) -> torch.nn.Module:
         bundle.spacing,
         n_covariates=n_cov,
         n_sites=len(bundle.sites),
+        load_pretrained=False,  # the member's weights replace them; the file may be elsewhere
     )
     try:
         model.load_state_dict(state["model"])

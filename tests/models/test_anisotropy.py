@@ -85,6 +85,20 @@ def test_resnet_in_plane_stages_deep_in_the_network() -> None:
     assert model(torch.randn(2, 1, 8, 64, 64)).shape == (2, 512)
 
 
+def test_resnet50_bottlenecks_follow_the_plan() -> None:
+    """Bottleneck blocks stride their 3^3 conv2; the 1x1 convolutions stay as they are."""
+    model = create_backbone("resnet50", spacing=(5.0, 1.0, 1.0), widen_factor=0.25)
+    net = model.net
+    assert net.conv1.kernel_size == (1, 7, 7) and net.maxpool.kernel_size == (1, 3, 3)
+    assert net.layer1[0].conv2.kernel_size == (3, 3, 3)
+    entry = net.layer2[0]
+    assert entry.conv2.stride == (2, 2, 2) and entry.downsample[0].stride == (2, 2, 2)
+    assert entry.conv1.kernel_size == entry.conv3.kernel_size == (1, 1, 1)
+    in_plane = create_backbone("resnet50", spacing=(8.0, 0.5, 0.5), widen_factor=0.25).net.layer2[0]
+    assert in_plane.conv2.kernel_size == (1, 3, 3) and in_plane.conv2.stride == (1, 2, 2)
+    assert model(torch.randn(2, 1, 16, 64, 64)).shape == (2, 512)
+
+
 def test_unet_and_gcnn_c4_follow_the_plan() -> None:
     unet = create_backbone("unet", spacing=(3.0, 1.0, 1.0))
     assert unet.divisor == (8, 16, 16)

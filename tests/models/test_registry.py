@@ -30,6 +30,7 @@ def test_registry_lists_the_families() -> None:
         "resnet10",
         "resnet18",
         "resnet34",
+        "resnet50",
         "densenet121",
         "densenet_small",
         "unet",

@@ -126,6 +126,7 @@ class RadiomicsNet(nn.Module):
         self.dense = spec.dense
         self.num_outputs = _default_outputs(spec, num_outputs)
         self.backbone = backbone
+        self.backbone_frozen = False
         features = int(backbone.num_features)
         self.covariates = None
         if n_covariates > 0:
@@ -145,6 +146,19 @@ class RadiomicsNet(nn.Module):
         self.site_adversary = (
             SiteAdversary(features, n_sites, lambd=adversary_lambda) if n_sites > 0 else None
         )
+
+    def freeze_backbone(self) -> None:
+        """Linear probe: the backbone's parameters stop training and it stays in eval mode
+        (its batch-norm statistics stay those it came with); only the heads learn."""
+        self.backbone.requires_grad_(False)
+        self.backbone_frozen = True
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> RadiomicsNet:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
 
     def forward(
         self, x: torch.Tensor, covariates: torch.Tensor | None = None

@@ -1,4 +1,4 @@
-"""3D ResNet-10/18/34: MONAI's ``ResNet`` with a cheap stem and optional anisotropic stages.
+"""3D ResNet-10/18/34/50: MONAI's ``ResNet`` with a cheap stem and optional anisotropic stages.
 
 MONAI's default stem (7^3 conv, stride 1, 64 channels) costs about 11.5 GFLOP per 64^3 volume
 on its own; here the stem is strided (``conv1_t_stride=2``) by default so a 64^3 volume costs a
@@ -6,7 +6,9 @@ few GFLOP in total (bench/models_results.md has the numbers). With ``spacing`` t
 max-pool and residual stages follow ``anisotropy.stage_kernels``: MONAI builds every block
 with cubic 3^3 kernels and stride 2, so the convolutions of the in-plane stages are rebuilt
 here with ``(1, 3, 3)`` kernels and ``(1, 2, 2)`` strides (MONAI has no per-stage kernel
-argument).
+argument). ResNet-50 uses bottleneck blocks, whose 3^3 convolution (``conv2``) is the one
+rebuilt. ``shortcut_type`` and ``bias_downsample`` are MONAI's; published trunks need
+particular values (``models.pretrained`` sets them).
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepradiomics.errors import UserError
 from deepradiomics.models.anisotropy import plan_for
 from deepradiomics.models.registry import register_model
 
-_LAYERS = {"resnet10": [1, 1, 1, 1], "resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
+_LAYERS = {
+    "resnet10": [1, 1, 1, 1],
+    "resnet18": [2, 2, 2, 2],
+    "resnet34": [3, 4, 6, 3],
+    "resnet50": [3, 4, 6, 3],
+}
+_BOTTLENECK = {"resnet50"}
 
 
 def _reshaped(conv: nn.Conv3d, kernel: Sequence[int], stride: Sequence[int]) -> nn.Conv3d:
@@ -54,14 +63,19 @@ class ResNetBackbone(nn.Module):
         widen_factor: float = 1.0,
         spacing: Sequence[float] | None = None,
         anisotropy_ratio: float = 2.0,
+        shortcut_type: str = "B",
+        bias_downsample: bool = True,
         spatial_dims: int = 3,
     ) -> None:
         super().__init__()
         from monai.networks.nets import ResNet  # heavy import, only when a ResNet is built
-        from monai.networks.nets.resnet import ResNetBlock, get_inplanes
+        from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck, get_inplanes
 
         if conv1_t_stride not in (1, 2):
             raise ValueError(f"conv1_t_stride must be 1 or 2, got {conv1_t_stride}")
+        if shortcut_type not in ("A", "B"):
+            raise UserError(f"model.kwargs.shortcut_type must be 'A' or 'B', got {shortcut_type!r}")
+        block = ResNetBottleneck if arch in _BOTTLENECK else ResNetBlock
         n_down = (conv1_t_stride == 2) + (not no_max_pool) + 3
         plan = plan_for(spacing, n_down + 1, anisotropy_ratio)
         stem_kernel = tuple(conv1_t_size if k == 3 else 1 for k in plan[0][0])
@@ -71,7 +85,7 @@ class ResNetBackbone(nn.Module):
                 raise ValueError("spacing applies to 3D models only")
             stem_kernel, stem_stride = stem_kernel[1:], stem_stride[1:]
         self.net = ResNet(
-            ResNetBlock,
+            block,
             _LAYERS[arch],
             get_inplanes(),
             spatial_dims=spatial_dims,
@@ -80,12 +94,14 @@ class ResNetBackbone(nn.Module):
             conv1_t_stride=stem_stride,
             no_max_pool=no_max_pool,
             widen_factor=widen_factor,
+            shortcut_type=shortcut_type,
+            bias_downsample=bias_downsample,
             feed_forward=False,
         )
         if spacing is not None:
             self._apply_plan(plan, stage=int(conv1_t_stride == 2))
         self.plan = plan
-        self.num_features = int(get_inplanes()[3] * widen_factor) * ResNetBlock.expansion
+        self.num_features = int(get_inplanes()[3] * widen_factor) * block.expansion
 
     def _apply_plan(self, plan: list, stage: int) -> None:
         """Rebuild max-pool and block convolutions with the plan's per-stage kernels/strides."""
@@ -97,17 +113,18 @@ class ResNetBackbone(nn.Module):
         for name in ("layer1", "layer2", "layer3", "layer4"):
             for i, block in enumerate(getattr(net, name)):
                 kernel, pool = plan[stage]
-                if name != "layer1" and i == 0:  # the strided entry block of the stage
-                    block.conv1 = _reshaped(block.conv1, kernel, pool)
-                    if isinstance(block.downsample, nn.Sequential):
+                # the block's spatial convolutions, the strided one first (MONAI strides
+                # conv1 of a basic block, conv2 of a bottleneck)
+                convs = ["conv2"] if hasattr(block, "conv3") else ["conv1", "conv2"]
+                for j, conv in enumerate(convs):
+                    stride = (1, 1, 1)
+                    if name != "layer1" and i == 0 and j == 0:  # the stage's strided entry
+                        if not isinstance(block.downsample, nn.Sequential):
+                            raise UserError("anisotropic ResNets need model.kwargs.shortcut_type 'B'")
                         block.downsample[0] = _reshaped(block.downsample[0], (1, 1, 1), pool)
-                    else:
-                        raise ValueError("anisotropic ResNets need shortcut_type 'B'")
-                    stage += 1
+                        stride, stage = pool, stage + 1
+                    setattr(block, conv, _reshaped(getattr(block, conv), kernel, stride))
                     kernel = plan[stage][0]
-                else:
-                    block.conv1 = _reshaped(block.conv1, kernel, (1, 1, 1))
-                block.conv2 = _reshaped(block.conv2, kernel, (1, 1, 1))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -128,10 +145,12 @@ def _resnet(depth: int) -> Callable[..., ResNetBackbone]:
         [p for name, p in params.items() if name not in ("arch", "spatial_dims")]
     )
     build.__name__ = build.__qualname__ = f"resnet{depth}"
-    build.__doc__ = f"3D ResNet-{depth} (MONAI), strided 7^3 stem by default."
+    block = "bottleneck" if depth >= 50 else "basic"
+    build.__doc__ = f"3D ResNet-{depth} (MONAI, {block} blocks), strided 7^3 stem by default."
     return register_model(build)
 
 
 resnet10 = _resnet(10)
 resnet18 = _resnet(18)
 resnet34 = _resnet(34)
+resnet50 = _resnet(50)

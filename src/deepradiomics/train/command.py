@@ -36,19 +36,28 @@ def build_setup(cfg: ExperimentConfig, task: str, n_classes: int, anisotropic: b
 
 def build_model(cfg: ExperimentConfig, task: str, in_channels: int, n_classes: int,
                 spacing: tuple[float, float, float] | None, n_covariates: int = 0,
-                n_sites: int = 0) -> torch.nn.Module:
-    """The configured model, initialised from the config's seed."""
+                n_sites: int = 0, load_pretrained: bool = True) -> torch.nn.Module:
+    """The configured model, initialised from the config's seed, then from
+    ``model.pretrained``'s published trunk weights unless ``load_pretrained`` is false
+    (``predict`` loads the bundle's weights over it anyway)."""
     from deepradiomics.models import accepts_kwarg, create_model
+    from deepradiomics.models import pretrained as published
 
     kwargs = dict(cfg.model.kwargs)
-    if spacing is not None and accepts_kwarg(cfg.model.name, "spacing"):
+    pretrained = cfg.model.pretrained
+    if pretrained is not None:  # the published architecture; isotropic kernels
+        kwargs = published.pretrained_kwargs(pretrained.layout, cfg.model.name, kwargs)
+    elif spacing is not None and accepts_kwarg(cfg.model.name, "spacing"):
         kwargs.setdefault("spacing", tuple(spacing))
     torch.manual_seed(derive_seed(cfg.seed, "init"))
-    return create_model(
+    model = create_model(
         cfg.model.name, task=task, in_channels=in_channels,
         num_outputs=n_classes if get_task(task).scores_per_class else None, n_covariates=n_covariates,
         n_sites=n_sites if cfg.model.site_adversary else 0, dropout=cfg.model.dropout, **kwargs,
     )
+    if pretrained is not None and load_pretrained:
+        published.load_pretrained(model, pretrained, cfg.model.name)
+    return model
 
 
 def evaluate_split(task: str, data: ArrayData, pred: np.ndarray, cfg: ExperimentConfig,

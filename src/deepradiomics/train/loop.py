@@ -238,6 +238,13 @@ def train_one_epoch(
     return total / n_batches, seen, extra
 
 
+def make_optimiser(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the parameters that train (a frozen pretrained trunk's are left out, so
+    weight decay cannot move them either)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def fit(
     model: nn.Module,
     train: ArrayData,
@@ -261,7 +268,7 @@ def fit(
     net = dist.wrap(model, device)
     loss_fn = get_loss(cfg.loss, setup.task, _class_weights(setup, train)).to(device)
     augment = build_augmenter(setup.augment, anisotropic=setup.anisotropic, spacing=setup.spacing)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimiser = make_optimiser(model, cfg)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch
