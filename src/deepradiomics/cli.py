@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     s.add_argument("--seed", type=int, help="override the config's seed")
+    s.add_argument("--validation-only", action="store_true",
+                   help="recipe exploration: evaluate on the validation split, leave the test split unseen")
 
     s = sub.add_parser("run", help="the whole experiment: splits, training, evaluation, report")
     s.add_argument("config", help="experiment YAML")

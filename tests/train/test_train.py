@@ -57,6 +57,14 @@ def test_threshold_rule_from_config(tmp_path: Path) -> None:
     assert val_acc["accuracy"] >= val_acc["youden"]  # same weights, the rule maximises it
 
 
+def test_validation_only_leaves_the_test_split_unseen(tmp_path: Path, capsys) -> None:
+    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 1})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "out"), "--validation-only"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert "test" not in metrics and 0 <= metrics["val"]["auc"]["value"] <= 1
+    assert capsys.readouterr().out.startswith("val: auc ")
+
+
 def test_same_seed_same_numbers(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 2})
     for out in ("a", "b"):

@@ -71,7 +71,10 @@ def evaluate_split(task: str, data: ArrayData, pred: np.ndarray, cfg: Experiment
                         level=cfg.evaluate.ci_level)
 
 
-def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool) -> dict:
+def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool,
+                       validation_only: bool = False) -> dict:
+    """Train, then evaluate on the validation and test parts; ``validation_only`` (recipe
+    exploration) leaves the test part unpredicted, so choices cannot lean on it."""
     from deepradiomics.evaluate.metrics import configured_threshold
     from deepradiomics.experiment.data import single_split
 
@@ -82,8 +85,9 @@ def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool) -> dict:
     setup = build_setup(cfg, task, info.n_classes, info.anisotropic, info.spacing)
     result = fit(model, parts["train"], parts["val"], setup, out, resume=resume)
     device = resolve_device(cfg.train.device)
-    preds = {name: predict(model, data, task, device, tta=cfg.train.tta, anisotropic=info.anisotropic)
-             for name, data in parts.items() if name != "train"}
+    evaluated = [n for n in parts if n != "train" and not (validation_only and n == "test")]
+    preds = {name: predict(model, parts[name], task, device, tta=cfg.train.tta,
+                           anisotropic=info.anisotropic) for name in evaluated}
     threshold = None
     if get_task(task).n_classes == 2:
         threshold = configured_threshold(parts["val"].targets.numpy(), preds["val"], cfg.evaluate.threshold)
@@ -102,10 +106,11 @@ def command(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if dist.is_main():
         save_config(cfg, out / "config.yaml")
-    metrics = train_and_evaluate(cfg, out, resume=args.resume)
+    validation_only = args.validation_only
+    metrics = train_and_evaluate(cfg, out, resume=args.resume, validation_only=validation_only)
     if dist.is_main():
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        test = metrics.get("test", {})
-        shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in list(test.items())[:4])
-        print(f"test: {shown}\nwrote {out / 'metrics.json'}")
+        part = "val" if validation_only else "test"
+        shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in list(metrics.get(part, {}).items())[:4])
+        print(f"{part}: {shown}\nwrote {out / 'metrics.json'}")
     return 0
