@@ -73,6 +73,7 @@ class CohortConfig(Strict):
     covariates_numeric: list[str] = Field(default_factory=list)
     covariates_categorical: list[str] = Field(default_factory=list)
     subgroups: list[str] = Field(default_factory=list)
+    ground_truth: Path | None = None  # a synthetic cohort's ground_truth.csv: truth audit
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -287,6 +288,8 @@ def parse_config(data: dict[str, Any], source: str = "config", base_dir: Path | 
     if base_dir is not None:
         if cfg.cohort.path is not None and not cfg.cohort.path.is_absolute():
             cfg.cohort.path = (base_dir / cfg.cohort.path).resolve()
+        if cfg.cohort.ground_truth is not None and not cfg.cohort.ground_truth.is_absolute():
+            cfg.cohort.ground_truth = (base_dir / cfg.cohort.ground_truth).resolve()
         if cfg.preprocess.cache_dir is not None and not cfg.preprocess.cache_dir.is_absolute():
             cfg.preprocess.cache_dir = (base_dir / cfg.preprocess.cache_dir).resolve()
         pretrained = cfg.model.pretrained

@@ -18,7 +18,8 @@ from deepradiomics.synth.generate import generate_cohort
 
 CONFIG = {
     "name": "tiny",
-    "cohort": {"path": "cohort/cohort.csv", "covariates_numeric": ["age"],
+    "cohort": {"path": "cohort/cohort.csv", "ground_truth": "cohort/ground_truth.csv",
+               "covariates_numeric": ["age"],
                "covariates_categorical": ["sex"]},
     "preprocess": {"spacing": [2.0, 2.0, 2.0], "crop_mm": [32, 32, 32], "workers": 1},
     "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
@@ -86,6 +87,43 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
     lc = pd.DataFrame(metrics["learning_curve"])
     assert set(lc.model) == {"cnn", "classical"} and sorted(lc.fraction.unique()) == [0.5, 1.0]
     assert (lc.loc[lc.fraction == 0.5, "n_train"].to_numpy() < lc.loc[lc.fraction == 1.0, "n_train"].to_numpy()).all()
+
+
+def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:
+    from scipy.stats import spearmanr
+
+    out = run_dir / "out"
+    preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
+    truth = pd.read_csv(run_dir / "cohort" / "ground_truth.csv", dtype={"case_id": str})
+    merged = preds.merge(truth, on="case_id", validate="one_to_one", suffixes=("", "_gt"))
+    audit = json.loads((out / "metrics.json").read_text())["truth"]
+    oracle = audit["oracle"]["auc"]
+    assert oracle["value"] == pytest.approx(roc_auc_score(merged.y_true, merged.risk))
+    assert oracle["ci_low"] <= oracle["value"] <= oracle["ci_high"]
+    assert set(audit["models"]) == {"cnn", "classical", "classical_combat", "cnn_combat"}
+    for model, entry in audit["models"].items():
+        for comp in ("visible", "spatial", "clinical", "site"):
+            est = entry["components"][comp]
+            score = merged[f"{model}_prob"]
+            if score.nunique() == 1 or merged[f"eta_{comp}"].nunique() == 1:
+                # a constant ranks nothing (eta_site at confounding 0): undefined, null
+                assert est["value"] is None
+                continue
+            assert est["value"] == pytest.approx(spearmanr(score, merged[f"eta_{comp}"]).statistic)
+            assert est["ci_low"] <= est["value"] <= est["ci_high"]
+    assert 'id="truth"' in (out / "report.html").read_text()
+
+
+def test_a_ground_truth_without_the_cohorts_cases_stops_before_training(
+        run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    truth = pd.read_csv(run_dir / "cohort" / "ground_truth.csv")
+    truth.iloc[1:].to_csv(tmp_path / "gt.csv", index=False)
+    cohort = str(run_dir / "cohort" / "cohort.csv")
+    cfg = dict(CONFIG, cohort=dict(CONFIG["cohort"], path=cohort, ground_truth="gt.csv"))
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")]) == 1
+    assert f"no row for case {truth.case_id.iloc[0]}" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "folds").exists()
 
 
 def test_rerun_resumes_finished_and_interrupted_members(run_dir: Path) -> None:

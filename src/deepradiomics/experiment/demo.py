@@ -21,6 +21,7 @@ COHORT = {"cases": 300, "sites": 4, "seed": 0, "confounding": 0.3, "size": 96, "
 def demo_config(cohort_csv: Path):
     data = yaml.safe_load(resources.files("deepradiomics.experiment").joinpath("demo.yaml").read_text())
     data["cohort"]["path"] = str(cohort_csv)
+    data["cohort"]["ground_truth"] = str(cohort_csv.parent / "ground_truth.csv")
     return parse_config(data, source="demo.yaml")
 
 

@@ -77,6 +77,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     _check_same_config(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
     arrays = load_cohort_arrays(cfg, run_dir)
+    truth = _ground_truth(cfg, arrays)
     write_json(run_dir / "cohort.json", cohort_summary(arrays))
     splits = make_run_splits(cfg, arrays, run_dir)
     n = len(arrays.data)
@@ -120,6 +121,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
 
         _say(progress, "site audit: can the site be told from the model's inputs and embeddings?")
         metrics["audit"] = site_audit(cfg, arrays, splits, folds, X, run_dir, progress)
+    if truth is not None:
+        metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
     ensemble = ensemble_summary(arrays, folds)
     if ensemble:
         metrics["ensemble"] = ensemble
@@ -146,6 +149,28 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     write_report(run_dir)
     write_model_card(run_dir)
     return metrics
+
+
+def _ground_truth(cfg: ExperimentConfig, arrays: CohortArrays) -> pd.DataFrame | None:
+    """``cohort.ground_truth`` read and checked against the cohort before any training."""
+    if cfg.cohort.ground_truth is None:
+        return None
+    from deepradiomics.audit.truth import oracle_score, read_ground_truth, truth_for_cases
+
+    truth = read_ground_truth(cfg.cohort.ground_truth)
+    oracle_score(arrays.task, truth_for_cases(truth, arrays.data.case_ids, str(cfg.cohort.ground_truth)))
+    return truth
+
+
+def _truth_audit(cfg: ExperimentConfig, arrays: CohortArrays, models: list[ModelPredictions],
+                 truth: pd.DataFrame) -> dict[str, Any]:
+    """``metrics.truth``: the oracle and each model's correlation with the risk components."""
+    from deepradiomics.audit.truth import truth_audit
+
+    d = arrays.data
+    return truth_audit(arrays.task, truth, d.case_ids,
+                       d.patient_ids, d.targets.numpy(), {m.name: m.stacked() for m in models},
+                       n_boot=cfg.evaluate.bootstrap, seed=cfg.seed, level=cfg.evaluate.ci_level)
 
 
 def _say(progress: bool, message: str) -> None:

@@ -223,3 +223,29 @@ def uncertainty_figure(std: np.ndarray) -> str:
     ax.set(xlabel="spread between ensemble members (cnn_std)", ylabel="cases")
     ax.yaxis.get_major_locator().set_params(integer=True)
     return to_svg(fig, "uncertainty")
+
+
+@styled
+def truth_figure(
+    correlations: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    components: Sequence[str],
+) -> str:
+    """Grouped bars: per risk component, each model's rank correlation with its CI."""
+    fig = new_figure(max(4.6, 1.3 * len(components) + 1.8), 3.6)
+    ax = fig.axes[0]
+    models = list(correlations)
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(components))
+    for i, model in enumerate(models):
+        vals = np.array([correlations[model].get(c, (np.nan,) * 3) for c in components], dtype=float)
+        value, low, high = vals[:, 0], vals[:, 1], vals[:, 2]
+        err = np.vstack([value - low, high - value])
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(value), width,
+               yerr=err, capsize=2, color=color(model, i), label=model_label(model))
+    ax.axhline(0.0, color="#57606a", lw=0.8)
+    ax.set_xticks(x, list(components))
+    ax.set(xlabel="component of the true risk", ylabel="rank correlation with the score",
+           ylim=(-0.5, 1.0))
+    legend_below(fig, ncols=min(len(models), 3))
+    return to_svg(fig, "truth")
