@@ -103,6 +103,7 @@ class PreprocessConfig(Strict):
     workers: int = Field(2, ge=1)
     anisotropy_ratio: float = Field(3.0, gt=1)
     window_range: tuple[float, float] = (0.0, 1.0)  # CT windows and PET clips map onto this
+    mask_channel: bool = False  # the lesion mask as the last input channel (lesion_texture needs it)
 
 
 class PretrainedConfig(Strict):

@@ -143,7 +143,7 @@ def cohort_config(bundle: Bundle, csv: Path) -> CohortConfig:
         for m in bundle.plan.modalities
     }
     required = {"path", "case_id", "modalities", "covariates_numeric", "covariates_categorical"}
-    if bundle.plan.centre_on_mask:
+    if bundle.plan.centre_on_mask or bundle.cfg.preprocess.mask_channel:
         required.add("mask")
     values = {**dict(bundle.cfg.cohort), "path": csv, "modalities": modalities}
     return CohortConfig.model_construct(_fields_set=required, **values)
@@ -159,20 +159,24 @@ def _reason(p: Problem) -> str:
     return f"{', '.join(where)}: {p.message}" if where else p.message
 
 
-def _prepare_case(case: Case, plan: Plan) -> tuple[np.ndarray, bool]:
-    from deepradiomics.preprocess.case import apply_plan
+def _prepare_case(case: Case, plan: Plan, mask_channel: bool = False) -> tuple[np.ndarray, bool]:
+    from deepradiomics.preprocess.case import apply_plan, with_mask_channel
 
-    return apply_plan(case, plan).image, False
+    prepared = apply_plan(case, plan)
+    if mask_channel:
+        return with_mask_channel(prepared.image, prepared.mask, f"case {case.case_id}"), False
+    return prepared.image, False
 
 
-def _prepare_job(case: Case, plan: Plan) -> Any:
+def _prepare_job(case: Case, plan: Plan, mask_channel: bool = False) -> Any:
     from deepradiomics.preprocess.parallel import guarded
 
-    return guarded(_prepare_case, case, plan)
+    return guarded(_prepare_case, case, plan, mask_channel)
 
 
 def prepare_cases(
-    cases: list[Case], plan: Plan, workers: int = 1, progress: bool = False
+    cases: list[Case], plan: Plan, workers: int = 1, progress: bool = False,
+    mask_channel: bool = False,
 ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
     """Images ``[C, D, H, W]`` of the cases ``apply_plan`` could prepare and the reasons of
     the others, both keyed by position in ``cases``.
@@ -185,7 +189,7 @@ def prepare_cases(
     images: dict[int, np.ndarray] = {}
     failures: dict[int, str] = {}
     with case_pool(workers, len(cases), __name__) as pool:
-        for i, out in run_jobs(_prepare_job, [(c, plan) for c in cases], pool, "preprocess", progress):
+        for i, out in run_jobs(_prepare_job, [(c, plan, mask_channel) for c in cases], pool, "preprocess", progress):
             if out.reason is not None:
                 failures[i] = out.reason
             else:
@@ -361,7 +365,8 @@ def predict_cases(
     manifest, cases, failed, messages = _validated(bundle, csv)
     usable = [i for i in range(len(cases)) if i not in failed]
     workers = workers or bundle.cfg.preprocess.workers
-    images, prep_failed = prepare_cases([cases[i] for i in usable], bundle.plan, workers, progress)
+    images, prep_failed = prepare_cases([cases[i] for i in usable], bundle.plan, workers, progress,
+                                        bundle.cfg.preprocess.mask_channel)
     for j, reason in sorted(prep_failed.items()):
         case = cases[usable[j]]
         reason = re.sub(rf"^case {re.escape(case.case_id)}( \(line \d+\))?: ", "", reason)

@@ -79,6 +79,10 @@ def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
     if not kept:
         raise UserError(f"{cfg.cohort.path}: no case could be preprocessed")
     images, masks, ids = prepared.load_all([c.case_id for c in kept])
+    if cfg.preprocess.mask_channel:
+        from deepradiomics.preprocess.case import with_mask_channel
+
+        images = with_mask_channel(images, masks, f"{cfg.cohort.path}: a case")
     task = cfg.cohort.task
     classes = task_classes(cfg, kept)
     data = ArrayData(

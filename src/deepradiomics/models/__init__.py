@@ -8,7 +8,7 @@ Importing this package registers every model but imports MONAI only when a MONAI
 model (ResNet, DenseNet, U-Net) is built.
 """
 
-from deepradiomics.models import densenet, equivariant, resnet, slices, small, unet  # noqa: F401  (register)
+from deepradiomics.models import densenet, equivariant, resnet, slices, small, texture, unet  # noqa: F401  (register)
 from deepradiomics.models.anisotropy import stage_kernels
 from deepradiomics.models.heads import GradReverse, RadiomicsNet, grad_reverse
 from deepradiomics.models.registry import (

@@ -137,3 +137,12 @@ def prepare_images(
     }
     image = np.stack(channels).astype(np.float32, copy=False)
     return PreparedCase(image=image, mask=mask_arr, meta=meta)
+
+
+def with_mask_channel(image: np.ndarray, mask: np.ndarray | None, what: str) -> np.ndarray:
+    """``image`` (``[C, D, H, W]`` or ``[N, C, D, H, W]``) with the 0/1 mask appended as its
+    last channel (``preprocess.mask_channel``); ``what`` names the case(s) when there is no mask."""
+    if mask is None:
+        raise UserError(f"{what}: preprocess.mask_channel needs a lesion mask and there is none")
+    axis = image.ndim - 4
+    return np.concatenate([image, np.expand_dims(mask.astype(image.dtype), axis)], axis=axis)
