@@ -76,3 +76,13 @@ def test_mask_channel_is_appended_last() -> None:
     assert with_mask_channel(image[0], mask[0], "case a").shape == (3, 4, 5, 5)
     with pytest.raises(UserError, match="case b: preprocess.mask_channel needs a lesion mask"):
         with_mask_channel(image[0], None, "case b")
+
+
+def test_z_slices_convolves_the_middle_slab_and_counts_the_whole_mask() -> None:
+    net = create_backbone("lesion_texture", in_channels=2, z_slices=2).eval()
+    x = _volume((slice(1, 5), slice(10, 16), slice(10, 16)))  # 6 slices, lesion on 1..4
+    y = x.clone()
+    y[:, 0, 0] = 5.0  # an outer slice: outside the slab
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(y))
+        assert net.pooled(x)[0, -1].item() == pytest.approx(np.log1p(4 * 36), rel=1e-6)

@@ -13,7 +13,7 @@ texture, all here:
   (covariance, bilinear) pooling of a few stage-1 channels, the learned analogue of the
   structure tensor, whose eigenvalue spread measures how oriented the texture is whatever
   its angle; signed square root, as in bilinear CNNs;
-- the lesion's log volume (size is the strongest single phenotype and masked means do not
+- the lesion's log volume over the whole crop (size is the strongest single phenotype and masked means do not
   carry it);
 - a small MLP on the pooled vector (orientation strength is not linear in the covariance
   entries).
@@ -36,10 +36,16 @@ from deepradiomics.models.registry import register_model
 _EPS = 1e-6
 
 
-def _block(cin: int, cout: int, kernel: tuple[int, int, int], stride=(1, 1, 1)) -> nn.Sequential:
-    pad = tuple(k // 2 for k in kernel)
-    return nn.Sequential(nn.Conv3d(cin, cout, kernel, stride=stride, padding=pad, bias=False),
-                         nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+def _block(cin: int, cout: int, kernel_z: int, stride: int = 1) -> nn.Sequential:
+    """conv-BN-ReLU; in-plane only (2D modules on z-folded input, faster on CPU) when
+    ``kernel_z`` is 1, else ``(kernel_z, 3, 3)`` with in-plane ``stride``."""
+    if kernel_z == 1:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                             nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, (kernel_z, 3, 3), stride=(1, stride, stride),
+                  padding=(kernel_z // 2, 1, 1), bias=False),
+        nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
 
 def masked_moments(feat: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,35 +74,52 @@ class LesionTextureNet(nn.Module):
         cov_channels: int = 8,
         hidden: int = 64,
         kernel_z: int = 1,
+        z_slices: int | None = None,
     ) -> None:
         super().__init__()
+        if z_slices is not None and z_slices < 1:
+            raise ValueError(f"z_slices must be at least 1, got {z_slices}")
+        self.z_slices = z_slices
         if in_channels < 2:
             raise ValueError("lesion_texture needs an image channel and the mask as the last channel")
         if len(widths) != 2:
             raise ValueError(f"widths must be two numbers (stage 1, stage 2), got {tuple(widths)}")
         w1, w2 = (int(w) for w in widths)
-        k = (kernel_z, 3, 3)
-        self.stage1 = nn.Sequential(_block(in_channels, w1, k), _block(w1, w1, k))
-        self.stage2 = nn.Sequential(_block(w1, w2, k, stride=(1, 2, 2)), _block(w2, w2, k))
+        self.in_plane = kernel_z == 1
+        self.stage1 = nn.Sequential(_block(in_channels, w1, kernel_z), _block(w1, w1, kernel_z))
+        self.stage2 = nn.Sequential(_block(w1, w2, kernel_z, 2), _block(w2, w2, kernel_z))
         self.reduce = nn.Conv3d(w1, cov_channels, 1)
         n_cov = cov_channels * (cov_channels + 1) // 2
         self.register_buffer("_triu", torch.triu_indices(cov_channels, cov_channels), persistent=False)
         pooled = w1 + w2 + n_cov + 1
-        self.mlp = nn.Sequential(nn.LayerNorm(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True))
+        # per-feature standardisation across the batch (a per-sample LayerNorm would divide
+        # out the overall texture energy that distinguishes lesions)
+        self.mlp = nn.Sequential(nn.BatchNorm1d(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True))
         self.num_features = hidden
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled vector before the MLP: [mean stage 1, mean stage 2, cov, log volume]."""
         # hard 0/1: intensity augmentation may have scaled and shifted the mask channel
         mask = (x[:, -1:] > 0.5).to(x.dtype)
-        f1 = self.stage1(x)
-        f2 = self.stage2(f1)
+        log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
+        if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
+            lo = (x.shape[2] - self.z_slices) // 2
+            x, mask = x[:, :, lo:lo + self.z_slices], mask[:, :, lo:lo + self.z_slices]
+        if self.in_plane:  # [N, C, D, H, W] -> [N * D, C, H, W] and back
+            n, _, d = x.shape[:3]
+            flat = x.transpose(1, 2).flatten(0, 1)
+            f1 = self.stage1(flat)
+            f2 = self.stage2(f1)
+            unfold = lambda f: f.unflatten(0, (n, d)).transpose(1, 2)  # noqa: E731
+            f1, f2 = unfold(f1), unfold(f2)
+        else:
+            f1 = self.stage1(x)
+            f2 = self.stage2(f1)
         m2 = F.adaptive_avg_pool3d(mask, f2.shape[2:])
         mean1, _ = masked_moments(f1, mask)
         mean2, _ = masked_moments(f2, m2)
         _, cov = masked_moments(self.reduce(f1), mask)
         cov = signed_sqrt(cov[:, self._triu[0], self._triu[1]])
-        log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))
         return torch.cat([mean1, mean2, cov, log_volume], dim=1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,7 +135,10 @@ def lesion_texture(
     cov_channels: int = 8,
     hidden: int = 64,
     kernel_z: int = 1,
+    z_slices: int | None = None,
 ) -> LesionTextureNet:
     """Lesion texture/layout CNN; the last input channel must be the lesion mask
-    (``preprocess.mask_channel: true``). ``kernel_z`` 1: in-plane kernels (thick slices)."""
-    return LesionTextureNet(in_channels, widths, cov_channels, hidden, kernel_z)
+    (``preprocess.mask_channel: true``). ``kernel_z`` 1: in-plane kernels (thick slices).
+    ``z_slices``: convolve only that many central slices (the crop is centred on the lesion;
+    the log volume still counts the whole mask): in-plane phenotypes at a fraction of the cost."""
+    return LesionTextureNet(in_channels, widths, cov_channels, hidden, kernel_z, z_slices)
