@@ -86,3 +86,16 @@ def test_z_slices_convolves_the_middle_slab_and_counts_the_whole_mask() -> None:
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(y))
         assert net.pooled(x)[0, -1].item() == pytest.approx(np.log1p(4 * 36), rel=1e-6)
+
+
+def test_in_plane_path_equals_the_3d_convolution_and_takes_channels_last_3d() -> None:
+    net = create_backbone("lesion_texture", in_channels=2).eval()
+    net.to(memory_format=torch.channels_last_3d)  # what the training loop does
+    x = _volume((slice(None), slice(10, 16), slice(10, 16)))
+    conv = net.stage1[0][0]
+    with torch.no_grad():
+        flat = x.transpose(1, 2).flatten(0, 1)
+        via2d = conv(flat).unflatten(0, (1, x.shape[2])).transpose(1, 2)
+        via3d = torch.nn.functional.conv3d(x, conv.weight, None, 1, (0, 1, 1))
+        torch.testing.assert_close(via2d, via3d, atol=1e-5, rtol=1e-5)
+        assert net(x.contiguous(memory_format=torch.channels_last_3d)).shape == (1, 64)

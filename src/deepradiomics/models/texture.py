@@ -36,12 +36,25 @@ from deepradiomics.models.registry import register_model
 _EPS = 1e-6
 
 
+class InPlaneConv(nn.Conv3d):
+    """A ``(1, 3, 3)`` convolution run as a 2D convolution on ``[N * D, C, H, W]`` input
+    (faster on CPU than Conv3d); its weight stays 5-D, so ``model.to(memory_format=
+    torch.channels_last_3d)`` (the training loop) applies to it like to any Conv3d."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1),
+                         bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight[:, :, 0], None, self.stride[1:], self.padding[1:])
+
+
 def _block(cin: int, cout: int, kernel_z: int, stride: int = 1) -> nn.Sequential:
-    """conv-BN-ReLU; in-plane only (2D modules on z-folded input, faster on CPU) when
+    """conv-BN-ReLU; in-plane only (2D on z-folded input, see ``InPlaneConv``) when
     ``kernel_z`` is 1, else ``(kernel_z, 3, 3)`` with in-plane ``stride``."""
     if kernel_z == 1:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        return nn.Sequential(InPlaneConv(cin, cout, stride), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
     return nn.Sequential(
         nn.Conv3d(cin, cout, (kernel_z, 3, 3), stride=(1, stride, stride),
                   padding=(kernel_z // 2, 1, 1), bias=False),

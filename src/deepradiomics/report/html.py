@@ -331,6 +331,16 @@ TRUTH_NOTE = (
     "part when its correlation is clearly above 0; a correlation with site means the model "
     "also learned which scanner a case comes from."
 )
+TRUTH_EVIDENCE = (
+    "What a synthetic cohort is evidence for: that the pipeline runs end to end, that its "
+    "validation is honest (the oracle bounds every model on the same cases), and which "
+    "planted parts of the risk each model recovers from images of realistic resolution, "
+    "slice thickness, kernel and noise. What it is not evidence for: performance on real "
+    "patients. The phenotypes, their effect sizes and the site effects are the simulator's "
+    "choices; a model that finds the spatial part here shows that it can learn such "
+    "arrangements of voxels from outcome labels at this cohort size, not that real "
+    "outcomes depend on them."
+)
 
 
 def truth_section(run: RunData) -> str:
@@ -348,7 +358,7 @@ def truth_section(run: RunData) -> str:
         test = entry.get("test") or {}
         if isinstance(test.get(metric), dict):
             rows.append([model_label(model), fmt_estimate(test[metric])])
-    body = f'<p class="note">{esc(TRUTH_NOTE)}</p>'
+    body = f'<p class="note">{esc(TRUTH_NOTE)}</p><p class="note">{esc(TRUTH_EVIDENCE)}</p>'
     if rows:
         body += html_table(tables.Grid(["score", metric_label(metric)], rows), cls="metrics")
     models = {m: v.get("components") for m, v in (truth.get("models") or {}).items()
