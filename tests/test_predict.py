@@ -20,14 +20,8 @@ import torch
 from deepradiomics.cli import main
 from deepradiomics.config import load_config, parse_config
 from deepradiomics.errors import UsageError, UserError
-from deepradiomics.predict import (
-    Member,
-    ensemble_columns,
-    load_bundle,
-    load_member,
-    predict_cases,
-    prepare_cases,
-)
+from deepradiomics.bundle import Member, load_bundle, load_member
+from deepradiomics.predict import ensemble_columns, predict_cases, prepare_cases
 
 OUTCOME_COLUMNS = ["label", "time", "event"]
 
@@ -75,11 +69,11 @@ def _subset_csv(run: Path, path: Path, rows: slice, drop: list[str] = ()) -> pd.
 def hand(run: Path) -> pd.DataFrame:
     """Ensemble probability per training case, recomputed from the run's preprocessing cache
     and the bundle's member files without the predict module."""
-    from deepradiomics.experiment.covariates import apply_encoding, encoding_width
+    from deepradiomics.dataset.arrays import ArrayData
+    from deepradiomics.dataset.covariates import apply_encoding, encoding_width
+    from deepradiomics.models import build_from_config
     from deepradiomics.preprocess.pipeline import PreparedCohort
     from deepradiomics.train.checkpoint import load_checkpoint
-    from deepradiomics.train.command import build_model
-    from deepradiomics.train.data import ArrayData
     from deepradiomics.train.loop import predict
 
     cfg = load_config(run / "bundle" / "config.yaml")
@@ -91,7 +85,7 @@ def hand(run: Path) -> pd.DataFrame:
     table["sex"] = table["sex"].astype(str)
     probs = []
     for m in info["members"]:
-        model = build_model(
+        model = build_from_config(
             cfg,
             "binary",
             info["in_channels"],

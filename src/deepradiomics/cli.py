@@ -1,28 +1,188 @@
-"""One entry point, ``deepradiomics``, with subcommands.
+"""One entry point, ``deepradiomics``, with subcommands, and their thin handlers.
 
-Only argparse is imported here so ``--help`` is instant; each subcommand's module is imported
-when it runs. A ``UserError`` becomes one line on stderr and its exit code (1, or 2 for
-usage), never a traceback.
+Only argparse is imported at module level so ``--help`` is instant; each handler imports
+the library function it calls when it runs, turns arguments into that call and prints the
+result. A ``UserError`` becomes one line on stderr and its exit code (1, or 2 for usage),
+never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
-# subcommand -> "module:function"; the function takes the parsed args and returns an exit code
-HANDLERS = {
-    "synth": "deepradiomics.synth.generate:command",
-    "validate": "deepradiomics.cohort.validate:command",
-    "preprocess": "deepradiomics.preprocess.pipeline:command",
-    "train": "deepradiomics.train.command:command",
-    "run": "deepradiomics.experiment:command_run",
-    "demo": "deepradiomics.experiment:command_demo",
-    "predict": "deepradiomics.predict:command",
-    "receptive-field": "deepradiomics.explain.field_command:command",
-    "explain": "deepradiomics.experiment.explain_cases:command",
+
+def _synth(args: argparse.Namespace) -> int:
+    """``deepradiomics synth OUT --cases N --sites K --seed S --confounding C --size 96``."""
+    import pandas as pd
+
+    from deepradiomics.synth.generate import generate_cohort
+
+    start = time.perf_counter()
+    path = generate_cohort(args.out, cases=args.cases, sites=args.sites, seed=args.seed,
+                           confounding=args.confounding, size=args.size, pet=not args.no_pet,
+                           workers=args.workers, progress=sys.stderr.isatty())
+    cohort = pd.read_csv(path)
+    print(
+        f"wrote {len(cohort)} cases ({cohort['patient_id'].nunique()} patients, "
+        f"{cohort['site'].nunique()} sites, {cohort['label'].mean():.0%} label 1) to {path} "
+        f"in {time.perf_counter() - start:.1f} s; true risk and phenotype in "
+        f"{path.parent / 'ground_truth.csv'}"
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """``deepradiomics validate``: one line per problem, a summary; exit 1 on errors."""
+    from deepradiomics.cohort.manifest import read_manifest
+    from deepradiomics.cohort.validate import cohort_config_for, validate_manifest
+
+    cfg = cohort_config_for(args.cohort, args.config)
+    report = validate_manifest(read_manifest(cfg.path, cfg), progress=True)
+    for p in report.problems:
+        print(p)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    """``deepradiomics preprocess SOURCE [--out DIR] [--workers N]``."""
+    from deepradiomics.errors import UsageError
+    from deepradiomics.preprocess.pipeline import (
+        FINGERPRINT_FILE, INDEX_FILE, PLAN_FILE, config_for_source, describe_plan, prepare_experiment,
+    )
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    cfg = config_for_source(Path(args.source))
+    out = Path(args.out) if args.out else Path("preprocessed")
+    start = time.perf_counter()
+    prepared = prepare_experiment(cfg, out, workers=args.workers)
+    total = len(prepared.keys) + len(prepared.failures)
+    print(f"prepared {len(prepared.keys)}/{total} cases in {time.perf_counter() - start:.1f} s "
+          f"({prepared.computed} computed, {prepared.reused} from the cache)")
+    for line in describe_plan(prepared.plan):
+        print(f"  {line}")
+    truncated = [cid for cid in prepared.case_ids if prepared.meta(cid).get("mask_truncated")]
+    if truncated:
+        print(f"  note: the mask reaches outside the crop in {len(truncated)} case(s) "
+              "(set preprocess.crop_mm larger to keep whole masks)")
+    print(f"wrote {out / FINGERPRINT_FILE}, {out / PLAN_FILE}, {out / INDEX_FILE}; "
+          f"cache {prepared.cache_dir}")
+    if prepared.failures:
+        print(f"{len(prepared.failures)} case(s) failed:", file=sys.stderr)
+        for f in prepared.failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """``deepradiomics train CONFIG --out DIR [--resume] [--seed S]`` (also under torchrun)."""
+    from deepradiomics.config import load_config
+    from deepradiomics.train import distributed as dist
+    from deepradiomics.train.holdout import train_to_folder
+
+    cfg = load_config(args.config)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    out = Path(args.out)
+    metrics = train_to_folder(cfg, out, resume=args.resume, validation_only=args.validation_only)
+    if dist.is_main():
+        part = "val" if args.validation_only else "test"
+        shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in list(metrics.get(part, {}).items())[:4])
+        print(f"{part}: {shown}\nwrote {out / 'metrics.json'}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``deepradiomics run CONFIG --out RUN``."""
+    from deepradiomics.config import load_config
+    from deepradiomics.experiment.runner import run_experiment
+
+    run_experiment(load_config(args.config), Path(args.out))
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``deepradiomics demo [--out RUN]``."""
+    from deepradiomics.experiment.demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """``deepradiomics predict``: exit 0 when a case was predicted, 1 when none could be."""
+    from deepradiomics.errors import UsageError
+    from deepradiomics.files import atomic_write_text
+    from deepradiomics.predict import predict_cases
+
+    out = Path(args.out)
+    if out.exists() and Path(args.cases).exists() and out.resolve() == Path(args.cases).resolve():
+        raise UsageError(f"--out {out} is the cases CSV itself; choose another file")
+    result = predict_cases(args.bundle, args.cases, progress=True)
+    for line in result.messages:
+        print(line, file=sys.stderr)
+    atomic_write_text(out, result.table.to_csv(index=False))
+    print(f"predicted {result.n_ok} case(s), {result.n_failed} failed; wrote {out}")
+    if result.n_ok == 0:
+        print("error: no case could be predicted (reasons above and in the reason column)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _receptive_field(args: argparse.Namespace) -> int:
+    """``deepradiomics receptive-field CONFIG.yaml | MODEL [--spacing Z Y X] [--plan DIR]``."""
+    from deepradiomics.explain.field_spec import field_spec, field_summary, field_table
+    from deepradiomics.explain.receptive_field import receptive_field
+    from deepradiomics.files import write_json
+
+    spec = field_spec(args.source, plan=args.plan, spacing=args.spacing, shape=args.shape)
+    stages = receptive_field(spec.backbone(), spec.shape, spec.spacing)
+    print(spec.describe())
+    print("\n".join(field_table(stages, spec.crop, spec.shape, spec.lesion)))
+    if args.json:
+        write_json(args.json, field_summary(stages, spec.spacing, spec.crop, spec.shape, spec.lesion),
+                   indent=1)
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """``deepradiomics explain RUN CASES.csv --out DIR [--method ...] [--sanity]``."""
+    from deepradiomics.experiment.explain_cases import explain_cases
+
+    methods = tuple(args.method or ["gradcam"])
+    result = explain_cases(args.run, args.cases, args.out, methods, sanity=args.sanity)
+    n = len(result["cases"])
+    for method, s in result["localisation"].items():
+        print(f"{method}: {n} case(s) in {result['seconds'][method]} s; median share in lesion "
+              f"{s['lesion_median']:.2f}, margin {s['margin_median']:.2f}, body "
+              f"{s['body_median']:.2f}, outside {s['outside_median']:.2f}; "
+              f"{s['flagged_outside_body']} flagged")
+    for method, s in result.get("sanity", {}).items():
+        verdict = "passed" if s["passed"] else "FAILED"
+        print(f"sanity {method}: {verdict} (median Spearman to the randomised model "
+              f"{s['final_spearman']:.2f}; threshold {s['threshold']})")
+    print(f"wrote {args.out}/explain.json and one map per case and method")
+    return 0
+
+
+# subcommand -> handler: takes the parsed args, returns the exit code
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "synth": _synth,
+    "validate": _validate,
+    "preprocess": _preprocess,
+    "train": _train,
+    "run": _run,
+    "demo": _demo,
+    "predict": _predict,
+    "receptive-field": _receptive_field,
+    "explain": _explain,
 }
 
 
@@ -97,11 +257,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _handler(command: str) -> Callable[[argparse.Namespace], int]:
-    module, func = HANDLERS[command].split(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -116,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     from deepradiomics.errors import UserError
 
     try:
-        return int(_handler(args.command)(args) or 0)
+        return int(HANDLERS[args.command](args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

@@ -1,4 +1,5 @@
-"""``deepradiomics predict BUNDLE CASES.csv --out PREDS.csv``: apply a trained bundle to new cases.
+"""Apply a trained bundle (``bundle.load_bundle``) to new cases: ``predict_cases``, behind
+``deepradiomics predict BUNDLE CASES.csv --out PREDS.csv`` and ``deepradiomics.predict``.
 
 The cases CSV uses the training cohort's column names (outcome columns not needed). Each
 case is validated (``cohort.validate`` without targets) and prepared with the bundle's saved
@@ -16,118 +17,33 @@ multiclass ``prob_<class>`` + ``predicted_class``, regression ``prediction``, su
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm import tqdm
 
-from deepradiomics.cohort.manifest import Case, Manifest
+from deepradiomics.bundle import Bundle, load_bundle, load_member
+from deepradiomics.cohort.manifest import Case, Manifest, build_cases, read_manifest
 from deepradiomics.cohort.problems import Problem
-from deepradiomics.config import CohortConfig, ExperimentConfig, ModalityConfig, load_config
+from deepradiomics.cohort.validate import validate_manifest
+from deepradiomics.config import CohortConfig, ModalityConfig
+from deepradiomics.dataset.arrays import ArrayData
+from deepradiomics.dataset.covariates import apply_encoding
+from deepradiomics.dataset.manifest import covariate_table
 from deepradiomics.errors import UsageError, UserError
+from deepradiomics.evaluate.ensemble import combine_members
+from deepradiomics.preprocess.case import apply_plan, with_mask_channel
+from deepradiomics.preprocess.parallel import case_pool, guarded, run_jobs
 from deepradiomics.preprocess.plan import Plan
-from deepradiomics.tasks import TASKS, get_task
-
-if TYPE_CHECKING:
-    import torch
-
-MANIFEST = "bundle.json"  # same name as experiment.bundle.MANIFEST (not imported: it pulls torch)
-
-
-@dataclass(frozen=True)
-class Member:
-    """One fitted model of the bundle."""
-
-    path: Path
-    fold: int
-    member: int
-    offset: float | None  # survival: mean training log-risk, subtracted
-    encoding: dict[str, Any] | None  # covariate encoding fitted on its training part
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """What ``RUN/bundle`` holds (see ``experiment.bundle``)."""
-
-    folder: Path
-    cfg: ExperimentConfig
-    plan: Plan
-    task: str
-    classes: list[str]
-    threshold: float | None
-    in_channels: int
-    spacing: tuple[float, float, float] | None
-    anisotropic: bool
-    sites: list[str]
-    members: list[Member]
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes) if get_task(self.task).classes else 0
-
-
-def load_bundle(folder: str | Path) -> Bundle:
-    """Read ``bundle.json``, ``config.yaml`` and ``plan.json``; weights are read later.
-
-    ``UsageError`` when the folder or its ``bundle.json`` is missing; ``UserError`` when a
-    file is unreadable or the bundle cannot be applied to CSV cases.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError(f"bundle folder not found: {folder}")
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise UsageError(f"{folder}: no {MANIFEST}; pass the bundle folder of a run (RUN/bundle)")
-    try:
-        info = json.loads(manifest_path.read_text())
-        members = [
-            Member(
-                folder / m["file"],
-                int(m["fold"]),
-                int(m["member"]),
-                None if m.get("offset") is None else float(m["offset"]),
-                m.get("encoding"),
-            )
-            for m in info["members"]
-        ]
-        task = str(info["task"])
-        spacing = info.get("spacing")
-        fields = {
-            "classes": [str(c) for c in info.get("classes") or []],
-            "threshold": info.get("threshold"),
-            "in_channels": int(info["in_channels"]),
-            "spacing": None if spacing is None else tuple(float(s) for s in spacing),
-            "anisotropic": bool(info.get("anisotropic", False)),
-            "sites": list(info.get("sites") or []),
-        }
-    except (ValueError, KeyError, TypeError) as err:
-        raise UserError(
-            f"{manifest_path}: not a valid bundle manifest ({type(err).__name__}: {err})"
-        ) from None
-    if task not in TASKS or TASKS[task].ensemble is None:
-        raise UserError(f"{manifest_path}: task '{task}' cannot be predicted by this command")
-    if not members:
-        raise UserError(f"{manifest_path}: the bundle lists no member model")
-    if not (folder / "plan.json").is_file():
-        raise UserError(
-            f"{folder}: no plan.json (the bundle was trained on a .npz cohort, which "
-            "has no preprocessing plan for CSV cases)"
-        )
-    return Bundle(
-        folder=folder,
-        cfg=load_config(folder / "config.yaml"),
-        plan=Plan.load(folder / "plan.json"),
-        task=task,
-        members=members,
-        **fields,
-    )
+from deepradiomics.tasks import get_task
+from deepradiomics.train.loop import predict as model_outputs
+from deepradiomics.train.loop import resolve_device
 
 
 def cohort_config(bundle: Bundle, csv: Path) -> CohortConfig:
@@ -160,8 +76,6 @@ def _reason(p: Problem) -> str:
 
 
 def _prepare_case(case: Case, plan: Plan, mask_channel: bool = False) -> tuple[np.ndarray, bool]:
-    from deepradiomics.preprocess.case import apply_plan, with_mask_channel
-
     prepared = apply_plan(case, plan)
     if mask_channel:
         return with_mask_channel(prepared.image, prepared.mask, f"case {case.case_id}"), False
@@ -169,8 +83,6 @@ def _prepare_case(case: Case, plan: Plan, mask_channel: bool = False) -> tuple[n
 
 
 def _prepare_job(case: Case, plan: Plan, mask_channel: bool = False) -> Any:
-    from deepradiomics.preprocess.parallel import guarded
-
     return guarded(_prepare_case, case, plan, mask_channel)
 
 
@@ -184,8 +96,6 @@ def prepare_cases(
     Reuses the preprocessing runner (its process pool setup, per-case error capture and
     progress bar) so prediction fails and parallelises exactly like ``preprocess``.
     """
-    from deepradiomics.preprocess.parallel import case_pool, run_jobs
-
     images: dict[int, np.ndarray] = {}
     failures: dict[int, str] = {}
     with case_pool(workers, len(cases), __name__) as pool:
@@ -197,50 +107,11 @@ def prepare_cases(
     return images, failures
 
 
-def load_member(bundle: Bundle, member: Member) -> torch.nn.Module:
-    """The member's model rebuilt from the config, weights loaded with ``weights_only``."""
-    from deepradiomics.experiment.covariates import encoding_width
-    from deepradiomics.io.weights import read_weights
-    from deepradiomics.train.command import build_model
-
-    if not member.path.is_file():
-        raise UserError(f"bundle member file not found: {member.path}")
-    state = read_weights(member.path)
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        raise UserError(f"{member.path}: expected a dict with the member's 'model' weights")
-    n_cov = 0 if member.encoding is None else encoding_width(member.encoding)
-    model = build_model(
-        bundle.cfg,
-        bundle.task,
-        bundle.in_channels,
-        bundle.n_classes,
-        bundle.spacing,
-        n_covariates=n_cov,
-        n_sites=len(bundle.sites),
-        load_pretrained=False,  # the member's weights replace them; the file may be elsewhere
-    )
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise UserError(
-            f"{member.path}: weights do not fit the bundle's model "
-            f"({bundle.cfg.model.name}): {str(err).splitlines()[0]}"
-        ) from None
-    return model
-
-
 def member_outputs(
     bundle: Bundle, images: np.ndarray, covariates: pd.DataFrame | None, progress: bool = False
 ) -> np.ndarray:
     """Every member's raw output, ``(members, cases[, classes])``: probabilities, log-risks
     (before the offset) or values."""
-    import torch
-    from tqdm import tqdm
-
-    from deepradiomics.experiment.covariates import apply_encoding
-    from deepradiomics.train.data import ArrayData
-    from deepradiomics.train.loop import predict, resolve_device
-
     device = resolve_device("auto")
     n = len(images)
     base = ArrayData(
@@ -263,7 +134,7 @@ def member_outputs(
         if m.encoding is not None and covariates is not None:
             cov = torch.from_numpy(apply_encoding(covariates, m.encoding))
         outs.append(
-            predict(
+            model_outputs(
                 model,
                 replace(base, covariates=cov),
                 bundle.task,
@@ -277,8 +148,6 @@ def member_outputs(
 
 def ensemble_columns(bundle: Bundle, outputs: np.ndarray) -> pd.DataFrame:
     """The task's prediction columns plus ``uncertainty`` and ``n_members``, one row per case."""
-    from deepradiomics.evaluate.ensemble import combine_members
-
     kind = get_task(bundle.task).ensemble
     offsets = [m.offset or 0.0 for m in bundle.members] if kind == "log_risk" else None
     ens = combine_members(outputs, kind=kind, offsets=offsets)
@@ -326,9 +195,6 @@ def _validated(
 ) -> tuple[Manifest, list[Case], dict[int, str], dict[int, list[str]]]:
     """Manifest, cases, and by position: the reasons of the rows that failed validation and
     the stderr lines of every row (its errors, else its warnings)."""
-    from deepradiomics.cohort.manifest import build_cases, read_manifest
-    from deepradiomics.cohort.validate import validate_manifest
-
     manifest = read_manifest(csv, cohort_config(bundle, csv), targets=False)
     report = validate_manifest(manifest, targets=False)
     if report.cohort_errors:
@@ -356,8 +222,6 @@ def predict_cases(
     ``workers``: preprocessing processes (default: the bundle config's
     ``preprocess.workers``; 1 prepares in this process).
     """
-    from deepradiomics.experiment.manifest_arrays import covariate_table
-
     bundle = load_bundle(bundle_dir)
     csv = Path(cases_csv)
     if not csv.is_file():
@@ -399,25 +263,3 @@ def predict_cases(
     table["n_members"] = table["n_members"].astype("Int64")
     lines = [line for i in range(len(cases)) for line in messages[i]]
     return Predictions(table=table, messages=lines, members=outputs)
-
-
-def command(args: argparse.Namespace) -> int:
-    """``deepradiomics predict``: exit 0 when a case was predicted, 1 when none could be."""
-    out = Path(args.out)
-    if out.exists() and Path(args.cases).exists() and out.resolve() == Path(args.cases).resolve():
-        raise UsageError(f"--out {out} is the cases CSV itself; choose another file")
-    result = predict_cases(args.bundle, args.cases, progress=True)
-    for line in result.messages:
-        print(line, file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    result.table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
-    print(f"predicted {result.n_ok} case(s), {result.n_failed} failed; wrote {out}")
-    if result.n_ok == 0:
-        print(
-            "error: no case could be predicted (reasons above and in the reason column)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0

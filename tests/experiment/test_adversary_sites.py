@@ -8,12 +8,11 @@ import numpy as np
 import torch
 
 from deepradiomics.config import ExperimentConfig
-from deepradiomics.experiment.covariates import encode_fold
-from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.dataset.arrays import ArrayData, CohortArrays
+from deepradiomics.dataset.covariates import encode_fold
 from deepradiomics.experiment.folds import fold_indices
 from deepradiomics.experiment.members import member_jobs
 from deepradiomics.experiment.runner import make_run_splits
-from deepradiomics.train.data import ArrayData
 
 
 def test_adversary_targets_exclude_the_held_out_site(tmp_path: Path) -> None:

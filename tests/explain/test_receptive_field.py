@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepradiomics.cli import main
-from deepradiomics.explain.field_command import build_backbone
+from deepradiomics.explain.field_spec import build_backbone
 from deepradiomics.explain.receptive_field import empirical_receptive_field, receptive_field
 
 # narrow widths: the field does not depend on channel counts, and the test stays fast

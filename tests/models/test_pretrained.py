@@ -19,7 +19,7 @@ from deepradiomics.config import parse_config
 from deepradiomics.errors import UserError
 from deepradiomics.models import create_backbone
 from deepradiomics.models.pretrained import pretrained_kwargs
-from deepradiomics.train.command import build_model
+from deepradiomics.models import build_from_config as build_model
 from deepradiomics.train.data import ArrayData
 from deepradiomics.train.loop import Setup, fit, make_optimiser
 

@@ -9,7 +9,7 @@ import pytest
 from deepradiomics.config import ModalityConfig, PreprocessConfig
 from deepradiomics.errors import UserError
 from deepradiomics.preprocess import pipeline
-from deepradiomics.preprocess.cache import CaseCache, atomic_write, case_key, content_digest
+from deepradiomics.preprocess.cache import CaseCache, case_key, content_digest
 from deepradiomics.preprocess.case import apply_plan
 from deepradiomics.preprocess.pipeline import PreparedCohort, prepare_cohort
 from tests.preprocess.conftest import CT, ct_case, write, make_image
@@ -66,20 +66,6 @@ def test_content_digest_of_a_dicom_folder(tmp_path):
     assert content_digest(case, ["ct"]) != d0
     (folder / "001.dcm").write_bytes(b"\x01" * 100)
     assert content_digest(case, ["ct"]) == d0
-
-
-def test_atomic_write_leaves_nothing_when_interrupted(tmp_path, monkeypatch):
-    target = tmp_path / "cases" / "k.npz"
-
-    def half_then_interrupt(f):
-        f.write(b"partial")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, half_then_interrupt)
-    assert not target.exists() and list(target.parent.iterdir()) == []
-    atomic_write(target, lambda f: f.write(b"done"))
-    assert target.read_bytes() == b"done"
 
 
 def test_second_run_reads_from_the_cache(tmp_path, monkeypatch):

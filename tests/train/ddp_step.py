@@ -20,7 +20,7 @@ from deepradiomics.config import AugmentConfig, TrainConfig
 from deepradiomics.losses import get_loss
 from deepradiomics.models import create_model
 from deepradiomics.train import distributed as dist
-from deepradiomics.train.data import ArrayData
+from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.train.loop import Setup, train_one_epoch
 
 BATCH = 8

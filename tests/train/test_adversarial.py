@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from deepradiomics.config import AugmentConfig, TrainConfig
+from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.models import create_model
 from deepradiomics.models.heads import dann_schedule
-from deepradiomics.train.data import ArrayData
 from deepradiomics.train.loop import Setup, fit
 
 NO_AUGMENT = AugmentConfig(flip=False, rotate90=False, rotate_deg=0.0, scale=(1.0, 1.0), affine_p=0.0,

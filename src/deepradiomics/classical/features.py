@@ -25,8 +25,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +38,8 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from deepradiomics.errors import UserError
+from deepradiomics.files import atomic_write_text
+from deepradiomics.io.readers import read_image
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,6 @@ def _as_volume(
             raise UserError(f"{what}: image is {obj.GetDimension()}D, expected 3D")
         return _Volume.from_image(obj)
     if isinstance(obj, (str, Path)):
-        from deepradiomics.io.readers import read_image
-
         return _Volume.from_image(read_image(obj, kind=kind))
     arr = np.asarray(obj)
     if arr.ndim != 3:
@@ -291,18 +289,6 @@ def _cache_key(image: _Volume, mask: _Volume, settings: RadiomicsSettings) -> st
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _run_case(
     case: RadiomicsCase, settings: RadiomicsSettings, cache_dir: Path | None
 ) -> tuple[str, dict[str, float] | None, str | None, bool]:
@@ -321,7 +307,7 @@ def _run_case(
                     pass  # unreadable cache entry: recompute and overwrite
         features = _extract_volumes(img, msk, settings)
         if path is not None:
-            _write_atomic(path, json.dumps(features))
+            atomic_write_text(path, json.dumps(features))
         return case.case_id, features, None, False
     except Exception as err:  # noqa: BLE001 - a failing case is reported, the rest go on
         text = str(err).strip().splitlines()

@@ -11,7 +11,6 @@ The checks live in ``row_checks`` (cells), ``case_files`` (images and masks) and
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -87,27 +86,17 @@ def load_cohort(cfg: CohortConfig, targets: bool = True, workers: int | None = N
     return load_validated(cfg, targets, workers)[1]
 
 
-def _cohort_config(args: argparse.Namespace) -> CohortConfig:
-    """The cohort section of ``--config`` (if given) with ``path`` set to the CSV argument."""
-    csv = Path(args.cohort)
+def cohort_config_for(csv: str | Path, config: str | Path | None = None) -> CohortConfig:
+    """The cohort section of the experiment YAML ``config`` (if given) with ``path`` set to
+    ``csv`` (what ``deepradiomics validate CSV [--config YAML]`` checks)."""
+    csv = Path(csv)
     if not csv.is_file():
         raise UsageError(f"cohort file not found: {csv}")
-    if not args.config:
+    if not config:
         return CohortConfig(path=csv)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(config)
     except UserError as err:
         raise UsageError(str(err)) from None
     # re-validate so the columns the user set explicitly stay marked as set
     return CohortConfig.model_validate({**cfg.cohort.model_dump(exclude_unset=True), "path": csv})
-
-
-def command(args: argparse.Namespace) -> int:
-    """``deepradiomics validate``: one line per problem, a summary; exit 1 on errors."""
-    cfg = _cohort_config(args)
-    manifest = read_manifest(cfg.path, cfg)
-    report = validate_manifest(manifest, progress=True)
-    for p in report.problems:
-        print(p)
-    print(report.summary())
-    return 0 if report.ok else 1

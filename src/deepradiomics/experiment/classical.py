@@ -21,11 +21,14 @@ import numpy as np
 import pandas as pd
 
 from deepradiomics.classical.combat import with_site_columns
+from deepradiomics.classical.features import RadiomicsCase, RadiomicsSettings, extract_features
+from deepradiomics.classical.models import make_baseline, survival_target
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.evaluate.splits import SplitAssignment
-from deepradiomics.experiment.data import CohortArrays
 from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
 from deepradiomics.experiment.folds import fold_indices
+from deepradiomics.preprocess.normalise import to_physical
 from deepradiomics.seeds import derive_seed
 from deepradiomics.tasks import get_task
 
@@ -34,9 +37,6 @@ log = logging.getLogger(__name__)
 
 def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progress: bool) -> pd.DataFrame:
     """PyRadiomics features of every case and channel (NaN rows for failed cases)."""
-    from deepradiomics.classical.features import RadiomicsCase, RadiomicsSettings, extract_features
-    from deepradiomics.preprocess.normalise import to_physical
-
     plan, prepared = arrays.plan, arrays.prepared
     ids = list(arrays.data.case_ids)
     masks = arrays.data.masks.numpy()
@@ -56,8 +56,6 @@ def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progres
 
 
 def classical_target(task: str, targets: np.ndarray, index: np.ndarray) -> np.ndarray:
-    from deepradiomics.classical.models import survival_target
-
     spec = get_task(task)
     if spec.time_to_event:
         return survival_target(targets[index, 1], targets[index, 0])
@@ -89,8 +87,6 @@ def baseline_fold(cfg: ExperimentConfig, arrays: CohortArrays, X: pd.DataFrame,
                   idx: dict[str, np.ndarray], fold: int, combat: bool) -> FoldPredictions:
     """The tuned baseline fitted on the fold's training cases; its scores on test, train and
     validation (for the threshold) cases."""
-    from deepradiomics.classical.models import make_baseline
-
     targets = arrays.data.targets.numpy()
     task = arrays.task
     est = make_baseline(task, combat=combat, seed=derive_seed(cfg.seed, "classical"))

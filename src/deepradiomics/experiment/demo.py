@@ -13,12 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from deepradiomics.config import parse_config
+from deepradiomics.config import ExperimentConfig, parse_config
+from deepradiomics.experiment.runner import run_experiment
+from deepradiomics.synth.generate import generate_cohort
 
 COHORT = {"cases": 300, "sites": 4, "seed": 0, "confounding": 0.3, "size": 96, "pet": True}
 
 
-def demo_config(cohort_csv: Path):
+def demo_config(cohort_csv: Path) -> ExperimentConfig:
     data = yaml.safe_load(resources.files("deepradiomics.experiment").joinpath("demo.yaml").read_text())
     data["cohort"]["path"] = str(cohort_csv)
     data["cohort"]["ground_truth"] = str(cohort_csv.parent / "ground_truth.csv")
@@ -26,8 +28,6 @@ def demo_config(cohort_csv: Path):
 
 
 def _cohort(out: Path) -> Path:
-    from deepradiomics.synth.generate import generate_cohort
-
     folder = out / "cohort"
     csv = folder / "cohort.csv"
     stamp = folder / "demo_cohort.json"
@@ -40,8 +40,6 @@ def _cohort(out: Path) -> Path:
 
 
 def run_demo(out: Path) -> int:
-    from deepradiomics.experiment.runner import run_experiment
-
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     metrics = run_experiment(demo_config(_cohort(out)), out)

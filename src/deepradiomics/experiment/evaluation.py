@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.evaluate import metrics as M
+from deepradiomics.evaluate.compare import delong_test, paired_difference
+from deepradiomics.evaluate.ensemble import ensemble_gain
 from deepradiomics.evaluate.panel import (
     default_auc_times, default_ibs_times, metric_panel, subgroup_panels,
 )
 from deepradiomics.evaluate.primary import primary_metric
-from deepradiomics.experiment.data import CohortArrays
 from deepradiomics.seeds import derive_seed
 from deepradiomics.tasks import get_task
 
@@ -122,8 +124,6 @@ def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredicti
                    b: ModelPredictions) -> list[dict[str, Any]]:
     """Paired patient-bootstrap difference in the primary metric, pooled and per site; for
     binary tasks also DeLong's test (pooled)."""
-    from deepradiomics.evaluate.compare import delong_test, paired_difference
-
     task = get_task(arrays.task)
     if task.dense:
         return []
@@ -164,8 +164,6 @@ def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredicti
 
 def ensemble_summary(arrays: CohortArrays, folds: list[Any]) -> dict[str, Any] | None:
     """Average member error vs ensemble error on the pooled test predictions."""
-    from deepradiomics.evaluate.ensemble import ensemble_gain
-
     n_members = len(folds[0].members)
     kind = get_task(arrays.task).ensemble
     if n_members < 2 or kind is None:

@@ -1,5 +1,6 @@
-"""``deepradiomics explain RUN CASES.csv --out DIR [--method ...]``: attribution maps of a
-trained run's ensemble for some cases, in each case's original image geometry.
+"""Attribution maps of a trained run's ensemble for some cases, in each case's original
+image geometry (``deepradiomics explain RUN CASES.csv --out DIR [--method ...]``, and a
+few TPs / FPs / FNs at the end of ``run``).
 
 Each case is read and prepared with the bundle's plan (as ``predict`` does); every member of
 the bundle gives a map on the network-input grid (Grad-CAM / Grad-CAM++ at the default layer,
@@ -14,8 +15,6 @@ next to the crop and the lesions, and with ``--sanity`` the cascading-randomisat
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 import time
@@ -23,8 +22,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+import torch
+from matplotlib.figure import Figure
 
+from deepradiomics.bundle import load_bundle, load_member
+from deepradiomics.cohort.manifest import build_cases, read_manifest
+from deepradiomics.dataset.covariates import apply_encoding
+from deepradiomics.dataset.manifest import covariate_table
 from deepradiomics.errors import UsageError, UserError
+from deepradiomics.explain.field_spec import build_backbone, field_summary
+from deepradiomics.explain.geometry import to_original
+from deepradiomics.explain.gradcam import grad_cam
+from deepradiomics.explain.localisation import body_mask, localise, summarise
+from deepradiomics.explain.occlusion import occlusion
+from deepradiomics.explain.receptive_field import receptive_field
+from deepradiomics.explain.sanity import cascading_randomisation
+from deepradiomics.files import write_json
+from deepradiomics.io.readers import read_image
+from deepradiomics.predict import cohort_config
+from deepradiomics.preprocess.case import prepare_images
+from deepradiomics.preprocess.source import read_case
 
 METHODS = ("gradcam", "gradcampp", "occlusion")
 
@@ -37,11 +56,6 @@ def safe_name(case_id: str) -> str:
 def attribution(method: str, model: Any, x: Any, covariates: Any = None, chunk: int = 16) -> Any:
     """``[N, D, H, W]`` map of one model (see ``explain.gradcam`` / ``explain.occlusion``),
     ``chunk`` cases at a time."""
-    import torch
-
-    from deepradiomics.explain.gradcam import grad_cam
-    from deepradiomics.explain.occlusion import occlusion
-
     maps = []
     for i in range(0, len(x), chunk):
         xi = x[i:i + chunk]
@@ -64,8 +78,6 @@ def _bundle_dir(run: Path) -> Path:
 def figure(path: Path, image: np.ndarray, mask: np.ndarray | None, amap: np.ndarray,
            spacing: tuple[float, float, float], title: str) -> None:
     """Three orthogonal planes through the lesion centre: image, mask outline, map."""
-    from matplotlib.figure import Figure
-
     if mask is not None and mask.any():
         centre = [int(round(c)) for c in np.argwhere(mask).mean(axis=0)]
     else:
@@ -94,10 +106,6 @@ def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
                   methods: tuple[str, ...] = ("gradcam",), sanity: bool = False,
                   figures: bool = True) -> dict[str, Any]:
     """Explain the cases of ``cases_csv`` with the run's bundle (see module doc)."""
-    from deepradiomics.cohort.manifest import build_cases, read_manifest
-    from deepradiomics.experiment.manifest_arrays import covariate_table
-    from deepradiomics.predict import cohort_config, load_bundle
-
     for m in methods:
         if m not in METHODS:
             raise UsageError(f"--method {m!r}: one of {', '.join(METHODS)}")
@@ -117,20 +125,6 @@ def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
                       max_sanity_cases: int = 8) -> dict[str, Any]:
     """Maps, figures and ``explain.json`` for ``cases`` (``Case`` objects) with their
     covariate table (one row per case, in order), using ``bundle``'s members."""
-    import SimpleITK as sitk
-    import torch
-
-    from deepradiomics.experiment.covariates import apply_encoding
-    from deepradiomics.explain.field_command import build_backbone, field_summary
-    from deepradiomics.explain.geometry import to_original
-    from deepradiomics.explain.localisation import body_mask, localise, summarise
-    from deepradiomics.explain.receptive_field import receptive_field
-    from deepradiomics.explain.sanity import cascading_randomisation
-    from deepradiomics.io.readers import read_image
-    from deepradiomics.predict import load_member
-    from deepradiomics.preprocess.case import prepare_images
-    from deepradiomics.preprocess.source import read_case
-
     out.mkdir(parents=True, exist_ok=True)
     plan = bundle.plan
     prepared, references, rows, failures = [], [], [], {}
@@ -200,25 +194,8 @@ def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
                 model, xs, lambda mod, v, m=m: attribution(m, mod, v, cs), m).to_dict()
             for m in methods
         }
-    (out / "explain.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "explain.json", result, indent=1)
     return result
-
-
-def command(args: argparse.Namespace) -> int:
-    methods = tuple(args.method or ["gradcam"])
-    result = explain_cases(args.run, args.cases, args.out, methods, sanity=args.sanity)
-    n = len(result["cases"])
-    for method, s in result["localisation"].items():
-        print(f"{method}: {n} case(s) in {result['seconds'][method]} s; median share in lesion "
-              f"{s['lesion_median']:.2f}, margin {s['margin_median']:.2f}, body "
-              f"{s['body_median']:.2f}, outside {s['outside_median']:.2f}; "
-              f"{s['flagged_outside_body']} flagged")
-    for method, s in result.get("sanity", {}).items():
-        verdict = "passed" if s["passed"] else "FAILED"
-        print(f"sanity {method}: {verdict} (median Spearman to the randomised model "
-              f"{s['final_spearman']:.2f}; threshold {s['threshold']})")
-    print(f"wrote {args.out}/explain.json and one map per case and method")
-    return 0
 
 
 PER_GROUP = 2  # cases per group (true positive, false positive, false negative) in a run
@@ -244,10 +221,6 @@ def explain_run(run_dir: Path, arrays: Any, threshold: float | None,
                 progress: bool = False) -> dict[str, Any] | None:
     """Grad-CAM of the run's ensemble on a few TPs / FPs / FNs (binary CSV cohorts), with the
     sanity check and the receptive field: ``RUN/explain/`` and ``metrics.json["explain"]``."""
-    import pandas as pd
-
-    from deepradiomics.predict import load_bundle
-
     if arrays.task != "binary" or arrays.plan is None or not arrays.cases:
         return None
     predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"case_id": str})
@@ -262,6 +235,6 @@ def explain_run(run_dir: Path, arrays: Any, threshold: float | None,
     for cid, group, prob in picked:
         if cid in result["cases"]:
             result["cases"][cid].update(group=group, prob=prob)
-    (run_dir / "explain" / "explain.json").write_text(json.dumps(result, indent=1))
+    write_json(run_dir / "explain" / "explain.json", result, indent=1)
     return {k: result[k] for k in ("sanity", "localisation", "receptive_field", "cases",
                                    "seconds", "display_scaling") if k in result}

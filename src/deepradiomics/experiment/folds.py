@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.dataset.arrays import CohortArrays
+from deepradiomics.dataset.covariates import encode_fold, encoding_width
+from deepradiomics.evaluate.ensemble import combine_members
 from deepradiomics.evaluate.splits import SplitAssignment
-from deepradiomics.experiment.data import CohortArrays
 from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
+from deepradiomics.experiment.members import member_jobs, run_member
 from deepradiomics.tasks import get_task
 
 
@@ -52,10 +55,6 @@ def fold_indices(splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]) 
 
 def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment, fold: int,
              run_dir: Path, progress: bool = True) -> FoldResult:
-    from deepradiomics.evaluate.ensemble import combine_members
-    from deepradiomics.experiment.covariates import encode_fold, encoding_width
-    from deepradiomics.experiment.members import member_jobs, run_member
-
     idx = fold_indices(splits, fold, arrays.data.case_ids)
     training_part = np.sort(np.concatenate([idx["train"], idx["val"]]))
     data, encoding = encode_fold(arrays, training_part)

@@ -16,11 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from deepradiomics.classical.models import make_baseline
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.dataset.arrays import ArrayData, CohortArrays
+from deepradiomics.dataset.covariates import encode_fold, encoding_width
 from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.evaluate.splits import SplitAssignment, grouped_holdout
-from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.experiment.classical import classical_scores, classical_target
 from deepradiomics.experiment.folds import fold_indices
+from deepradiomics.experiment.members import MemberJob, run_member
 from deepradiomics.seeds import derive_seed, fraction_key
 from deepradiomics.tasks import get_task
 
@@ -36,10 +40,8 @@ def training_subset(arrays: CohortArrays, train: np.ndarray, fraction: float, se
     return train[~dropped]
 
 
-def _cnn_point(cfg: ExperimentConfig, arrays: CohortArrays, data: Any, width: int, sub: np.ndarray,
+def _cnn_point(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, width: int, sub: np.ndarray,
                idx: dict[str, np.ndarray], folder: Path, progress: bool) -> tuple[float, float]:
-    from deepradiomics.experiment.members import MemberJob, run_member
-
     job = MemberJob(0, 0, sub, idx["val"], idx["test"], folder)
     out = run_member(cfg, arrays, data, job, width, progress)
     targets = arrays.data.targets.numpy()
@@ -49,9 +51,6 @@ def _cnn_point(cfg: ExperimentConfig, arrays: CohortArrays, data: Any, width: in
 
 def _classical_point(cfg: ExperimentConfig, arrays: CohortArrays, X: Any, sub: np.ndarray,
                      idx: dict[str, np.ndarray]) -> tuple[float, float]:
-    from deepradiomics.classical.models import make_baseline
-    from deepradiomics.experiment.classical import classical_scores, classical_target
-
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
     est = make_baseline(arrays.task, combat=False, seed=derive_seed(cfg.seed, "classical"))
@@ -66,8 +65,6 @@ def learning_curve(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAss
                    classical_X: Any = None) -> list[dict[str, Any]]:
     """Rows ``{model, fraction, n_train, repeat, train_score, test_score, metric}``; each
     point is stored in ``run_dir/learning_curve`` so a rerun reuses it."""
-    from deepradiomics.experiment.covariates import encode_fold, encoding_width
-
     lc = cfg.evaluate.learning_curve
     fold = splits.folds[0]
     idx = fold_indices(splits, fold, arrays.data.case_ids)

@@ -8,16 +8,18 @@ test cases) and ``done.json``: a rerun of the experiment reuses finished members
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from deepradiomics.config import ExperimentConfig
-from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.dataset.arrays import ArrayData, CohortArrays
+from deepradiomics.evaluate.ensemble import member_resamples
+from deepradiomics.files import atomic_write
+from deepradiomics.models import build_from_config
 from deepradiomics.seeds import derive_seed
-from deepradiomics.train.data import ArrayData
+from deepradiomics.train.loop import embed, fit, predict, resolve_device, setup_from_config
 
 DONE = "done.json"
 PREDICTIONS = "predictions.npz"
@@ -49,8 +51,6 @@ def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: n
                 val: np.ndarray, test: np.ndarray, folder: Path) -> list[MemberJob]:
     """One job (train on train, stop on val), or M bootstrap members of the training part
     (train + val) that stop on their out-of-bag cases."""
-    from deepradiomics.evaluate.ensemble import member_resamples
-
     m = cfg.evaluate.ensemble_members
     if m == 1:
         return [MemberJob(fold, 0, train, val, test, folder / "member_0")]
@@ -61,18 +61,9 @@ def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: n
             for i, s in enumerate(samples)]
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job: MemberJob,
                n_covariates: int, progress: bool = True) -> MemberOutput:
     """Train (or resume, or reuse) one member and return its predictions."""
-    from deepradiomics.train.command import build_model, build_setup
-    from deepradiomics.train.loop import embed, fit, predict, resolve_device
-
     done = job.folder / DONE
     if done.is_file():
         info = json.loads(done.read_text())
@@ -81,9 +72,9 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
                                 p["embedding"] if "embedding" in p else None)
     job.folder.mkdir(parents=True, exist_ok=True)
     cfg_m = cfg.model_copy(update={"seed": derive_seed(cfg.seed, "member", job.fold, job.member)})
-    model = build_model(cfg_m, arrays.task, arrays.in_channels, arrays.n_classes, arrays.spacing,
+    model = build_from_config(cfg_m, arrays.task, arrays.in_channels, arrays.n_classes, arrays.spacing,
                         n_covariates=n_covariates, n_sites=len(arrays.site_names))
-    setup = build_setup(cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing)
+    setup = setup_from_config(cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing)
     stop = data.subset(job.stop) if len(job.stop) else None
     result = fit(model, data.subset(job.train), stop, setup, job.folder, resume=True, progress=progress)
     device = resolve_device(cfg.train.device)
@@ -100,8 +91,8 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
     out = MemberOutput(outputs(unique_train, False), outputs(job.stop, cfg.train.tta),
                        outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds, embedding)
     extra = {} if embedding is None else {"embedding": embedding}
-    _save_npz(job.folder / PREDICTIONS, train=out.train, stop=out.stop, test=out.test,
-              train_index=unique_train, **extra)
+    arrays_out = dict(train=out.train, stop=out.stop, test=out.test, train_index=unique_train, **extra)
+    atomic_write(job.folder / PREDICTIONS, lambda f: np.savez(f, **arrays_out))
     done.write_text(json.dumps({"best_epoch": out.best_epoch, "seconds": round(out.seconds, 2),
                                 "epochs_run": result.epochs_run, "best_score": result.best_score}))
     return out

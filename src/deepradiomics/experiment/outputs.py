@@ -6,14 +6,12 @@ layout is the run-folder contract the report reads.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.experiment.evaluation import ModelPredictions
 from deepradiomics.tasks import get_task
 
@@ -64,22 +62,6 @@ def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
                             "levels": sorted(set(values) - {""})}
         summary["covariates"] = cov
     return summary
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    tmp.replace(path)
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def _score_columns(task: str, name: str, score: np.ndarray) -> dict[str, np.ndarray]:

@@ -15,15 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
+from deepradiomics.bundle import write_bundle
 from deepradiomics.config import ExperimentConfig, config_to_dict, save_config
+from deepradiomics.dataset.arrays import CohortArrays
+from deepradiomics.dataset.load import load_cohort_arrays
+from deepradiomics.dataset.splits import save_splits
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
-from deepradiomics.experiment.data import CohortArrays, load_cohort_arrays
+from deepradiomics.experiment.classical import (
+    classical_design, classical_models, embedding_combat_model,
+)
 from deepradiomics.experiment.evaluation import compare_models, ensemble_summary, model_metrics
-from deepradiomics.experiment.outputs import cohort_summary, predictions_table, write_json
+from deepradiomics.experiment.explain_cases import explain_run
+from deepradiomics.experiment.folds import cnn_predictions, run_fold
+from deepradiomics.experiment.learning_curve import learning_curve
+from deepradiomics.experiment.outputs import cohort_summary, predictions_table
+from deepradiomics.experiment.site_audit import site_audit
+from deepradiomics.files import atomic_write_text, write_json
+from deepradiomics.report import write_model_card, write_report
 from deepradiomics.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -49,25 +60,12 @@ def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path) 
     splits = make_splits(cfg.evaluate, case_ids=d.case_ids, patient_ids=d.patient_ids,
                          strata=arrays.strata(), sites=arrays.sites, official=arrays.official,
                          val_fraction=cfg.train.val_fraction, seed=cfg.seed)
-    table = splits.table.copy()
-    site = dict(zip(d.case_ids, arrays.sites)) if arrays.sites is not None else {}
-    table.insert(2, "site", table["case_id"].map(site).fillna(""))
-    path = run_dir / "splits.csv"
-    if path.is_file():
-        saved = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if not saved.equals(table.astype(str)):
-            raise UserError(f"{path} differs from the split of this cohort and config; the "
-                            "cohort changed since the run started: use a new --out folder")
-    else:
-        table.to_csv(path, index=False)
+    save_splits(run_dir, splits, arrays, resume=True)
     return splits
 
 
 def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the experiment into ``run_dir``; returns the metrics written."""
-    from deepradiomics.experiment.bundle import write_bundle
-    from deepradiomics.experiment.folds import cnn_predictions, run_fold
-
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -90,15 +88,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     models = [cnn_predictions(folds, n)]
     X = None
     if cfg.evaluate.classical:
-        from deepradiomics.experiment.classical import classical_design, classical_models
-
         _say(progress, "classical baseline: features, then the same folds")
         X = classical_design(cfg, arrays, run_dir, progress)
         if X is not None:
             models += classical_models(cfg, arrays, splits, X)
     if cfg.evaluate.combat_embeddings and len(arrays.site_names) > 1:
-        from deepradiomics.experiment.classical import embedding_combat_model
-
         _say(progress, "ComBat on the CNN embeddings + linear head, on the same folds")
         models.append(embedding_combat_model(cfg, arrays, splits, folds))
     per_model = {m.name: model_metrics(cfg, arrays, m) for m in models}
@@ -117,8 +111,6 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     metrics["comparisons"] = [row for a, b in pairs
                               for row in compare_models(cfg, arrays, by_name[a], by_name[b])]
     if cfg.evaluate.audit.site and len(arrays.site_names) > 1:
-        from deepradiomics.experiment.site_audit import site_audit
-
         _say(progress, "site audit: can the site be told from the model's inputs and embeddings?")
         metrics["audit"] = site_audit(cfg, arrays, splits, folds, X, run_dir, progress)
     if truth is not None:
@@ -127,16 +119,12 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     if ensemble:
         metrics["ensemble"] = ensemble
     if cfg.evaluate.learning_curve.enabled:
-        from deepradiomics.experiment.learning_curve import learning_curve
-
         _say(progress, "learning curve")
         metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress, X)
-    predictions_table(arrays, models, np.concatenate([f.std for f in folds])).to_csv(
-        run_dir / "predictions.csv", index=False)
+    table = predictions_table(arrays, models, np.concatenate([f.std for f in folds]))
+    atomic_write_text(run_dir / "predictions.csv", table.to_csv(index=False))
     write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
     if cfg.evaluate.explain:
-        from deepradiomics.experiment.explain_cases import explain_run
-
         _say(progress, "explanations: Grad-CAM of a few TPs / FPs / FNs, sanity check")
         explained = explain_run(run_dir, arrays, cnn.get("threshold"), progress)
         if explained:
@@ -144,8 +132,6 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - t0, 1),
                          "train_seconds": round(train_seconds, 1)}
     write_json(run_dir / "metrics.json", metrics)
-    from deepradiomics.report import write_model_card, write_report
-
     write_report(run_dir)
     write_model_card(run_dir)
     return metrics

@@ -29,8 +29,10 @@ from deepradiomics.audit.site import (
 from deepradiomics.classical.combat import META_PREFIX
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
-from deepradiomics.experiment.data import CohortArrays
-from deepradiomics.experiment.folds import FoldResult
+from deepradiomics.dataset.arrays import CohortArrays
+from deepradiomics.dataset.splits import save_splits
+from deepradiomics.experiment.evaluation import compare_models
+from deepradiomics.experiment.folds import FoldResult, cnn_predictions, run_fold
 
 UNSEEN = "cases no member of the fold trained on (held-out and early-stopping), per fold"
 ALL = ("every case, embedded by each fold's model (a fold's unseen cases span fewer than "
@@ -86,9 +88,6 @@ def loso_gap(cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldResult
     """The CNN under the other split scheme (k-fold <-> leave-one-site-out, trained into
     ``run_dir/loso_gap``) and the paired difference leave-one-site-out minus random split of
     the headline metric on the same cases, with its patient-bootstrap CI."""
-    from deepradiomics.experiment.evaluation import compare_models
-    from deepradiomics.experiment.folds import cnn_predictions, run_fold
-
     other = "kfold" if cfg.evaluate.split == "loso" else "loso"
     cfg_other = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"split": other})})
     d = arrays.data
@@ -97,7 +96,7 @@ def loso_gap(cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldResult
                          val_fraction=cfg.train.val_fraction, seed=cfg.seed)
     folder = run_dir / "loso_gap"
     folder.mkdir(parents=True, exist_ok=True)
-    splits.to_csv(folder / "splits.csv")
+    save_splits(folder, splits, arrays)
     other_folds = [run_fold(cfg_other, arrays, splits, k, folder, progress) for k in splits.folds]
     mine, theirs = cnn_predictions(folds, len(d)), cnn_predictions(other_folds, len(d))
     loso, random = (mine, theirs) if cfg.evaluate.split == "loso" else (theirs, mine)

@@ -10,33 +10,31 @@ Layout under the cache folder (file names are hashes: no case or patient identif
 every file, sorted by relative path), so renaming or touching a file keeps its entries and
 editing it invalidates them. ``case_key`` adds the whole resolved plan, so any change of
 spacing, crop, window... gives a new key. Every write goes to a hidden temporary file in
-the same folder, then ``os.replace`` publishes it: an interrupted run leaves at most a
-``.tmp`` file, which is never read (and is swept after a day).
+the same folder, then ``os.replace`` publishes it (``files.atomic_write``): an interrupted
+run leaves at most a ``.tmp`` file, which is never read (and is swept after a day).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-import uuid
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from deepradiomics.cohort.manifest import Case
 from deepradiomics.errors import UserError
+from deepradiomics.files import TEMP_SUFFIX, atomic_write
 from deepradiomics.preprocess.case import PreparedCase
 from deepradiomics.preprocess.fingerprint import FINGERPRINT_VERSION
 from deepradiomics.preprocess.plan import Plan
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes its output
 _CHUNK = 1 << 20
-_TEMP_SUFFIX = ".tmp"
 
 
 def _hash_file(h: "hashlib._Hash", path: Path) -> None:
@@ -89,19 +87,6 @@ def fingerprint_key(digest: str, modalities: Mapping[str, tuple[str, bool]]) -> 
     """Key of a case fingerprint: content, and how each modality is read (kind, SUV)."""
     return _key({"content": digest, "fingerprint_version": FINGERPRINT_VERSION,
                  "fingerprint_of": {k: list(v) for k, v in modalities.items()}})
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class CaseCache:
@@ -170,7 +155,7 @@ class CaseCache:
         removed = 0
         now = time.time()
         for sub in ("cases", "fingerprints"):
-            for p in (self.root / sub).glob(f".*{_TEMP_SUFFIX}"):
+            for p in (self.root / sub).glob(f".*{TEMP_SUFFIX}"):
                 try:
                     if now - p.stat().st_mtime > older_than_s:
                         p.unlink()

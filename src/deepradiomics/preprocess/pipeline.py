@@ -9,22 +9,20 @@
 
 A case that fails (unreadable file, empty mask, any error) is reported as a
 ``CaseFailure`` with its reason; the others still finish, and everything finished is
-already in the cache, so a rerun only redoes what is missing. ``command`` is the
-``deepradiomics preprocess`` subcommand.
+already in the cache, so a rerun only redoes what is missing. ``deepradiomics preprocess``
+(``cli``) runs ``prepare_experiment`` on ``config_for_source``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from deepradiomics.cohort.manifest import Case, build_cases, read_manifest
 from deepradiomics.config import (
@@ -262,8 +260,9 @@ def prepare_experiment(
     return prepared
 
 
-def _config_for(source: Path) -> ExperimentConfig:
-    """An experiment YAML as it is; a cohort CSV with default settings."""
+def config_for_source(source: Path) -> ExperimentConfig:
+    """What ``deepradiomics preprocess SOURCE`` prepares: an experiment YAML as it is; a
+    cohort CSV with default settings."""
     suffix = source.suffix.lower()
     if suffix in (".yaml", ".yml"):
         return load_config(source)
@@ -271,8 +270,6 @@ def _config_for(source: Path) -> ExperimentConfig:
         raise UsageError(f"{source}: expected an experiment YAML (.yaml) or a cohort CSV (.csv)")
     if not source.is_file():
         raise UserError(f"cohort file not found: {source}")
-    import pandas as pd
-
     try:
         columns = {str(c).strip() for c in pd.read_csv(source, nrows=0).columns}
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -301,31 +298,3 @@ def describe_plan(plan: Plan) -> list[str]:
                 if m.window is not None else "")
         lines.append(f"channel  {m.name} ({m.kind}): {m.window_source} {what}".rstrip())
     return lines
-
-
-def command(args: argparse.Namespace) -> int:
-    """``deepradiomics preprocess SOURCE [--out DIR] [--workers N]``."""
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    source = Path(args.source)
-    cfg = _config_for(source)
-    out = Path(args.out) if args.out else Path("preprocessed")
-    start = time.perf_counter()
-    prepared = prepare_experiment(cfg, out, workers=args.workers)
-    total = len(prepared.keys) + len(prepared.failures)
-    print(f"prepared {len(prepared.keys)}/{total} cases in {time.perf_counter() - start:.1f} s "
-          f"({prepared.computed} computed, {prepared.reused} from the cache)")
-    for line in describe_plan(prepared.plan):
-        print(f"  {line}")
-    truncated = [cid for cid in prepared.case_ids if prepared.meta(cid).get("mask_truncated")]
-    if truncated:
-        print(f"  note: the mask reaches outside the crop in {len(truncated)} case(s) "
-              "(set preprocess.crop_mm larger to keep whole masks)")
-    print(f"wrote {out / FINGERPRINT_FILE}, {out / PLAN_FILE}, {out / INDEX_FILE}; "
-          f"cache {prepared.cache_dir}")
-    if prepared.failures:
-        print(f"{len(prepared.failures)} case(s) failed:", file=sys.stderr)
-        for f in prepared.failures:
-            print(f"  {f}", file=sys.stderr)
-        return 1
-    return 0

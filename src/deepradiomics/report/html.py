@@ -18,6 +18,7 @@ import numpy as np
 
 import deepradiomics
 from deepradiomics.report import confounding, figures, tables
+from deepradiomics.report import explain as ex
 from deepradiomics.report.formatting import (
     DASH,
     fmt_estimate,
@@ -449,8 +450,6 @@ def uncertainty_section(run: RunData) -> str:
 
 
 def explain_section(run: RunData) -> str:
-    from deepradiomics.report import explain as ex
-
     info = run.metrics.get("explain")
     if not isinstance(info, dict) or not info.get("cases"):
         return ""

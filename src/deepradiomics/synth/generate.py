@@ -1,7 +1,7 @@
 """Write the synthetic multi-site cohort: NIfTI volumes, masks, cohort.csv, ground_truth.csv.
 
-``generate_cohort`` is the library entry (used by ``demo`` and by tests); ``command`` is the
-``deepradiomics synth`` subcommand. The generative model is documented in the package
+``generate_cohort`` is the library entry (used by ``demo``, by tests and by the
+``deepradiomics synth`` subcommand). The generative model is documented in the package
 docstring (``deepradiomics.synth``). Output folder::
 
     OUT/cohort.csv          what a user would have: paths, site, outcome, covariates
@@ -16,12 +16,9 @@ lesion and (seed, case index) for the acquisition, so files do not depend on ``w
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
-import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,27 +302,3 @@ def generate_cohort(
     cols = COHORT_COLUMNS if pet else [c for c in COHORT_COLUMNS if c != "pet"]
     table[cols].to_csv(out / "cohort.csv", index=False)  # written last: marks a complete cohort
     return out / "cohort.csv"
-
-
-def command(args: argparse.Namespace) -> int:
-    """``deepradiomics synth OUT --cases N --sites K --seed S --confounding C --size 96``."""
-    start = time.perf_counter()
-    path = generate_cohort(
-        args.out,
-        cases=args.cases,
-        sites=args.sites,
-        seed=args.seed,
-        confounding=args.confounding,
-        size=args.size,
-        pet=not args.no_pet,
-        workers=args.workers,
-        progress=sys.stderr.isatty(),
-    )
-    cohort = pd.read_csv(path)
-    print(
-        f"wrote {len(cohort)} cases ({cohort['patient_id'].nunique()} patients, "
-        f"{cohort['site'].nunique()} sites, {cohort['label'].mean():.0%} label 1) to {path} "
-        f"in {time.perf_counter() - start:.1f} s; true risk and phenotype in "
-        f"{path.parent / 'ground_truth.csv'}"
-    )
-    return 0

@@ -30,7 +30,8 @@ from torch import nn
 from tqdm import tqdm
 
 from deepradiomics.augment import build_augmenter
-from deepradiomics.config import AugmentConfig, TrainConfig
+from deepradiomics.config import AugmentConfig, ExperimentConfig, TrainConfig, config_to_dict
+from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.losses import get_loss
 from deepradiomics.losses.classification import balanced_class_weights
@@ -39,7 +40,6 @@ from deepradiomics.seeds import torch_generator
 from deepradiomics.tasks import get_task
 from deepradiomics.train import distributed as dist
 from deepradiomics.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from deepradiomics.train.data import ArrayData
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -58,6 +58,17 @@ class Setup:
     n_classes: int = 2
     adversary_weight: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)  # saved in the checkpoint
+
+
+def setup_from_config(cfg: ExperimentConfig, task: str, n_classes: int, anisotropic: bool,
+                      spacing: tuple[float, float, float] | None) -> Setup:
+    """The ``Setup`` of one model trained under ``cfg`` (its seed, train and augment sections)."""
+    return Setup(
+        task=task, train=cfg.train, augment=cfg.augment, seed=cfg.seed, anisotropic=anisotropic,
+        spacing=spacing, n_classes=n_classes,
+        adversary_weight=cfg.model.adversary_weight if cfg.model.site_adversary else 0.0,
+        config=config_to_dict(cfg),
+    )
 
 
 @dataclass

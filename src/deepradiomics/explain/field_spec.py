@@ -1,5 +1,5 @@
-"""``deepradiomics receptive-field CONFIG.yaml | MODEL --spacing Z Y X``: the receptive field
-of every stage next to the crop and the cohort's median lesion extent.
+"""What ``deepradiomics receptive-field CONFIG.yaml | MODEL --spacing Z Y X`` shows: the
+receptive field of every stage next to the crop and the cohort's median lesion extent.
 
 With a config, spacing and crop come from its ``preprocess`` section when they are given
 there, else from a plan (``--plan DIR``: a run folder, its ``preprocess/`` or ``bundle/``, or
@@ -9,15 +9,18 @@ median lesion extent.
 
 from __future__ import annotations
 
-import argparse
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deepradiomics.config import load_config
 from deepradiomics.errors import UsageError, UserError
-from deepradiomics.explain.receptive_field import StageField, receptive_field
+from deepradiomics.explain.receptive_field import StageField
+from deepradiomics.models import accepts_kwarg, create_backbone
+from deepradiomics.preprocess.fingerprint import Fingerprint
+from deepradiomics.preprocess.plan import Plan
 
 Triple = tuple[float, float, float]
 DEFAULT_SHAPE = (64, 64, 64)
@@ -62,9 +65,6 @@ def field_summary(stages: list[StageField], spacing: Triple, crop_mm: Triple | N
 
 def _plan_folder(folder: Path) -> tuple[Any, Triple | None]:
     """(Plan, median lesion extent mm) from a folder holding ``plan.json``."""
-    from deepradiomics.preprocess.fingerprint import Fingerprint
-    from deepradiomics.preprocess.plan import Plan
-
     for d in (folder, folder / "preprocess", folder / "bundle"):
         if (d / "plan.json").is_file():
             plan = Plan.load(d / "plan.json")
@@ -80,8 +80,6 @@ def _plan_folder(folder: Path) -> tuple[Any, Triple | None]:
 
 
 def _from_config(path: Path, plan_dir: Path | None) -> dict[str, Any]:
-    from deepradiomics.config import load_config
-
     cfg = load_config(path)
     pre = cfg.preprocess
     plan, lesion = _plan_folder(plan_dir) if plan_dir is not None else (None, None)
@@ -104,13 +102,11 @@ def _from_config(path: Path, plan_dir: Path | None) -> dict[str, Any]:
     else:
         shape = DEFAULT_SHAPE
     return {"model": cfg.model.name, "kwargs": dict(cfg.model.kwargs), "spacing": spacing,
-            "crop": crop, "shape": shape, "lesion": lesion, "in_channels": None}
+            "crop": crop, "shape": shape, "lesion": lesion}
 
 
 def build_backbone(name: str, kwargs: dict[str, Any], spacing: Triple, in_channels: int | None):
     """The registry backbone ``name``, given ``spacing`` when it takes one (as training does)."""
-    from deepradiomics.models import accepts_kwarg, create_backbone
-
     kwargs = dict(kwargs)
     if accepts_kwarg(name, "spacing"):
         kwargs.setdefault("spacing", tuple(spacing))
@@ -119,31 +115,46 @@ def build_backbone(name: str, kwargs: dict[str, Any], spacing: Triple, in_channe
     return create_backbone(name, **kwargs)
 
 
-def command(args: argparse.Namespace) -> int:
-    source = str(args.source)
+@dataclass(frozen=True)
+class FieldSpec:
+    """The model and geometry whose receptive field is traced."""
+
+    model: str
+    spacing: Triple
+    shape: tuple[int, ...]
+    crop: Triple | None = None
+    lesion: Triple | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def backbone(self):
+        return build_backbone(self.model, self.kwargs, self.spacing, None)
+
+    def describe(self) -> str:
+        return f"model {self.model}, spacing {_fmt(self.spacing)} mm (z, y, x)"
+
+
+def field_spec(source: str | Path, plan: str | Path | None = None,
+               spacing: Triple | None = None, shape: tuple[int, ...] | None = None) -> FieldSpec:
+    """The spec of an experiment YAML (``source`` ending in .yaml / .yml) or a registry model
+    name; ``plan``, ``spacing`` and ``shape`` as the command's options."""
+    source = str(source)
     if source.lower().endswith((".yaml", ".yml")):
-        spec = _from_config(Path(source), Path(args.plan) if args.plan else None)
-        if args.spacing:
-            spec["spacing"] = tuple(args.spacing)
+        spec = _from_config(Path(source), Path(plan) if plan else None)
+        if spacing:
+            spec["spacing"] = tuple(spacing)
     else:
-        if args.plan:
-            plan, lesion = _plan_folder(Path(args.plan))
-            spacing, crop, shape = tuple(plan.spacing), plan.crop_mm, tuple(plan.shape)
+        if plan:
+            p, lesion = _plan_folder(Path(plan))
+            spacing_, crop, shape_ = tuple(p.spacing), p.crop_mm, tuple(p.shape)
         else:
-            spacing, crop, shape, lesion = (1.0, 1.0, 1.0), None, DEFAULT_SHAPE, None
-        if args.spacing:
-            spacing = tuple(args.spacing)
-        spec = {"model": source, "kwargs": {}, "spacing": spacing, "crop": crop,
-                "shape": shape, "lesion": lesion, "in_channels": None}
-    if args.shape:
-        spec["shape"] = tuple(args.shape)
+            spacing_, crop, shape_, lesion = (1.0, 1.0, 1.0), None, DEFAULT_SHAPE, None
+        if spacing:
+            spacing_ = tuple(spacing)
+        spec = {"model": source, "kwargs": {}, "spacing": spacing_, "crop": crop,
+                "shape": shape_, "lesion": lesion}
+    if shape:
+        spec["shape"] = tuple(shape)
     if any(s <= 0 for s in spec["spacing"]):
         raise UsageError(f"--spacing must be positive (z y x mm), got {spec['spacing']}")
-    backbone = build_backbone(spec["model"], spec["kwargs"], spec["spacing"], spec["in_channels"])
-    stages = receptive_field(backbone, spec["shape"], spec["spacing"])
-    print(f"model {spec['model']}, spacing {_fmt(spec['spacing'])} mm (z, y, x)")
-    print("\n".join(field_table(stages, spec["crop"], spec["shape"], spec["lesion"])))
-    if args.json:
-        Path(args.json).write_text(json.dumps(field_summary(
-            stages, spec["spacing"], spec["crop"], spec["shape"], spec["lesion"]), indent=1))
-    return 0
+    return FieldSpec(model=spec["model"], spacing=spec["spacing"], shape=spec["shape"],
+                     crop=spec["crop"], lesion=spec["lesion"], kwargs=spec["kwargs"])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepradiomics.train.data import ArrayData
+from deepradiomics.dataset.arrays import ArrayData, CohortArrays
 
 
 def fit_encoding(table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def site_index(sites: np.ndarray | None, names: list[str]) -> torch.Tensor | Non
     return torch.tensor([lookup[s] for s in sites], dtype=torch.long)
 
 
-def encode_fold(arrays: Any, train_index: np.ndarray) -> tuple[ArrayData, dict[str, Any] | None]:
+def encode_fold(arrays: CohortArrays, train_index: np.ndarray) -> tuple[ArrayData, dict[str, Any] | None]:
     """All cases with covariates encoded from the ``train_index`` rows, and the encoding."""
     data = replace(arrays.data, sites=site_index(arrays.sites, arrays.site_names))
     table = arrays.covariates

@@ -10,11 +10,13 @@ import pandas as pd
 import torch
 
 from deepradiomics.cohort.manifest import Case
+from deepradiomics.cohort.validate import load_validated
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.dataset.arrays import ArrayData, CohortArrays
 from deepradiomics.errors import UserError
-from deepradiomics.experiment.data import CohortArrays
+from deepradiomics.preprocess.case import with_mask_channel
+from deepradiomics.preprocess.pipeline import prepare_cohort
 from deepradiomics.tasks import get_task
-from deepradiomics.train.data import ArrayData
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,6 @@ def covariate_table(cases: list[Case], numeric: list[str], categorical: list[str
 def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
     """Validated, preprocessed cases of a CSV cohort; cases that fail preprocessing are
     left out with their reason (in ``failures``) and the rest go on."""
-    from deepradiomics.cohort.validate import load_validated
-    from deepradiomics.preprocess.pipeline import prepare_cohort
-
     manifest, cases = load_validated(cfg.cohort)
     out = run_dir / "preprocess"
     prepared = prepare_cohort(cases, manifest.columns.modalities, cfg.preprocess,
@@ -80,8 +79,6 @@ def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
         raise UserError(f"{cfg.cohort.path}: no case could be preprocessed")
     images, masks, ids = prepared.load_all([c.case_id for c in kept])
     if cfg.preprocess.mask_channel:
-        from deepradiomics.preprocess.case import with_mask_channel
-
         images = with_mask_channel(images, masks, f"{cfg.cohort.path}: a case")
     task = cfg.cohort.task
     classes = task_classes(cfg, kept)
