@@ -16,7 +16,7 @@ import deepradiomics
 
 SRC = Path(deepradiomics.__file__).parent
 # ARCHITECTURE.md: from orchestration down to the pieces
-ORCHESTRATION = {"cli", "api", "experiment", "bundle", "predict", "report"}
+ORCHESTRATION = {"cli", "api", "experiment", "bundle", "inference", "report"}
 # modules whose imports of this package may sit inside functions, and why
 LAZY_ALLOWED = {
     "cli.py": "--help is instant",

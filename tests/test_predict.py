@@ -21,7 +21,7 @@ from deepradiomics.cli import main
 from deepradiomics.config import load_config, parse_config
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.bundle import Member, load_bundle, load_member
-from deepradiomics.predict import ensemble_columns, predict_cases, prepare_cases
+from deepradiomics.inference import ensemble_columns, predict_cases, prepare_cases
 
 OUTCOME_COLUMNS = ["label", "time", "event"]
 

@@ -42,7 +42,9 @@ MANIFEST = "bundle.json"
 class FittedFold(Protocol):
     """What ``write_bundle`` reads of one outer fold (``experiment.folds.FoldResult``)."""
 
-    fold: int
+    @property
+    def fold(self) -> int: ...
+
     member_dirs: list[Path]
     offsets: list[float] | None
     encoding: dict | None

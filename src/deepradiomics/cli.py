@@ -119,7 +119,7 @@ def _predict(args: argparse.Namespace) -> int:
     """``deepradiomics predict``: exit 0 when a case was predicted, 1 when none could be."""
     from deepradiomics.errors import UsageError
     from deepradiomics.files import atomic_write_text
-    from deepradiomics.predict import predict_cases
+    from deepradiomics.inference import predict_cases
 
     out = Path(args.out)
     if out.exists() and Path(args.cases).exists() and out.resolve() == Path(args.cases).resolve():

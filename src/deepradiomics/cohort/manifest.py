@@ -159,6 +159,18 @@ def read_manifest(
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not a readable CSV: {err}") from None
+    return manifest_from_table(table, path, cfg, targets)
+
+
+def manifest_from_table(table: pd.DataFrame, path: str | Path, cfg: CohortConfig | None = None,
+                        targets: bool = True) -> Manifest:
+    """A manifest from rows already in memory (the Python API's DataFrame of cases): every
+    cell becomes a stripped string ("" when missing), as ``read_manifest`` reads a CSV.
+    ``path`` names the table in messages and its folder resolves relative file paths."""
+    path = Path(path)
+    cfg = cfg or CohortConfig(path=path)
+    table = table.reset_index(drop=True).astype(object).where(table.notna().to_numpy(), "")
+    table = table.astype(str)
     table.columns = [str(c).strip() for c in table.columns]
     table = table.apply(lambda s: s.str.strip())
     cols = _resolve_columns(cfg, list(table.columns), str(path), targets)

@@ -30,7 +30,9 @@ from deepradiomics.tasks import get_task
 
 @dataclass
 class FoldPredictions:
-    """One model's predictions in one fold (indices into the cohort)."""
+    """One model's predictions in one fold (indices into the cohort): test cases, its own
+    training cases (survival baselines) and the early-stopping / validation cases of each
+    member (decision thresholds); ``std`` is an ensemble's spread per test case."""
 
     fold: int
     test: np.ndarray

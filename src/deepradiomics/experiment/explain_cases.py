@@ -41,7 +41,7 @@ from deepradiomics.explain.receptive_field import receptive_field
 from deepradiomics.explain.sanity import cascading_randomisation
 from deepradiomics.files import write_json
 from deepradiomics.io.readers import read_image
-from deepradiomics.predict import cohort_config
+from deepradiomics.inference import cohort_config
 from deepradiomics.preprocess.case import prepare_images
 from deepradiomics.preprocess.source import read_case
 

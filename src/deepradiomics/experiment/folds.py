@@ -25,15 +25,11 @@ from deepradiomics.tasks import get_task
 
 @dataclass
 class FoldResult:
-    fold: int
-    test: np.ndarray  # cohort indices of the test cases
-    mean: np.ndarray  # ensemble prediction per test case
-    std: np.ndarray  # members' spread per test case
+    """The CNN ensemble of one outer fold: its predictions (the same type as every other
+    model's) plus what the bundle and the ensemble / ComBat analyses need."""
+
+    predictions: FoldPredictions  # ensemble mean on test (std: members' spread), stop, train
     members: list[np.ndarray]  # each member's (centred) test prediction
-    stop_targets: list[np.ndarray] = field(default_factory=list)  # per member, for thresholds
-    stop_predictions: list[np.ndarray] = field(default_factory=list)
-    train_index: np.ndarray | None = None  # cases of the training part (survival baseline)
-    train_mean: np.ndarray | None = None  # ensemble prediction on them
     seconds: float = 0.0
     encoding: dict | None = None  # covariate encoding of this fold's training part
     member_dirs: list[Path] = field(default_factory=list)
@@ -41,12 +37,18 @@ class FoldResult:
     embeddings: list[np.ndarray] = field(default_factory=list)  # per member [N, F], optional
     trained: np.ndarray | None = None  # cohort indices any member of the fold trained on
 
+    @property
+    def fold(self) -> int:
+        return self.predictions.fold
+
+    @property
+    def test(self) -> np.ndarray:
+        return self.predictions.test
+
 
 def cnn_predictions(folds: list[FoldResult], n: int) -> ModelPredictions:
     """The CNN ensemble's out-of-fold predictions in the shape every model shares."""
-    return ModelPredictions("cnn", [
-        FoldPredictions(f.fold, f.test, f.mean, f.train_index, f.train_mean, f.stop_targets,
-                        f.stop_predictions, f.std) for f in folds], n)
+    return ModelPredictions("cnn", [f.predictions for f in folds], n)
 
 
 def fold_indices(splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -67,10 +69,11 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
     ens = combine_members([o.test for o in outs], kind=kind, offsets=offsets)
     centred = [o.test - (offsets[i] if offsets else 0.0) for i, o in enumerate(outs)]
     targets = arrays.data.targets.numpy()
+    predictions = FoldPredictions(
+        fold, idx["test"], ens.mean, std=ens.uncertainty,
+        stop_targets=[targets[j.stop] for j in jobs], stop_scores=[o.stop for o in outs])
     result = FoldResult(
-        fold=fold, test=idx["test"], mean=ens.mean, std=ens.uncertainty, members=centred,
-        stop_targets=[targets[j.stop] for j in jobs], stop_predictions=[o.stop for o in outs],
-        seconds=sum(o.seconds for o in outs), encoding=encoding,
+        predictions, members=centred, seconds=sum(o.seconds for o in outs), encoding=encoding,
         member_dirs=[j.folder for j in jobs], offsets=offsets,
         embeddings=[o.embedding for o in outs if o.embedding is not None],
         trained=np.unique(np.concatenate([j.train for j in jobs])),
@@ -86,5 +89,5 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
             preds[pos] += o.train - offsets[j]
             counts[pos] += 1
         seen = counts > 0
-        result.train_index, result.train_mean = common[seen], preds[seen] / counts[seen]
+        predictions.train, predictions.train_score = common[seen], preds[seen] / counts[seen]
     return result

@@ -121,7 +121,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     if cfg.evaluate.learning_curve.enabled:
         _say(progress, "learning curve")
         metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress, X)
-    table = predictions_table(arrays, models, np.concatenate([f.std for f in folds]))
+    table = predictions_table(arrays, models, np.concatenate([f.predictions.std for f in folds]))
     atomic_write_text(run_dir / "predictions.csv", table.to_csv(index=False))
     write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
     if cfg.evaluate.explain:

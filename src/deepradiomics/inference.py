@@ -1,5 +1,5 @@
 """Apply a trained bundle (``bundle.load_bundle``) to new cases: ``predict_cases``, behind
-``deepradiomics predict BUNDLE CASES.csv --out PREDS.csv`` and ``deepradiomics.predict``.
+``deepradiomics predict BUNDLE CASES.csv --out PREDS.csv`` and ``deepradiomics.predict()``.
 
 The cases CSV uses the training cohort's column names (outcome columns not needed). Each
 case is validated (``cohort.validate`` without targets) and prepared with the bundle's saved
@@ -29,7 +29,9 @@ import torch
 from tqdm import tqdm
 
 from deepradiomics.bundle import Bundle, load_bundle, load_member
-from deepradiomics.cohort.manifest import Case, Manifest, build_cases, read_manifest
+from deepradiomics.cohort.manifest import (
+    Case, Manifest, build_cases, manifest_from_table, read_manifest,
+)
 from deepradiomics.cohort.problems import Problem
 from deepradiomics.cohort.validate import validate_manifest
 from deepradiomics.config import CohortConfig, ModalityConfig
@@ -191,11 +193,15 @@ class Predictions:
 
 
 def _validated(
-    bundle: Bundle, csv: Path
+    bundle: Bundle, csv: Path, table: pd.DataFrame | None = None
 ) -> tuple[Manifest, list[Case], dict[int, str], dict[int, list[str]]]:
     """Manifest, cases, and by position: the reasons of the rows that failed validation and
-    the stderr lines of every row (its errors, else its warnings)."""
-    manifest = read_manifest(csv, cohort_config(bundle, csv), targets=False)
+    the stderr lines of every row (its errors, else its warnings). ``table``: the rows (then
+    ``csv`` only names them and locates relative paths), else the CSV is read."""
+    if table is None:
+        manifest = read_manifest(csv, cohort_config(bundle, csv), targets=False)
+    else:
+        manifest = manifest_from_table(table, csv, cohort_config(bundle, csv), targets=False)
     report = validate_manifest(manifest, targets=False)
     if report.cohort_errors:
         raise UserError(f"{csv}: " + "; ".join(p.message for p in report.cohort_errors))
@@ -213,38 +219,46 @@ def _validated(
 
 def predict_cases(
     bundle_dir: str | Path,
-    cases_csv: str | Path,
+    cases: str | Path | pd.DataFrame,
     workers: int | None = None,
     progress: bool = False,
+    base_dir: str | Path | None = None,
 ) -> Predictions:
-    """Predict every usable case of ``cases_csv`` with the bundle (see the module docstring).
+    """Predict every usable case with the bundle (see the module docstring).
 
-    ``workers``: preprocessing processes (default: the bundle config's
-    ``preprocess.workers``; 1 prepares in this process).
+    ``cases``: a cases CSV, or a DataFrame with its columns whose relative file paths are
+    resolved against ``base_dir`` (default: the current folder). ``workers``: preprocessing
+    processes (default: the bundle config's ``preprocess.workers``; 1 prepares in this
+    process).
     """
     bundle = load_bundle(bundle_dir)
-    csv = Path(cases_csv)
-    if not csv.is_file():
-        raise UsageError(f"cases file not found: {csv}")
-    manifest, cases, failed, messages = _validated(bundle, csv)
-    usable = [i for i in range(len(cases)) if i not in failed]
+    table = None
+    if isinstance(cases, pd.DataFrame):
+        table = cases
+        csv = Path(base_dir or Path.cwd()).resolve() / "<cases DataFrame>"
+    else:
+        csv = Path(cases)
+        if not csv.is_file():
+            raise UsageError(f"cases file not found: {csv}")
+    manifest, records, failed, messages = _validated(bundle, csv, table)
+    usable = [i for i in range(len(records)) if i not in failed]
     workers = workers or bundle.cfg.preprocess.workers
-    images, prep_failed = prepare_cases([cases[i] for i in usable], bundle.plan, workers, progress,
+    images, prep_failed = prepare_cases([records[i] for i in usable], bundle.plan, workers, progress,
                                         bundle.cfg.preprocess.mask_channel)
     for j, reason in sorted(prep_failed.items()):
-        case = cases[usable[j]]
+        case = records[usable[j]]
         reason = re.sub(rf"^case {re.escape(case.case_id)}( \(line \d+\))?: ", "", reason)
         failed[usable[j]] = f"preprocess: {reason}"
         # the warnings of a case that then failed are noise next to its error
         messages[usable[j]] = [
             f"error: case {case.case_id} (line {case.line}): preprocess: {reason}"
         ]
-    ok = [i for i in range(len(cases)) if i not in failed]
+    ok = [i for i in range(len(records)) if i not in failed]
     table = pd.DataFrame(
         {
-            "case_id": [c.case_id for c in cases],
-            "status": ["failed" if i in failed else "ok" for i in range(len(cases))],
-            "reason": [failed.get(i, "") for i in range(len(cases))],
+            "case_id": [c.case_id for c in records],
+            "status": ["failed" if i in failed else "ok" for i in range(len(records))],
+            "reason": [failed.get(i, "") for i in range(len(records))],
         }
     )
     per_case = (bundle.n_classes,) if get_task(bundle.task).scores_per_class else ()
@@ -254,12 +268,12 @@ def predict_cases(
         stacked = np.stack([images[position[i]] for i in ok])
         cols = manifest.columns
         cov = covariate_table(
-            [cases[i] for i in ok], cols.covariates_numeric, cols.covariates_categorical
+            [records[i] for i in ok], cols.covariates_numeric, cols.covariates_categorical
         )
         outputs = member_outputs(bundle, stacked, cov, progress)
     pred = ensemble_columns(bundle, outputs)
     pred.index = ok
     table = table.join(pred)
     table["n_members"] = table["n_members"].astype("Int64")
-    lines = [line for i in range(len(cases)) for line in messages[i]]
+    lines = [line for i in range(len(records)) for line in messages[i]]
     return Predictions(table=table, messages=lines, members=outputs)
