@@ -139,3 +139,9 @@ def test_a_cycle_through_a_function_import_is_found(tmp_path: Path) -> None:
     assert lazy == [("low/data.py", "toy.high.run")]
     (pkg / "low" / "data.py").write_text("def load():\n    return 1\n")
     assert find_cycle(package_graph(pkg)[0]) is None
+
+
+def test_every_package_folder_has_an_init() -> None:
+    """``setuptools.packages.find`` ships only folders with an ``__init__.py``."""
+    folders = {p.parent for p in SRC.rglob("*.py")}
+    assert not sorted(f.relative_to(SRC).as_posix() for f in folders if not (f / "__init__.py").is_file())
