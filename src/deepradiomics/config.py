@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deepradiomics.errors import UserError
+from deepradiomics.models.pretrained import check_layout
 from deepradiomics.models.registry import check_model_kwargs
 from deepradiomics.tasks import LOSSES, TASKS, get_task
 
@@ -243,8 +244,6 @@ class ExperimentConfig(Strict):
     @model_validator(mode="after")
     def _pretrained_fits_model(self) -> ExperimentConfig:
         if self.model.pretrained is not None:
-            from deepradiomics.models.pretrained import check_layout
-
             try:
                 check_layout(self.model.pretrained.layout, self.model.name)
             except UserError as err:  # it names the key: model.pretrained.layout

@@ -33,6 +33,7 @@ from scipy.stats import rankdata
 
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.bootstrap import bootstrap_ci
+from deepradiomics.evaluate.panel import metric_panel
 
 COMPONENTS = ("visible", "spatial", "clinical", "site")
 ORACLE_SCORE = {"binary": "risk", "survival": "eta"}
@@ -141,8 +142,6 @@ def truth_audit(
     scored on the cases of the first model (every model is tested on the same cases in a
     run). ``targets`` are the cohort's typed targets (survival: ``[N, 2]`` time, event).
     """
-    from deepradiomics.evaluate.panel import metric_panel
-
     if not scores:
         raise ValueError("no model predictions to audit")
     ids = np.asarray(case_ids).astype(str)

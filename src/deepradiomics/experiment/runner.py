@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
+from deepradiomics.audit.truth import oracle_score, read_ground_truth, truth_audit, truth_for_cases
 from deepradiomics.bundle import write_bundle
 from deepradiomics.config import ExperimentConfig, config_to_dict, save_config
 from deepradiomics.dataset.arrays import CohortArrays
@@ -27,7 +29,12 @@ from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.classical import (
     classical_design, classical_models, embedding_combat_model,
 )
-from deepradiomics.experiment.evaluation import compare_models, ensemble_summary, model_metrics
+from deepradiomics.experiment.evaluation import (
+    ModelPredictions,
+    compare_models,
+    ensemble_summary,
+    model_metrics,
+)
 from deepradiomics.experiment.explain_cases import explain_run
 from deepradiomics.experiment.folds import cnn_predictions, run_fold
 from deepradiomics.experiment.learning_curve import learning_curve
@@ -141,8 +148,6 @@ def _ground_truth(cfg: ExperimentConfig, arrays: CohortArrays) -> pd.DataFrame |
     """``cohort.ground_truth`` read and checked against the cohort before any training."""
     if cfg.cohort.ground_truth is None:
         return None
-    from deepradiomics.audit.truth import oracle_score, read_ground_truth, truth_for_cases
-
     truth = read_ground_truth(cfg.cohort.ground_truth)
     oracle_score(arrays.task, truth_for_cases(truth, arrays.data.case_ids, str(cfg.cohort.ground_truth)))
     return truth
@@ -151,8 +156,6 @@ def _ground_truth(cfg: ExperimentConfig, arrays: CohortArrays) -> pd.DataFrame |
 def _truth_audit(cfg: ExperimentConfig, arrays: CohortArrays, models: list[ModelPredictions],
                  truth: pd.DataFrame) -> dict[str, Any]:
     """``metrics.truth``: the oracle and each model's correlation with the risk components."""
-    from deepradiomics.audit.truth import truth_audit
-
     d = arrays.data
     return truth_audit(arrays.task, truth, d.case_ids,
                        d.patient_ids, d.targets.numpy(), {m.name: m.stacked() for m in models},
