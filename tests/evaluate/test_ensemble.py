@@ -105,3 +105,16 @@ def test_member_resamples_are_patient_grouped_and_seeded():
         assert set(s.out_of_bag) | set(s.in_bag) == set(range(120))
         oob_share.append(len(s.out_of_bag) / 120)
     assert np.mean(oob_share) == pytest.approx((1 - 1 / 60) ** 60, abs=0.03)  # about 36 %
+
+
+def test_out_of_bag_mean_averages_each_case_over_the_members_it_was_held_out_from():
+    from deepradiomics.evaluate.ensemble import out_of_bag_mean
+
+    idx, mean = out_of_bag_mean([np.array([4, 1]), np.array([1, 7])],
+                                [np.array([0.2, 0.6]), np.array([0.8, 0.5])])
+    assert idx.tolist() == [1, 4, 7]
+    np.testing.assert_allclose(mean, [0.7, 0.2, 0.5])  # case 1 out of bag for both members
+    empty, none = out_of_bag_mean([np.empty(0, int)], [np.empty(0)])
+    assert len(empty) == 0 and len(none) == 0
+    with pytest.raises(ValueError, match="index arrays"):
+        out_of_bag_mean([np.array([1])], [])

@@ -61,6 +61,33 @@ def test_no_patient_on_both_sides(run_dir: Path) -> None:
     assert splits.groupby("case_id")["role"].apply(lambda r: (r == "test").sum()).eq(1).all()
 
 
+def test_fold_thresholds_come_from_the_folds_own_out_of_bag_cases(run_dir: Path) -> None:
+    """Issue 11 a: no fold's threshold sees a test case of any fold; each is the configured
+    rule (Youden) on the fold's out-of-bag ensemble scores, recomputed here from the members."""
+    from deepradiomics.evaluate.metrics import select_threshold
+
+    out = run_dir / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    splits = pd.read_csv(out / "splits.csv", dtype=str)
+    cohort_order = splits.case_id.drop_duplicates().to_numpy()  # what member indices index
+    preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
+    y = dict(zip(preds.case_id, preds.y_true))
+    for k, cut in enumerate(metrics["fold_thresholds"]):
+        sums: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        for member in sorted((out / "folds" / f"fold_{k}").glob("member_*")):
+            with np.load(member / "predictions.npz") as p:
+                for i, score in zip(p["stop_index"].tolist(), p["stop"].tolist()):
+                    sums[i] = sums.get(i, 0.0) + score
+                    counts[i] = counts.get(i, 0) + 1
+        fold = splits[splits.fold == str(k)]
+        stop_ids = cohort_order[sorted(sums)]
+        assert len(stop_ids) and set(stop_ids).isdisjoint(fold.loc[fold.role == "test", "case_id"])
+        scores = np.array([sums[i] / counts[i] for i in sorted(sums)])
+        truth = np.array([y[c] for c in stop_ids])
+        assert cut == pytest.approx(select_threshold(truth, scores, "youden"))
+
+
 def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
     out = run_dir / "out"
     preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str, "site": str})
@@ -76,9 +103,15 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
         part = preds[preds.site == site]
         if part.y_true.nunique() == 2:
             assert panel["auc"]["value"] == pytest.approx(roc_auc_score(part.y_true, part.cnn_prob))
-    threshold = metrics["threshold"]
-    acc = np.mean((preds.cnn_prob >= threshold) == preds.y_true)
-    assert metrics["test"]["accuracy"]["value"] == pytest.approx(acc)
+    # each fold applies its own threshold to its own test cases
+    for model in ("cnn", "classical", "classical_combat", "clinical"):
+        cuts = metrics["models"][model]["fold_thresholds"]
+        per_fold = preds.groupby("fold")[f"{model}_threshold"].unique()
+        assert [len(v) for v in per_fold] == [1] * len(cuts)  # one threshold per fold
+        assert [v[0] for v in per_fold] == pytest.approx(cuts)
+        acc = np.mean((preds[f"{model}_prob"] >= preds[f"{model}_threshold"]) == preds.y_true)
+        assert metrics["models"][model]["test"]["accuracy"]["value"] == pytest.approx(acc)
+    assert metrics["threshold"] == pytest.approx(np.mean(metrics["fold_thresholds"]))
     assert (preds.cnn_std >= 0).all() and (preds.cnn_std > 0).any()
     ens = metrics["ensemble"]
     assert ens["members"] == 2 and len(ens["per_member"]) == 2

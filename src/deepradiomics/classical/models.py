@@ -405,3 +405,16 @@ def make_clinical_baseline(task: BaselineTask, seed: int = 0, inner_folds: int =
     """The tuned covariates-only model (``X`` as for ``make_baseline``; only its
     ``combat__cov__`` columns are read)."""
     return _search(clinical_pipeline(task, seed), _model_grid(task), task, seed, inner_folds)
+
+
+def out_of_fold_scores(search: GridSearchCV, X: Any, y: Any, groups: Any) -> np.ndarray:
+    """Probability of the positive class for every row of a fitted binary ``search``'s
+    training data, each from a refit of the chosen candidate that did not see the row's
+    patient (the search's own inner folds): out-of-sample scores to choose a decision
+    threshold on when no validation split was held out."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_predict
+
+    scores = cross_val_predict(clone(search.best_estimator_), X, y, groups=groups, cv=search.cv,
+                               method="predict_proba")
+    return scores[:, 1]

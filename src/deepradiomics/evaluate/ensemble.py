@@ -96,6 +96,26 @@ def combine_members(
     return EnsemblePrediction(p.mean(axis=0), p.std(axis=0), p.shape[0])
 
 
+def out_of_bag_mean(
+    indices: Sequence[np.ndarray], predictions: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble's out-of-sample score on its training part: each case's prediction
+    averaged over the members that did not train on it (``indices[m]``: the cases member
+    ``m`` predicted out of sample, ``predictions[m]`` its scores on them). Returns (sorted
+    case indices, their mean score); cases every member trained on are left out."""
+    if len(indices) != len(predictions):
+        raise ValueError(f"{len(indices)} index arrays for {len(predictions)} prediction arrays")
+    idx = np.concatenate([np.asarray(i, dtype=int) for i in indices] or [np.empty(0, int)])
+    if not len(idx):
+        return idx, np.empty(0)
+    score = np.concatenate([np.asarray(p, dtype=float) for p in predictions])
+    cases, pos = np.unique(idx, return_inverse=True)
+    total = np.zeros((len(cases),) + score.shape[1:])
+    np.add.at(total, pos, score)
+    counts = np.bincount(pos, minlength=len(cases)).reshape((-1,) + (1,) * (score.ndim - 1))
+    return cases, total / counts
+
+
 def _squared(y: np.ndarray, pred: np.ndarray) -> float:
     if pred.ndim == 2:  # class probabilities against one-hot truth (multiclass Brier score)
         y = np.eye(pred.shape[1])[y.astype(int)]

@@ -3,13 +3,16 @@
 Features come from the same resampled crops the CNN sees, mapped back to physical units
 (HU, SUV; values beyond the plan's window stay at its bounds) and extracted per channel
 with PyRadiomics (``classical.features``), prefixed by the channel name. In each fold the
-tuned pipeline (``classical.models.make_baseline``) is fitted on the fold's training cases,
-its decision threshold comes from the validation cases, and it predicts the test cases.
-ComBat (inside the pipeline, so fitted on training cases only) harmonises the features
-across sites, protecting the clinical covariates; the outcome is never a ComBat covariate,
-since test cases' outcomes are unknown at prediction time.
+tuned pipeline (``classical.models.make_baseline``) is fitted on the cases the CNN fits on
+(one member: the training split, the threshold from the validation split; bootstrap members:
+the whole training part, the threshold from inner cross-validated predictions), and it
+predicts the test cases. ComBat (inside the pipeline, so fitted on training cases only)
+harmonises the features across sites, protecting the clinical covariates; the outcome is
+never a ComBat covariate, since test cases' outcomes are unknown at prediction time.
 
-The baseline uses image features only; clinical covariates enter ComBat, not the model.
+With clinical covariates configured, the baselines get them as the CNN does (forced into the
+linear model next to the selected features), and ``clinical`` is the covariates-only model:
+the floor an image model has to clear.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ import pandas as pd
 
 from deepradiomics.classical.combat import with_site_columns
 from deepradiomics.classical.features import RadiomicsCase, RadiomicsSettings, extract_features
-from deepradiomics.classical.models import make_baseline, survival_target
+from deepradiomics.classical.models import (
+    make_baseline,
+    make_clinical_baseline,
+    out_of_fold_scores,
+    survival_target,
+)
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.evaluate.splits import SplitAssignment
@@ -83,31 +91,76 @@ def classical_design(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path,
     return with_site_columns(features.reset_index(drop=True), sites, arrays.covariates)
 
 
+def fit_cases(cfg: ExperimentConfig, idx: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(cases a baseline fits on, cases its threshold comes from) as the CNN uses them: one
+    member trains on the training split and stops on validation; bootstrap members draw from
+    the whole training part (train + val), so the baselines fit on all of it and take their
+    threshold from inner cross-validated predictions on it (returned as the fit cases)."""
+    if cfg.evaluate.ensemble_members == 1 or not len(idx["val"]):
+        return idx["train"], idx["val"]
+    part = np.sort(np.concatenate([idx["train"], idx["val"]]))
+    return part, part
+
+
 def baseline_fold(cfg: ExperimentConfig, arrays: CohortArrays, X: pd.DataFrame,
-                  idx: dict[str, np.ndarray], fold: int, combat: bool) -> FoldPredictions:
-    """The tuned baseline fitted on the fold's training cases; its scores on test, train and
-    validation (for the threshold) cases."""
+                  idx: dict[str, np.ndarray], fold: int, combat: bool = False,
+                  clinical_only: bool = False) -> FoldPredictions:
+    """A tuned baseline fitted on the fold's training cases (``fit_cases``); its scores on the
+    test and training cases and out-of-sample scores for the fold's threshold."""
     targets = arrays.data.targets.numpy()
     task = arrays.task
-    est = make_baseline(task, combat=combat, seed=derive_seed(cfg.seed, "classical"))
-    est.fit(X.iloc[idx["train"]], classical_target(task, targets, idx["train"]),
-            groups=np.asarray(arrays.data.patient_ids)[idx["train"]])
-    val_scores = classical_scores(task, est, X.iloc[idx["val"]]) if len(idx["val"]) else np.empty(0)
+    covariates = arrays.covariates is not None
+    seed = derive_seed(cfg.seed, "classical")
+    est = (make_clinical_baseline(task, seed=seed) if clinical_only
+           else make_baseline(task, combat=combat, seed=seed, covariates=covariates))
+    fit, stop = fit_cases(cfg, idx)
+    y, groups = classical_target(task, targets, fit), np.asarray(arrays.data.patient_ids)[fit]
+    est.fit(X.iloc[fit], y, groups=groups)
+    if get_task(task).n_classes != 2 or not len(stop):  # a threshold only for binary tasks
+        stop_score = np.empty(0)
+    elif np.array_equal(stop, fit):  # bootstrap members: inner cross-validated scores
+        stop_score = out_of_fold_scores(est, X.iloc[fit], y, groups)
+    else:
+        stop_score = classical_scores(task, est, X.iloc[stop])
     return FoldPredictions(
         fold, idx["test"], classical_scores(task, est, X.iloc[idx["test"]]),
-        train=idx["train"], train_score=classical_scores(task, est, X.iloc[idx["train"]]),
-        stop_targets=[targets[idx["val"]]], stop_scores=[val_scores])
+        train=fit, train_score=classical_scores(task, est, X.iloc[fit]),
+        stop=stop if len(stop_score) else np.empty(0, int), stop_score=stop_score)
+
+
+BASELINES = {  # name: (ComBat, covariates only)
+    "classical": (False, False),
+    "classical_combat": (True, False),
+    "clinical": (False, True),
+}
+
+
+def baseline_inputs(name: str, arrays: CohortArrays) -> str:
+    """What a model reads, in words, for the report."""
+    covs = [] if arrays.covariates is None else list(arrays.covariates.columns)
+    with_covs = f" + clinical covariates ({', '.join(covs)})" if covs else ""
+    return {
+        "cnn": f"image voxels (CNN){with_covs}",
+        "cnn_combat": f"CNN embeddings harmonised by ComBat{with_covs}",
+        "classical": f"PyRadiomics features{with_covs}",
+        "classical_combat": f"PyRadiomics features harmonised by ComBat{with_covs}",
+        "clinical": f"clinical covariates only ({', '.join(covs)})",
+    }.get(name, name)
 
 
 def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
                      X: pd.DataFrame) -> list[ModelPredictions]:
-    """``classical`` and (with several sites and ``evaluate.combat``) ``classical_combat``."""
-    variants = {"classical": False}
+    """``classical``, (with several sites and ``evaluate.combat``) ``classical_combat``, and
+    (with clinical covariates) ``clinical``, the covariates-only model."""
+    names = ["classical"]
     if cfg.evaluate.combat and len(arrays.site_names) > 1:
-        variants["classical_combat"] = True
-    return [ModelPredictions(name, [baseline_fold(cfg, arrays, X, fold_indices(splits, f, arrays.data.case_ids),
-                                                  f, combat) for f in splits.folds], len(X))
-            for name, combat in variants.items()]
+        names.append("classical_combat")
+    if arrays.covariates is not None:
+        names.append("clinical")
+    folds = {f: fold_indices(splits, f, arrays.data.case_ids) for f in splits.folds}
+    return [ModelPredictions(name, [baseline_fold(cfg, arrays, X, idx, f, *BASELINES[name])
+                                    for f, idx in folds.items()], len(X))
+            for name in names]
 
 
 def embedding_combat_model(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
@@ -125,5 +178,5 @@ def embedding_combat_model(cfg: ExperimentConfig, arrays: CohortArrays, splits: 
         mean = lambda attr: np.mean([getattr(p, attr) for p in per_member], axis=0)  # noqa: E731
         first = per_member[0]
         out.append(FoldPredictions(f.fold, first.test, mean("score"), first.train, mean("train_score"),
-                                   first.stop_targets, [np.mean([p.stop_scores[0] for p in per_member], axis=0)]))
+                                   first.stop, mean("stop_score")))
     return ModelPredictions("cnn_combat", out, len(arrays.data))

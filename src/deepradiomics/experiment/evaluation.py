@@ -31,16 +31,18 @@ from deepradiomics.tasks import get_task
 @dataclass
 class FoldPredictions:
     """One model's predictions in one fold (indices into the cohort): test cases, its own
-    training cases (survival baselines) and the early-stopping / validation cases of each
-    member (decision thresholds); ``std`` is an ensemble's spread per test case."""
+    training cases (survival baselines) and out-of-sample scores on its training part (the
+    fold's decision threshold); ``std`` is an ensemble's spread per test case."""
 
     fold: int
     test: np.ndarray
     score: np.ndarray  # per test case: probability [N] / [N, K], value, or log-risk
     train: np.ndarray | None = None
     train_score: np.ndarray | None = None
-    stop_targets: list[np.ndarray] = field(default_factory=list)
-    stop_scores: list[np.ndarray] = field(default_factory=list)
+    # out-of-sample scores on the fold's own training part (validation split, out-of-bag or
+    # inner cross-validation): the fold's decision threshold is chosen on them
+    stop: np.ndarray = field(default_factory=lambda: np.empty(0, int))
+    stop_score: np.ndarray = field(default_factory=lambda: np.empty(0))
     std: np.ndarray | None = None
 
 
@@ -59,11 +61,17 @@ class ModelPredictions:
         return idx, score
 
 
-def decision_threshold(model: ModelPredictions, rule: str | float) -> float:
-    """``evaluate.threshold`` on the pooled early-stopping (validation / out-of-bag) predictions."""
-    y = np.concatenate([t for f in model.folds for t in f.stop_targets] or [np.empty(0)])
-    s = np.concatenate([p for f in model.folds for p in f.stop_scores] or [np.empty(0)])
-    return M.configured_threshold(y, s, rule) if len(y) else 0.5
+def fold_thresholds(model: ModelPredictions, targets: np.ndarray, rule: str | float) -> list[float]:
+    """``evaluate.threshold`` per fold, each on that fold's own out-of-sample training-part
+    scores (never another fold's test cases); 0.5 for a fold without any."""
+    return [M.configured_threshold(targets[f.stop], f.stop_score, rule) if len(f.stop) else 0.5
+            for f in model.folds]
+
+
+def deployment_threshold(fold_cuts: list[float]) -> float:
+    """The threshold shipped with the bundle, whose ensemble pools every fold's members: the
+    mean of the folds' thresholds (no fold's test cases chose any of them)."""
+    return float(np.mean(fold_cuts))
 
 
 def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
@@ -86,7 +94,8 @@ def _panel_inputs(task: str, targets: np.ndarray, idx: np.ndarray, score: np.nda
 
 
 def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions) -> dict[str, Any]:
-    """Pooled panel with CIs, per-site panels, per-fold point values, and the threshold."""
+    """Pooled panel with CIs, per-site panels, per-fold point values, and the thresholds
+    (binary: each fold's own, applied to its test cases; their mean for the bundle)."""
     task = arrays.task
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
@@ -95,8 +104,11 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
                               "seed": derive_seed(cfg.seed, "bootstrap"),
                               "level": cfg.evaluate.ci_level}
     out: dict[str, Any] = {}
-    if get_task(task).n_classes == 2:  # a decision threshold
-        out["threshold"] = common["threshold"] = decision_threshold(model, cfg.evaluate.threshold)
+    if get_task(task).n_classes == 2:  # a decision threshold per fold
+        cuts = fold_thresholds(model, targets, cfg.evaluate.threshold)
+        out["threshold"] = deployment_threshold(cuts)
+        out["fold_thresholds"] = cuts
+        common["threshold"] = np.concatenate([[c] * len(f.test) for c, f in zip(cuts, model.folds)])
     if get_task(task).time_to_event:
         common["auc_times"] = default_auc_times(targets[idx, 0], targets[idx, 1])  # shared by folds
         times = default_ibs_times(targets[:, 0])
@@ -113,7 +125,8 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     offset = 0
     for f in model.folds:
         n = len(f.test)
-        sub = {k: (v[offset:offset + n] if k in ("groups", "survival") else v) for k, v in common.items()}
+        sub = {k: (v[offset:offset + n] if k in ("groups", "survival", "threshold") else v)
+               for k, v in common.items()}
         sub["n_boot"] = 0
         panel = metric_panel(task, **_panel_inputs(task, targets, f.test, f.score), **sub)
         per_fold.append({"fold": f.fold, "n": n, **{k: v["value"] for k, v in panel.items()}})

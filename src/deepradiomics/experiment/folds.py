@@ -16,7 +16,7 @@ import numpy as np
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.dataset.covariates import encode_fold, encoding_width
-from deepradiomics.evaluate.ensemble import combine_members
+from deepradiomics.evaluate.ensemble import combine_members, out_of_bag_mean
 from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
 from deepradiomics.experiment.members import member_jobs, run_member
@@ -67,11 +67,12 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
     kind = get_task(arrays.task).ensemble or "regression"
     offsets = [float(np.mean(o.train)) for o in outs] if kind == "log_risk" else None
     ens = combine_members([o.test for o in outs], kind=kind, offsets=offsets)
-    centred = [o.test - (offsets[i] if offsets else 0.0) for i, o in enumerate(outs)]
-    targets = arrays.data.targets.numpy()
-    predictions = FoldPredictions(
-        fold, idx["test"], ens.mean, std=ens.uncertainty,
-        stop_targets=[targets[j.stop] for j in jobs], stop_scores=[o.stop for o in outs])
+    shift = offsets or [0.0] * len(outs)
+    centred = [o.test - shift[i] for i, o in enumerate(outs)]
+    stop, stop_score = out_of_bag_mean([j.stop for j in jobs],
+                                       [o.stop - shift[i] for i, o in enumerate(outs)])
+    predictions = FoldPredictions(fold, idx["test"], ens.mean, std=ens.uncertainty, stop=stop,
+                                  stop_score=stop_score)
     result = FoldResult(
         predictions, members=centred, seconds=sum(o.seconds for o in outs), encoding=encoding,
         member_dirs=[j.folder for j in jobs], offsets=offsets,

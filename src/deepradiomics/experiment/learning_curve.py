@@ -53,7 +53,8 @@ def _classical_point(cfg: ExperimentConfig, arrays: CohortArrays, X: Any, sub: n
                      idx: dict[str, np.ndarray]) -> tuple[float, float]:
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
-    est = make_baseline(arrays.task, combat=False, seed=derive_seed(cfg.seed, "classical"))
+    est = make_baseline(arrays.task, seed=derive_seed(cfg.seed, "classical"),
+                        covariates=arrays.covariates is not None)
     est.fit(X.iloc[sub], classical_target(arrays.task, targets, sub), groups=patients[sub])
     return (primary_score(arrays.task, targets[sub], classical_scores(arrays.task, est, X.iloc[sub])),
             primary_score(arrays.task, targets[idx["test"]],

@@ -91,7 +91,8 @@ def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job
     out = MemberOutput(outputs(unique_train, False), outputs(job.stop, cfg.train.tta),
                        outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds, embedding)
     extra = {} if embedding is None else {"embedding": embedding}
-    arrays_out = dict(train=out.train, stop=out.stop, test=out.test, train_index=unique_train, **extra)
+    arrays_out = dict(train=out.train, stop=out.stop, test=out.test, train_index=unique_train,
+                      stop_index=job.stop, **extra)
     atomic_write(job.folder / PREDICTIONS, lambda f: np.savez(f, **arrays_out))
     done.write_text(json.dumps({"best_epoch": out.best_epoch, "seconds": round(out.seconds, 2),
                                 "epochs_run": result.epochs_run, "best_score": result.best_score}))

@@ -75,8 +75,10 @@ def _score_columns(task: str, name: str, score: np.ndarray) -> dict[str, np.ndar
 
 
 def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
-                      std: np.ndarray | None) -> pd.DataFrame:
-    """One row per tested case (first model's order): ids, fold, truth, each model's scores."""
+                      std: np.ndarray | None,
+                      thresholds: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """One row per tested case (first model's order): ids, fold, truth, each model's scores
+    and (binary, ``thresholds``: the model's per-fold cuts) the threshold its fold applied."""
     d = arrays.data
     first = models[0]
     idx, _ = first.stacked()
@@ -96,6 +98,11 @@ def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
         order = pd.Series(np.arange(len(m_idx)), index=m_idx)[idx].to_numpy()
         for col, values in _score_columns(arrays.task, model.name, score[order]).items():
             table[col] = values
+    for model in models:
+        cuts = (thresholds or {}).get(model.name)
+        if cuts:
+            table[f"{model.name}_threshold"] = table["fold"].map(
+                {f.fold: c for f, c in zip(model.folds, cuts)})
     if std is not None:
         table[f"{first.name}_std"] = std
     return table

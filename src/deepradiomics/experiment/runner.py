@@ -27,7 +27,7 @@ from deepradiomics.dataset.splits import save_splits
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.classical import (
-    classical_design, classical_models, embedding_combat_model,
+    baseline_inputs, classical_design, classical_models, embedding_combat_model,
 )
 from deepradiomics.experiment.evaluation import (
     ModelPredictions,
@@ -102,16 +102,19 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     if cfg.evaluate.combat_embeddings and len(arrays.site_names) > 1:
         _say(progress, "ComBat on the CNN embeddings + linear head, on the same folds")
         models.append(embedding_combat_model(cfg, arrays, splits, folds))
-    per_model = {m.name: model_metrics(cfg, arrays, m) for m in models}
+    per_model = {m.name: {"inputs": baseline_inputs(m.name, arrays), **model_metrics(cfg, arrays, m)}
+                 for m in models}
     cnn = per_model["cnn"]
     metrics: dict[str, Any] = {
         "name": cfg.name, "task": arrays.task, "split": cfg.evaluate.split,
         "date": dt.date.today().isoformat(), "threshold": cnn.get("threshold"),
+        "fold_thresholds": cnn.get("fold_thresholds"),
         "test": cnn["test"], "per_site": cnn["per_site"], "per_fold": cnn["per_fold"],
         "models": per_model,
     }
     names = [m.name for m in models]
     pairs = [(a, b) for a, b in (("cnn", "classical"), ("cnn", "classical_combat"),
+                                 ("cnn", "clinical"), ("classical", "clinical"),
                                  ("classical_combat", "classical"), ("cnn_combat", "cnn"))
              if a in names and b in names]
     by_name = {m.name: m for m in models}
@@ -128,7 +131,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     if cfg.evaluate.learning_curve.enabled:
         _say(progress, "learning curve")
         metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress, X)
-    table = predictions_table(arrays, models, np.concatenate([f.predictions.std for f in folds]))
+    cuts = {name: m["fold_thresholds"] for name, m in per_model.items() if "fold_thresholds" in m}
+    table = predictions_table(arrays, models, np.concatenate([f.predictions.std for f in folds]), cuts)
     atomic_write_text(run_dir / "predictions.csv", table.to_csv(index=False))
     write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
     if cfg.evaluate.explain:

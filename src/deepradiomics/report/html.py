@@ -196,12 +196,8 @@ def metrics_section(run: RunData) -> str:
         return ""
     level = fmt_percent(ci_level(run))
     body = f'<p class="note">Value [{esc(level)} CI] on the pooled test predictions.'
-    threshold = finite(run.metrics.get("threshold"))
-    if threshold is not None:
-        body += (
-            f" Threshold metrics use the decision threshold {threshold:.3g}, chosen on "
-            "validation data."
-        )
+    if finite(run.metrics.get("threshold")) is not None:
+        body += f" Threshold metrics use the decision threshold: {esc(tables.threshold_text(run.metrics))}."
     body += "</p>" + html_table(tables.models_grid(models), cls="metrics")
     return section("metrics", "Metrics", body)
 
@@ -438,6 +434,8 @@ def uncertainty_section(run: RunData) -> str:
     threshold = finite(run.metrics.get("threshold"))
     col = run.score_column("cnn")
     if run.task == "binary" and threshold is not None and col is not None:
+        if "cnn_threshold" in pred.columns:  # each fold's own threshold
+            threshold = pred["cnn_threshold"]
         wrong = (pred[col] >= threshold).astype(int) != pred["y_true"]
         ok = np.isfinite(pred["cnn_std"]) & np.isfinite(pred[col])
         if (ok & wrong).any() and (ok & ~wrong).any():

@@ -39,6 +39,19 @@ class Grid:
         return bool(self.rows)
 
 
+def threshold_text(metrics: dict[str, Any]) -> str:
+    """Where the binary decision thresholds came from, in words."""
+    threshold = float(metrics["threshold"])
+    cuts = [c for c in (metrics.get("fold_thresholds") or []) if finite(c) is not None]
+    if len(cuts) < 2:
+        return f"{threshold:.3g}, chosen on validation data"
+    return (
+        f"one per fold, chosen on that fold's own validation / out-of-bag cases and applied to "
+        f"its test cases only ({' / '.join(f'{c:.3g}' for c in cuts)}); the bundle uses their "
+        f"mean, {threshold:.3g}"
+    )
+
+
 def key_value_grid(pairs: Sequence[tuple[str, Any]]) -> Grid:
     return Grid(["setting", "value"], [list(p) for p in pairs])
 
@@ -96,7 +109,7 @@ def config_grid(run: RunData) -> Grid:
     ]
     threshold = finite(run.metrics.get("threshold"))
     if threshold is not None:
-        pairs.append(("decision threshold (from validation data)", f"{threshold:.3g}"))
+        pairs.append(("decision threshold", threshold_text(run.metrics)))
     timing = run.metrics.get("timing") or {}
     if finite(timing.get("total_seconds")) is not None:
         pairs.append(("run time", f"{float(timing['total_seconds']) / 60:.1f} min"))
@@ -241,6 +254,8 @@ def models_grid(models: dict[str, dict[str, Any]]) -> Grid:
     panels = {m: (entry.get("test") or {}) for m, entry in models.items()}
     names = ordered_metrics(n for p in panels.values() for n in p)
     rows = [["cases evaluated", *(_n(p) for p in panels.values())]]
+    if any(entry.get("inputs") for entry in models.values()):
+        rows.append(["inputs", *(entry.get("inputs") or DASH for entry in models.values())])
     rows += [[metric_label(n), *(fmt_estimate(p.get(n)) for p in panels.values())] for n in names]
     return Grid(["metric", *(model_label(m) for m in panels)], rows)
 
