@@ -109,7 +109,14 @@ def test_metric_tables_show_metrics_json_values(binary):
         f"{np.mean([0.16 - 0.002 * k for k in range(5)]):.3f}",
     ]
     assert folds["SD"][0] == f"{np.std([0.8 + 0.01 * k for k in range(5)], ddof=1):.3f}"
-    assert "decision threshold 0.42" in section(page, "metrics")
+    assert "decision threshold: 0.42, chosen on validation data" in section(page, "metrics")
+
+
+def test_per_fold_thresholds_are_named(tmp_path):
+    from deepradiomics.report.tables import threshold_text
+
+    text = threshold_text({"threshold": 0.45, "fold_thresholds": [0.4, 0.5]})
+    assert "one per fold" in text and "0.4 / 0.5" in text and "their mean, 0.45" in text
 
 
 def test_cohort_and_split_summaries(binary):
