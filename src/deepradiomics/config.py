@@ -195,6 +195,15 @@ class AuditConfig(Strict):
     loso_gap: bool = False
 
 
+class FairnessConfig(Strict):
+    """The subgroup audit (``cohort.subgroups`` and the site): groups under ``min_patients``
+    patients or ``min_events`` events (binary: cases of the rarer outcome) are listed but
+    left out of the between-group gaps."""
+
+    min_patients: int = Field(30, ge=1)
+    min_events: int = Field(10, ge=0)
+
+
 class EvaluateConfig(Strict):
     split: Literal["kfold", "loso", "holdout", "official"] = "kfold"
     folds: int = Field(5, ge=2)
@@ -215,6 +224,7 @@ class EvaluateConfig(Strict):
     # binary decision threshold, chosen on the validation split: "youden" (max sensitivity +
     # specificity), "accuracy" (max accuracy) or a fixed probability
     threshold: Literal["youden", "accuracy"] | Annotated[float, Field(ge=0, le=1)] = "youden"
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
 
 
 class ExperimentConfig(Strict):

@@ -20,12 +20,12 @@ CONFIG = {
     "name": "tiny",
     "cohort": {"path": "cohort/cohort.csv", "ground_truth": "cohort/ground_truth.csv",
                "covariates_numeric": ["age"],
-               "covariates_categorical": ["sex"]},
+               "covariates_categorical": ["sex"], "subgroups": ["sex", "age_band"]},
     "preprocess": {"spacing": [2.0, 2.0, 2.0], "crop_mm": [32, 32, 32], "workers": 1},
     "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
     "train": {"epochs": 2, "batch_size": 4},
     "evaluate": {"split": "kfold", "folds": 2, "ensemble_members": 2, "bootstrap": 50,
-                 "combat_embeddings": True,
+                 "combat_embeddings": True, "fairness": {"min_patients": 8, "min_events": 2},
                  "learning_curve": {"enabled": True, "fractions": [0.5, 1.0], "repeats": 1}},
 }
 
@@ -133,7 +133,7 @@ def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:
     oracle = audit["oracle"]["auc"]
     assert oracle["value"] == pytest.approx(roc_auc_score(merged.y_true, merged.risk))
     assert oracle["ci_low"] <= oracle["value"] <= oracle["ci_high"]
-    assert set(audit["models"]) == {"cnn", "classical", "classical_combat", "cnn_combat"}
+    assert set(audit["models"]) == {"cnn", "classical", "classical_combat", "cnn_combat", "clinical"}
     for model, entry in audit["models"].items():
         for comp in ("visible", "spatial", "clinical", "site"):
             est = entry["components"][comp]
@@ -159,6 +159,32 @@ def test_a_ground_truth_without_the_cohorts_cases_stops_before_training(
     assert not (tmp_path / "out" / "folds").exists()
 
 
+def test_fairness_by_sex_and_site_matches_the_predictions(run_dir: Path) -> None:
+    out = run_dir / "out"
+    preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str, "site": str})
+    cohort = pd.read_csv(run_dir / "cohort" / "cohort.csv", dtype={"case_id": str})
+    preds = preds.merge(cohort[["case_id", "sex"]], on="case_id")
+    fairness = json.loads((out / "metrics.json").read_text())["fairness"]
+    assert set(fairness) == {"site", "sex", "age_band"}
+    for column in ("sex", "site"):
+        audit = fairness[column]
+        assert set(audit["by_group"]) == set(preds[column])
+        for group, part in preds.groupby(column):
+            entry = audit["by_group"][group]
+            assert entry["n_cases"] == len(part) and entry["n_positives"] == part.y_true.sum()
+            positives = part[part.y_true == 1]
+            assert entry["sensitivity"]["value"] == pytest.approx(
+                np.mean(positives.cnn_prob >= positives.cnn_threshold))  # the fold's own
+            if part.y_true.nunique() == 2:
+                assert entry["auc"]["value"] == pytest.approx(
+                    roc_auc_score(part.y_true, part.cnn_prob))
+        if len(audit["compared"]) >= 2:
+            values = [audit["by_group"][g]["auc"]["value"] for g in audit["compared"]]
+            assert audit["difference"]["auc"]["value"] == pytest.approx(max(values) - min(values))
+    html = (out / "report.html").read_text()
+    assert 'id="fairness"' in html
+
+
 def test_rerun_resumes_finished_and_interrupted_members(run_dir: Path) -> None:
     out = run_dir / "out"
     again = run_dir / "again"
@@ -171,7 +197,8 @@ def test_rerun_resumes_finished_and_interrupted_members(run_dir: Path) -> None:
     assert main(["run", str(run_dir / "exp.yaml"), "--out", str(again)]) == 0
     first = json.loads((out / "metrics.json").read_text())
     second = json.loads((again / "metrics.json").read_text())
-    for key in ("test", "per_site", "models", "comparisons", "ensemble", "learning_curve"):
+    for key in ("test", "per_site", "models", "comparisons", "ensemble", "learning_curve",
+                "fairness"):
         assert first[key] == second[key], key
     assert pd.read_csv(out / "predictions.csv").equals(pd.read_csv(again / "predictions.csv"))
 

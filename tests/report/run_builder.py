@@ -123,6 +123,24 @@ VERDICT = (
 )
 
 
+def fabricated_fairness(pred: pd.DataFrame, rng: np.random.Generator) -> dict[str, Any]:
+    """The audit of the site and of a sex column and an age band with a group too small to
+    compare, computed by ``audit.fairness`` on the fabricated CNN predictions."""
+    from deepradiomics.audit.fairness import Outcomes, subgroup_audit
+
+    patients = pred["patient_id"].unique()
+    sex = dict(zip(patients, rng.choice(["F", "M"], len(patients))))
+    band = dict(zip(patients, rng.choice(["<50", "50-70", ">=70"], len(patients),
+                                         p=[0.06, 0.5, 0.44])))
+    outcomes = Outcomes("binary", pred["cnn_prob"].to_numpy(), y_true=pred["y_true"].to_numpy(),
+                        threshold=0.42)
+    columns = {"site": pred["site"], "sex": pred["patient_id"].map(sex),
+               "age_band": pred["patient_id"].map(band)}
+    return {col: subgroup_audit(labels.to_numpy(), outcomes, patients=pred["patient_id"],
+                                n_boot=100, min_patients=20, min_events=5)
+            for col, labels in columns.items()}
+
+
 def binary_run(run: Path, seed: int = 0) -> Path:
     """cnn + classical + classical_combat, per site, comparisons, ensemble, learning curve."""
     rng = np.random.default_rng(seed)
@@ -219,6 +237,7 @@ def binary_run(run: Path, seed: int = 0) -> Path:
             for f in (0.25, 0.5, 0.75, 1.0)
             for r in range(2)
         ],
+        "fairness": fabricated_fairness(pred, rng),
         "audit": {
             "site_probe": {
                 rep: {

@@ -58,6 +58,7 @@ def test_binary_report_has_every_section(binary):
         "per-site",
         "comparison",
         "per-fold",
+        "fairness",
         "roc",
         "calibration",
         "learning-curve",
@@ -67,7 +68,8 @@ def test_binary_report_has_every_section(binary):
     ):
         assert sid in ids
     assert "km" not in ids  # survival only
-    assert page.count("<svg") == 5  # roc, calibration, learning curve, ensemble, uncertainty
+    # roc, calibration, learning curve, ensemble, uncertainty, fairness forest plot
+    assert page.count("<svg") == 6
     assert "<details><summary>Full resolved configuration" in section(page, "config")
     header = page[page.index("<header>") : page.index("</header>")]
     assert "5-fold cross-validation" in header and "120 cases from 100 patients" in header

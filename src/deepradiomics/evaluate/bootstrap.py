@@ -81,6 +81,31 @@ def resample_counts(
         yield rng.multinomial(n_patients, uniform, size=size)[:, codes]
 
 
+def stratified_resample_counts(
+    groups: Sequence | None, strata: Sequence, n: int, n_boot: int, seed: int = 0
+) -> Iterator[np.ndarray]:
+    """:func:`resample_counts` drawing the patients of each stratum separately, so every
+    resample keeps each stratum's number of patients (e.g. subgroups compared with each other).
+
+    A patient belongs to the stratum of its first case. Deterministic for a given seed.
+    """
+    codes, n_patients = patient_codes(groups, n)
+    labels = np.asarray(strata).astype(str)
+    if labels.shape != (n,):
+        raise ValueError(f"strata must have one entry per case ({n}), got shape {labels.shape}")
+    _, first_case = np.unique(codes, return_index=True)
+    patient_stratum = labels[first_case]
+    members = [np.flatnonzero(patient_stratum == s) for s in np.unique(patient_stratum)]
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, _CHUNK):
+        size = min(_CHUNK, n_boot - start)
+        counts = np.zeros((size, n_patients), dtype=np.int64)
+        for patients in members:
+            m = len(patients)
+            counts[:, patients] = rng.multinomial(m, np.full(m, 1.0 / m), size=size)
+        yield counts[:, codes]
+
+
 def _evaluate(
     statistic: Callable[[np.ndarray], Any], idx: np.ndarray, k: int | None = None
 ) -> np.ndarray:

@@ -36,6 +36,7 @@ from deepradiomics.experiment.evaluation import (
     model_metrics,
 )
 from deepradiomics.experiment.explain_cases import explain_run
+from deepradiomics.experiment.fairness import fairness_metrics
 from deepradiomics.experiment.folds import cnn_predictions, run_fold
 from deepradiomics.experiment.learning_curve import learning_curve
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table
@@ -125,6 +126,12 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         metrics["audit"] = site_audit(cfg, arrays, splits, folds, X, run_dir, progress)
     if truth is not None:
         metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
+    cut = cnn.get("threshold")
+    if cnn.get("fold_thresholds"):  # each fold's own threshold on its own test cases
+        cut = np.concatenate([[c] * len(f.test) for c, f in zip(cnn["fold_thresholds"], models[0].folds)])
+    fairness = fairness_metrics(cfg, arrays, models[0], cut)
+    if fairness:
+        metrics["fairness"] = fairness
     ensemble = ensemble_summary(arrays, folds)
     if ensemble:
         metrics["ensemble"] = ensemble

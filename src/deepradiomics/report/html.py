@@ -4,7 +4,7 @@ Made only from the run folder's files (``run_files``). One page, inline CSS, fig
 inline SVG: it opens offline and holds no URL. Every user-provided string is escaped, and
 only aggregates are shown (no per-case rows). A section whose data is absent is left out.
 Section ids are stable: config, cohort, splits, metrics, per-site, comparison, per-fold,
-roc, calibration, km, truth, learning-curve, ensemble, uncertainty, limitations.
+fairness, roc, calibration, km, truth, learning-curve, ensemble, uncertainty, limitations.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import deepradiomics
-from deepradiomics.report import confounding, figures, tables
+from deepradiomics.report import confounding, fairness, figures, tables
 from deepradiomics.report import explain as ex
 from deepradiomics.report.formatting import (
     DASH,
@@ -234,6 +234,31 @@ def per_fold_section(run: RunData) -> str:
     if not per_fold:
         return ""
     return section("per-fold", "Per fold (CNN)", html_table(tables.per_fold_grid(per_fold)))
+
+
+def fairness_section(run: RunData) -> str:
+    audits = fairness.fairness_audits(run)
+    if not audits:
+        return ""
+    level = fmt_percent(ci_level(run))
+    first = next(iter(audits.values()))
+    body = (
+        f'<p class="note">The CNN\'s pooled out-of-fold predictions per subgroup, value '
+        f"[{esc(level)} CI] from a patient bootstrap stratified by group. Groups with at least "
+        f"{esc(first.get('min_patients', DASH))} patients and {esc(first.get('min_events', DASH))} "
+        "events (binary: cases of the rarer outcome) are compared; smaller ones are listed only. "
+        "Gaps: difference = largest − smallest group value, ratio = smallest / largest "
+        "(fairlearn's between-group definitions), and each group minus the largest group, "
+        "whose interval can include 0.</p>"
+    )
+    body += figure(fairness.forest_figure(audits), fairness.fairness_caption(audits, level))
+    for column, audit in audits.items():
+        body += f"<h3>By {esc(column)}</h3>" + html_table(fairness.by_group_grid(audit), "metrics")
+        if audit.get("difference"):
+            body += html_table(fairness.gaps_grid(audit), "metrics")
+        else:
+            body += '<p class="note">Fewer than two groups large enough to compare.</p>'
+    return section("fairness", "Fairness across subgroups", body)
 
 
 def roc_section(run: RunData) -> str:
@@ -501,6 +526,7 @@ SECTION_TITLES = {
     "per-site": "Per site",
     "comparison": "Comparison",
     "per-fold": "Per fold",
+    "fairness": "Fairness",
     "roc": "ROC",
     "calibration": "Calibration",
     "km": "Kaplan-Meier",
@@ -525,6 +551,7 @@ def render_report(run: RunData) -> str:
         per_site_section(run),
         comparison_section(run),
         per_fold_section(run),
+        fairness_section(run),
         roc_section(run),
         calibration_section(run),
         km_section(run),

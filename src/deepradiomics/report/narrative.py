@@ -16,6 +16,7 @@ from deepradiomics.report.formatting import (
     metric_label,
     model_label,
 )
+from deepradiomics.report.fairness import fairness_audits, fairness_findings
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import LeakCheck
 from deepradiomics.tasks import get_task
@@ -330,6 +331,7 @@ def limitations(run: RunData, leaks: LeakCheck | None) -> list[str]:
             "ECE is biased upward in resamples with repeated patients; read it as a rough guide."
         )
     items.extend(_comparison_findings(run, metric))
+    items.extend(fairness_findings(fairness_audits(run)))
     items.extend(f"Confounding audit: {w}" for w in audit_warnings(run.metrics))
     items.append(
         "Research use only: not a medical device and not validated for clinical decisions."
