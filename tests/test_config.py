@@ -86,3 +86,25 @@ def test_load_config_preflights(tmp_path: Path) -> None:
     path.write_text("cohort: {path: c.csv, task: regression}\ntrain: {loss: cox}\n")
     with pytest.raises(UserError, match=f"{path}: train.loss: 'cox' does not fit a regression"):
         load_config(path)
+
+# issue 11: keys removed (train.num_workers) and added (evaluate.fairness)
+
+def test_num_workers_is_gone_with_a_reason():
+    with pytest.raises(UserError, match=r"exp.yaml: train: .*num_workers was removed.*in memory"):
+        parse_config({"train": {"num_workers": 4}}, source="exp.yaml")
+    assert "num_workers" not in type(parse_config({}).train).model_fields
+
+
+def test_old_saved_config_with_the_default_num_workers_still_loads():
+    """Configs saved before the removal (bundles, run folders) hold ``num_workers: 0``."""
+    cfg = parse_config({"train": {"num_workers": 0, "epochs": 3}})
+    assert cfg.train.epochs == 3 and "num_workers" not in cfg.train.model_dump()
+
+
+def test_fairness_minimum_sizes_default_and_validate():
+    cfg = parse_config({})
+    assert (cfg.evaluate.fairness.min_patients, cfg.evaluate.fairness.min_events) == (30, 10)
+    with pytest.raises(UserError, match="evaluate.fairness.min_patients"):
+        parse_config({"evaluate": {"fairness": {"min_patients": 0}}})
+    with pytest.raises(UserError, match="evaluate.fairness.min_group: unknown key"):
+        parse_config({"evaluate": {"fairness": {"min_group": 3}}})

@@ -161,6 +161,23 @@ class AugmentConfig(Strict):
 
 
 class TrainConfig(Strict):
+    """The training loop. There is no ``num_workers``: the cohort is held in memory as tensors
+    and batches are indexed and augmented on the training device (``train.data``), so there
+    is no data loader to parallelise; preprocessing has ``preprocess.workers``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_loader_workers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "num_workers" in data:
+            if data["num_workers"] not in (0, None):
+                raise ValueError(
+                    "num_workers was removed: training indexes batches from tensors in memory, "
+                    "so there is no data loader to parallelise (preprocess.workers sets the "
+                    "preprocessing processes)"
+                )
+            data = {k: v for k, v in data.items() if k != "num_workers"}  # old saved configs
+        return data
+
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(3e-3, gt=0)
@@ -174,7 +191,6 @@ class TrainConfig(Strict):
     monitor: Literal["score", "loss"] = "score"
     grad_clip: float = Field(1.0, gt=0)
     device: str = "auto"
-    num_workers: int = Field(0, ge=0)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     tta: bool = True
 

@@ -30,3 +30,4 @@ def test_demo_config_is_valid_and_compares_with_the_classical_baseline(tmp_path:
     assert Path(cfg.cohort.path) == tmp_path / "cohort.csv"
     assert cfg.evaluate.classical and cfg.evaluate.combat and cfg.evaluate.learning_curve.enabled
     assert cfg.evaluate.split == "kfold" and cfg.evaluate.ensemble_members >= 2
+    assert cfg.cohort.subgroups == ["sex", "age_band"]  # the demo report's fairness section
