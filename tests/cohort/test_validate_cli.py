@@ -211,7 +211,7 @@ def _label_not_declared(c: Cohort) -> tuple[str, list[str]]:
 def _three_labels(c: Cohort) -> str:
     c.rows[9]["label"] = "2"
     return ("error: column label: binary task but 3 distinct labels: '0' x5; '1' x4; '2' x1 "
-            "(line 11); fix the labels or declare cohort.classes (or use task: multiclass)")
+            "(case C009 (line 11)); fix the labels or declare cohort.classes (or use task: multiclass)")
 
 
 def _regression_not_number(c: Cohort) -> tuple[str, list[str]]:
@@ -248,6 +248,33 @@ def _survival_missing_event(c: Cohort) -> tuple[str, list[str]]:
     return "error: case C001 (line 3), column event: event is missing", ["--config", str(cfg)]
 
 
+def _no_config_negative_time(c: Cohort) -> str:
+    c.rows[3]["time"] = "-4"  # no config: the label column makes it binary, time is checked too
+    return "error: case C003 (line 5), column time: survival time -4 is not positive"
+
+
+def _no_config_text_time(c: Cohort) -> str:
+    c.rows[3]["time"] = "soon"
+    return "error: case C003 (line 5), column time: survival time 'soon' is not a number"
+
+
+def _no_config_bad_event(c: Cohort) -> str:
+    c.rows[6]["event"] = "yes"
+    return "error: case C006 (line 8), column event: event 'yes' is not 0 or 1"
+
+
+def _no_config_missing_time(c: Cohort) -> str:
+    c.rows[6]["time"] = ""  # needed only by a survival task: a warning
+    return "warning: case C006 (line 8), column time: survival time is missing"
+
+
+def _no_config_survival_only(c: Cohort) -> str:
+    for row in c.rows:
+        del row["label"]
+    c.rows[2]["event"] = "3"
+    return "error: case C002 (line 4), column event: event '3' is not 0 or 1"
+
+
 def _covariate_not_number(c: Cohort) -> tuple[str, list[str]]:
     c.rows[4]["age"] = "old"
     cfg = c.config("cohort:\n  covariates_numeric: [age]\n")
@@ -269,8 +296,8 @@ def _no_image_cell(c: Cohort) -> str:
 
 def _patient_two_sites(c: Cohort) -> str:
     c.rows[1]["patient_id"] = "P000"
-    return ("warning: column site: patient 'P000' has rows at 2 sites: 'A' (line 2); "
-            "'B' (line 3)")
+    return ("warning: column site: patient 'P000' has rows at 2 sites: 'A' (case C000 (line 2)); "
+            "'B' (case C001 (line 3))")
 
 
 def _small_site(c: Cohort) -> str:
@@ -303,7 +330,9 @@ CORPUS: dict[str, Breaker] = {
         _label_not_declared, _three_labels, _regression_not_number, _survival_time_zero,
         _survival_time_text, _survival_bad_event, _survival_missing_event,
         _covariate_not_number, _covariate_missing, _no_image_cell, _patient_two_sites,
-        _small_site, _site_single_class, _no_cases,
+        _small_site, _site_single_class, _no_cases, _no_config_negative_time,
+        _no_config_text_time, _no_config_bad_event, _no_config_missing_time,
+        _no_config_survival_only,
     ]
 }
 

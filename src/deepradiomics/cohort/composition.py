@@ -13,10 +13,16 @@ MIN_SITE_CASES = 5
 MIN_CLASS_FRACTION = 0.10
 
 
-def _lines(lines: list[int], limit: int = 5) -> str:
-    shown = ", ".join(map(str, lines[:limit]))
-    more = f", ... ({len(lines)} in all)" if len(lines) > limit else ""
-    return f"line{'s' * (len(lines) != 1)} {shown}{more}"
+def _cases(manifest: Manifest, indices: list[int], limit: int = 5) -> str:
+    """``case a (line 2), case b (line 5)``: the rows named by case id and CSV line."""
+    ids = manifest.table[manifest.columns.case_id]
+    shown = ", ".join(
+        f"case {ids.iloc[i]} (line {manifest.line_of(i)})" if ids.iloc[i]
+        else f"line {manifest.line_of(i)}"
+        for i in indices[:limit]
+    )
+    more = f", ... ({len(indices)} in all)" if len(indices) > limit else ""
+    return shown + more
 
 
 def outcome_per_row(manifest: Manifest) -> list[str | None]:
@@ -64,13 +70,13 @@ def _class_problems(manifest: Manifest, outcomes: list[str | None]) -> list[Prob
                 column=col,
             ))
         if fixed is not None and cfg.classes is None and len(counts) > fixed:
-            lines: dict[str, list[int]] = defaultdict(list)
+            rows: dict[str, list[int]] = defaultdict(list)
             for i, o in enumerate(outcomes):
                 if o is not None:
-                    lines[o].append(manifest.line_of(i))
-            # the lines of the values beyond the two most common are the likely typos
+                    rows[o].append(i)
+            # the cases of the values beyond the two most common are the likely typos
             detail = "; ".join(
-                f"'{v}' x{n}" + (f" ({_lines(lines[v])})" if rank >= 2 else "")
+                f"'{v}' x{n}" + (f" ({_cases(manifest, rows[v])})" if rank >= 2 else "")
                 for rank, (v, n) in enumerate(counts.most_common())
             )
             problems.append(Problem(
@@ -143,11 +149,11 @@ def _patient_problems(manifest: Manifest) -> list[Problem]:
     where: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, (patient, site) in enumerate(zip(table[cols.patient_id], table[cols.site])):
         if patient and not is_missing(site):
-            where[patient][site].append(manifest.line_of(i))
+            where[patient][site].append(i)
     problems: list[Problem] = []
     for patient, sites in where.items():
         if len(sites) > 1:
-            detail = "; ".join(f"'{s}' ({_lines(lines)})" for s, lines in sites.items())
+            detail = "; ".join(f"'{s}' ({_cases(manifest, rows)})" for s, rows in sites.items())
             problems.append(Problem(
                 "warning", f"patient '{patient}' has rows at {len(sites)} sites: {detail}",
                 column=cols.site,

@@ -54,8 +54,8 @@ def check_rows(manifest: Manifest, targets: bool = True) -> list[Problem]:
                 add("warning", cols.mask, "no mask file given; the whole image will be used")
         if targets:
             problems += [
-                Problem("error", msg, case_id or None, line, col)
-                for col, msg in _target_problems(manifest, row)
+                Problem(severity, msg, case_id or None, line, col)
+                for severity, col, msg in _target_problems(manifest, row)
             ]
         for col in cols.covariates_numeric:
             cell = row[col]
@@ -71,38 +71,57 @@ def check_rows(manifest: Manifest, targets: bool = True) -> list[Problem]:
     return problems
 
 
-def _target_problems(manifest: Manifest, row) -> list[tuple[str, str]]:
-    """(column, message) for each invalid outcome cell of one row."""
+def _target_problems(manifest: Manifest, row) -> list[tuple[str, str, str]]:
+    """(severity, column, message) for each invalid outcome cell of one row.
+
+    The configured task's outcome columns must be valid. When the task was not stated (no
+    config, or a config without ``cohort.task``), the other recognised outcome columns are
+    checked too: a malformed value is an error (it breaks the task that uses the column), a
+    missing one a warning.
+    """
     cfg, cols = manifest.cohort, manifest.columns
-    found: list[tuple[str, str]] = []
-    task = get_task(cfg.task)
-    if task.classes and cols.target:
+    found = [("error", col, msg) for col, msg, _ in _outcome_cells(manifest, cfg.task, row)]
+    if "task" not in cfg.model_fields_set:
+        other = "binary" if cfg.task == "survival" else "survival"
+        found += [("warning" if missing else "error", col, msg)
+                  for col, msg, missing in _outcome_cells(manifest, other, row)]
+    return found
+
+
+def _outcome_cells(manifest: Manifest, task: str, row) -> list[tuple[str, str, bool]]:
+    """(column, message, whether the cell is missing) for each invalid cell of ``task``'s
+    outcome columns (those present) in one row."""
+    cfg, cols = manifest.cohort, manifest.columns
+    found: list[tuple[str, str, bool]] = []
+
+    def missing(col: str, what: str) -> bool:
+        if is_missing(row[col]):
+            found.append((col, f"{what} is missing{_shown(row[col])}", True))
+            return True
+        return False
+
+    spec = get_task(task)
+    if spec.classes and cols.target:
         label = row[cols.target]
-        if is_missing(label):
-            found.append((cols.target, f"label is missing{_shown(label)}"))
-        elif cfg.classes is not None and label not in cfg.classes:
-            found.append(
-                (cols.target, f"label '{label}' is not one of the declared classes "
-                              f"({', '.join(cfg.classes)})")
-            )
-    elif task.target_keys == ("target",) and cols.target:  # a value (regression)
+        if not missing(cols.target, "label") and cfg.classes is not None and label not in cfg.classes:
+            found.append((cols.target, f"label '{label}' is not one of the declared classes "
+                                       f"({', '.join(cfg.classes)})", False))
+    elif spec.target_keys == ("target",) and cols.target:  # a value (regression)
         cell = row[cols.target]
-        if is_missing(cell):
-            found.append((cols.target, f"target value is missing{_shown(cell)}"))
-        elif as_number(cell) is None:
-            found.append((cols.target, f"target '{cell}' is not a finite number (regression)"))
-    elif task.time_to_event:
-        time, event = row[cols.time], row[cols.event]
-        if is_missing(time):
-            found.append((cols.time, f"survival time is missing{_shown(time)}"))
-        elif (t := as_number(time)) is None:
-            found.append((cols.time, f"survival time '{time}' is not a number"))
-        elif t <= 0:
-            found.append((cols.time, f"survival time {time} is not positive"))
-        if is_missing(event):
-            found.append((cols.event, f"event is missing{_shown(event)}"))
-        elif as_number(event) not in (0.0, 1.0):
-            found.append((cols.event, f"event '{event}' is not 0 or 1"))
+        if not missing(cols.target, "target value") and as_number(cell) is None:
+            found.append((cols.target, f"target '{cell}' is not a finite number (regression)",
+                          False))
+    elif spec.time_to_event:
+        if cols.time and not missing(cols.time, "survival time"):
+            time = row[cols.time]
+            if (t := as_number(time)) is None:
+                found.append((cols.time, f"survival time '{time}' is not a number", False))
+            elif t <= 0:
+                found.append((cols.time, f"survival time {time} is not positive", False))
+        if cols.event and not missing(cols.event, "event"):
+            event = row[cols.event]
+            if as_number(event) not in (0.0, 1.0):
+                found.append((cols.event, f"event '{event}' is not 0 or 1", False))
     return found
 
 

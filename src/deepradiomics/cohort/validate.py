@@ -17,6 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
+
 from deepradiomics.cohort.case_files import check_case_files
 from deepradiomics.cohort.composition import check_composition
 from deepradiomics.cohort.manifest import Case, Manifest, build_cases, read_manifest
@@ -86,6 +88,20 @@ def load_cohort(cfg: CohortConfig, targets: bool = True, workers: int | None = N
     return load_validated(cfg, targets, workers)[1]
 
 
+def _unconfigured(csv: Path) -> CohortConfig:
+    """The cohort read without a config: default column names; the task is left unstated
+    (so every recognised outcome column is checked, see ``row_checks``) unless the CSV has
+    survival columns and no label column, which makes it a survival cohort."""
+    defaults = CohortConfig(path=csv)
+    try:
+        header = [str(c).strip() for c in pd.read_csv(csv, nrows=0).columns]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return defaults  # read_manifest reports it
+    if defaults.target not in header and {defaults.time, defaults.event} <= set(header):
+        return CohortConfig(path=csv, task="survival")
+    return defaults
+
+
 def cohort_config_for(csv: str | Path, config: str | Path | None = None) -> CohortConfig:
     """The cohort section of the experiment YAML ``config`` (if given) with ``path`` set to
     ``csv`` (what ``deepradiomics validate CSV [--config YAML]`` checks)."""
@@ -93,7 +109,7 @@ def cohort_config_for(csv: str | Path, config: str | Path | None = None) -> Coho
     if not csv.is_file():
         raise UsageError(f"cohort file not found: {csv}")
     if not config:
-        return CohortConfig(path=csv)
+        return _unconfigured(csv)
     try:
         cfg = load_config(config)
     except UserError as err:
