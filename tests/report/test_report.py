@@ -73,7 +73,8 @@ def test_binary_report_has_every_section(binary):
     assert "<details><summary>Full resolved configuration" in section(page, "config")
     header = page[page.index("<header>") : page.index("</header>")]
     assert "5-fold cross-validation" in header and "120 cases from 100 patients" in header
-    assert "An inner validation set (25 % of each training part" in header  # from splits.csv
+    assert "Each of the 3 ensemble members of a fold was trained on a bootstrap resample" in header
+    assert "An inner validation set" not in header  # the members stopped on out-of-bag cases
     assert "200 bootstrap resamples" in header and "ensemble of 3 CNN members" in header
 
 
@@ -355,7 +356,7 @@ def test_leave_one_site_out_names_the_held_out_site(binary, tmp_path):
         for k, site in enumerate(("alpha", "beta", "gamma"))
     ]
     pd.concat(folds).to_csv(run / "splits.csv", index=False)
-    edit_json(run / "metrics.json", lambda m: m.__setitem__("split", "loso"))
+    edit_json(run / "metrics.json", lambda m: m.update(split="loso", early_stopping="validation"))
     page = write_report(run).read_text()
     rows = tables(section(page, "splits"))[0]
     assert rows[0][:2] == ["fold", "held out"]
@@ -363,6 +364,31 @@ def test_leave_one_site_out_names_the_held_out_site(binary, tmp_path):
     assert "leave-one-site-out validation over 3 sites" in page
     assert "No inner validation set was used" in page
     assert "Sites were mixed inside the splits" not in page
+
+
+def header_text(page: str) -> str:
+    return html.unescape(page[page.index("<header>") : page.index("</header>")])
+
+
+def test_validation_text_says_what_the_members_stopped_on(binary, tmp_path):
+    oob = header_text(binary[1])
+    assert ("used its out-of-bag patients, those its resample left out, for early stopping "
+            "(patience 15 epochs); the decision threshold (0.42) was chosen on the pooled "
+            "out-of-bag predictions of all folds, which include other folds' test cases") in oob
+    run = copy_run(binary[0], tmp_path / "single")
+    edit_json(run / "metrics.json", lambda m: (m.pop("ensemble"), m.update(early_stopping="validation")))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["evaluate"]["ensemble_members"] = 1
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    single = header_text(write_report(run).read_text())
+    assert ("An inner validation set (25 % of each training part's patients, grouped and "
+            "stratified) was used for early stopping (patience 15 epochs); the decision "
+            "threshold (0.42) was chosen on the pooled validation predictions") in single
+    assert "out-of-bag" not in single and "single CNN (no ensemble)" in single
+    edit_json(run / "metrics.json", lambda m: m.update(threshold_selection="per_fold"))
+    per_fold = header_text(write_report(run).read_text())
+    assert ("the decision threshold was chosen in each fold on that fold's own validation "
+            "predictions and applied to that fold's test cases only") in per_fold
 
 
 def test_ece_interval_leaving_out_its_estimate_is_named_a_limitation(binary, tmp_path):

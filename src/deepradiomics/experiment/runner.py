@@ -110,6 +110,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         "name": cfg.name, "task": arrays.task, "split": cfg.evaluate.split,
         "date": dt.date.today().isoformat(), "threshold": cnn.get("threshold"),
         "fold_thresholds": cnn.get("fold_thresholds"),
+        "early_stopping": "out_of_bag" if cfg.evaluate.ensemble_members > 1 else "validation",
+        "threshold_selection": "per_fold" if cnn.get("fold_thresholds") else None,
         "test": cnn["test"], "per_site": cnn["per_site"], "per_fold": cnn["per_fold"],
         "models": per_model,
     }

@@ -133,21 +133,49 @@ def _grouping_sentence(run: RunData, leaks: LeakCheck | None) -> str:
     return text + " (checked on splits.csv: no patient is in both training and test)."
 
 
+def early_stopping_cases(run: RunData) -> str:
+    """What the CNN stopped on: ``metrics.json["early_stopping"]`` as the run recorded it
+    ("validation" or "out_of_bag"); runs that predate the key: out-of-bag with more than one
+    ensemble member (bootstrap members), else the inner validation split."""
+    recorded = run.metrics.get("early_stopping")
+    if recorded in ("validation", "out_of_bag"):
+        return str(recorded)
+    return "out_of_bag" if ensemble_members(run) > 1 else "validation"
+
+
+def _threshold_clause(run: RunData, cases: str) -> str:
+    threshold = finite(run.metrics.get("threshold"))
+    if run.task != "binary" or threshold is None:
+        return ""
+    if run.metrics.get("threshold_selection") == "per_fold":
+        return (
+            f"; the decision threshold was chosen in each fold on that fold's own {cases} "
+            "predictions and applied to that fold's test cases only"
+        )
+    scope = " of all folds, which include other folds' test cases" if n_folds(run) != 1 else ""
+    return f"; the decision threshold ({threshold:.3g}) was chosen on the pooled {cases} predictions{scope}"
+
+
 def _inner_validation_sentence(run: RunData) -> str:
+    patience = run.section("train").get("patience")
+    stopping = "early stopping" + (f" (patience {patience} epochs)" if patience is not None else "")
+    if early_stopping_cases(run) == "out_of_bag":
+        m = ensemble_members(run)
+        return (
+            f"Each of the {m} ensemble members of a fold was trained on a bootstrap resample of "
+            "the patients of the fold's training part (its training and validation roles "
+            f"together) and used its out-of-bag patients, those its resample left out, for "
+            f"{stopping}{_threshold_clause(run, 'out-of-bag')}; no test case was used for "
+            "early stopping."
+        )
     if run.splits is not None and not (run.splits["role"] == "val").any():
         return "No inner validation set was used (no early stopping on held-out patients)."
     share = patient_share(run, "val", ("train", "val"))
     frac = fmt_percent(share if share is not None else run.section("train").get("val_fraction"))
-    patience = run.section("train").get("patience")
-    uses = "early stopping"
-    if patience is not None:
-        uses += f" (patience {patience} epochs)"
-    threshold = finite(run.metrics.get("threshold"))
-    if run.task == "binary" and threshold is not None:
-        uses += f" and the decision threshold ({threshold:.3g})"
     return (
         f"An inner validation set ({frac} of each training part's patients, grouped and "
-        f"stratified) was used for {uses}; the test cases were used for neither."
+        f"stratified) was used for {stopping}{_threshold_clause(run, 'validation')}; no test "
+        "case was used for early stopping."
     )
 
 
