@@ -42,7 +42,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_files_and_report_sections(run_dir: Path) -> None:
     out = run_dir / "out"
     for name in ("config.yaml", "cohort.json", "splits.csv", "predictions.csv", "metrics.json",
-                 "report.html", "model_card.md", "bundle/bundle.json", "bundle/plan.json"):
+                 "report.html", "model_card.md", "checklist.md", "bundle/bundle.json",
+                 "bundle/plan.json"):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text()
     for section in ("config", "cohort", "splits", "metrics", "per-site", "comparison", "roc",
@@ -182,7 +183,9 @@ def test_fairness_by_sex_and_site_matches_the_predictions(run_dir: Path) -> None
             values = [audit["by_group"][g]["auc"]["value"] for g in audit["compared"]]
             assert audit["difference"]["auc"]["value"] == pytest.approx(max(values) - min(values))
     html = (out / "report.html").read_text()
-    assert 'id="fairness"' in html
+    assert 'id="fairness"' in html and 'id="checklist"' in html
+    software = json.loads((out / "metrics.json").read_text())["software"]
+    assert software["packages"]["torch"].startswith("2.13.0")
 
 
 def test_rerun_resumes_finished_and_interrupted_members(run_dir: Path) -> None:

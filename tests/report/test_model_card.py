@@ -17,15 +17,21 @@ def test_binary_model_card(tmp_path):
     card = write_model_card(run)
     assert card == run / "model_card.md"
     text = card.read_text()
-    for heading in (
-        "# Model card: demo-binary",
+    assert text.startswith("# Model card: demo-binary")
+    mitchell = [
+        "## Model details",
         "## Intended use",
-        "## Model",
-        "## Data",
-        "## Evaluation",
-        "## Limitations",
-    ):
-        assert heading in text
+        "## Factors",
+        "## Metrics",
+        "## Evaluation data",
+        "## Training data",
+        "## Quantitative analyses",
+        "## Ethical considerations",
+        "## Caveats and recommendations",
+    ]  # Mitchell et al. 2019, in their order
+    assert [line for line in text.splitlines() if line.startswith("## ")] == mitchell
+    assert "- Subgroups evaluated: sex, age_band" in text
+    assert "By sex (CNN; groups too small to compare are marked):" in text
     metrics = json.loads((run / "metrics.json").read_text())
     pooled = next(line for line in text.splitlines() if line.startswith("| AUC |"))
     assert (
@@ -40,7 +46,7 @@ def test_binary_model_card(tmp_path):
     assert "Per site, CNN, next to pooled:" in text
     assert ci(metrics["per_site"]["gamma"]["auc"]) in text
     assert "| alpha | 40 | 34 |" in text
-    limitations = text[text.index("## Limitations") :]
+    limitations = text[text.index("## Caveats and recommendations") :]
     assert "Confounding audit: The site is strongly predictable from the CNN's embeddings (AUC 0.93" in limitations
     assert "Small site(s) alpha, beta" in limitations  # under 10 positives
     assert "CNN outperforms Classical radiomics on AUC" in limitations

@@ -39,10 +39,11 @@ from deepradiomics.experiment.explain_cases import explain_run
 from deepradiomics.experiment.fairness import fairness_metrics
 from deepradiomics.experiment.folds import cnn_predictions, run_fold
 from deepradiomics.experiment.learning_curve import learning_curve
+from deepradiomics.experiment.provenance import software_versions
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table
 from deepradiomics.experiment.site_audit import site_audit
 from deepradiomics.files import atomic_write_text, write_json
-from deepradiomics.report import write_model_card, write_report
+from deepradiomics.report import write_checklist, write_model_card, write_report
 from deepradiomics.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,13 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         explained = explain_run(run_dir, arrays, cnn.get("threshold"), progress)
         if explained:
             metrics["explain"] = explained
+    metrics["software"] = software_versions()
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - t0, 1),
                          "train_seconds": round(train_seconds, 1)}
     write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir)
     write_model_card(run_dir)
+    write_checklist(run_dir)
     return metrics
 
 

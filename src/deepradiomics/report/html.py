@@ -4,7 +4,8 @@ Made only from the run folder's files (``run_files``). One page, inline CSS, fig
 inline SVG: it opens offline and holds no URL. Every user-provided string is escaped, and
 only aggregates are shown (no per-case rows). A section whose data is absent is left out.
 Section ids are stable: config, cohort, splits, metrics, per-site, comparison, per-fold,
-fairness, roc, calibration, km, truth, learning-curve, ensemble, uncertainty, limitations.
+fairness, roc, calibration, km, truth, learning-curve, ensemble, uncertainty, limitations,
+checklist.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import deepradiomics
-from deepradiomics.report import confounding, fairness, figures, tables
+from deepradiomics.report import checklist, confounding, fairness, figures, tables
 from deepradiomics.report import explain as ex
 from deepradiomics.report.formatting import (
     DASH,
@@ -511,6 +512,22 @@ def confounding_section(run: RunData) -> str:
     return section("confounding", "Confounding by site", body)
 
 
+def checklist_section(run: RunData) -> str:
+    body = (
+        '<p class="note">What this run can report for two checklists; items marked "'
+        f'{esc(checklist.AUTHORS)}" need what the run cannot know. The same tables are in '
+        f"checklist.md. Software: {esc(checklist.software_text(run))}</p>"
+    )
+    for name, answers in checklist.checklists(run).items():
+        done = sum(a.complete for a in answers)
+        grid = tables.Grid(["item", "topic", "asks", "this run"],
+                           [[a.item, a.topic, a.text, a.answer] for a in answers])
+        body += (f"<details><summary>{esc(name)}: {done} of {len(answers)} items filled by the "
+                 f"run</summary>{html_table(grid, 'checklist')}</details>")
+    body += f'<p class="note">{esc(checklist.REFERENCES)}</p>'
+    return section("checklist", "Reporting checklists", body)
+
+
 def limitations_section(run: RunData, leaks: LeakCheck | None) -> str:
     items = "".join(f"<li>{esc(item)}</li>" for item in limitations(run, leaks))
     return section("limitations", "Limitations", f"<ul>{items}</ul>")
@@ -537,6 +554,7 @@ SECTION_TITLES = {
     "explain": "Explanations",
     "confounding": "Confounding",
     "limitations": "Limitations",
+    "checklist": "Checklists",
 }
 
 
@@ -562,6 +580,7 @@ def render_report(run: RunData) -> str:
         explain_section(run),
         confounding_section(run),
         limitations_section(run, leaks),
+        checklist_section(run),
     ]
     sections = [s for s in sections if s]
     present = [sid for sid in SECTION_TITLES if f'<section id="{sid}">' in "".join(sections)]

@@ -1,7 +1,9 @@
 """``write_model_card(run_dir)``: ``RUN/model_card.md`` from the same files as the report.
 
-Sections: intended use, model, data, evaluation (metrics with CIs, per site, comparisons),
-limitations. Aggregates only; table cells are escaped for Markdown.
+Sections follow Mitchell et al. (2019): model details, intended use, factors, metrics,
+evaluation data, training data, quantitative analyses (pooled, per site, comparisons, per
+subgroup), ethical considerations, caveats and recommendations. Aggregates only; table
+cells are escaped for Markdown. ``checklist.md`` (TRIPOD+AI, METRICS) is written here too.
 """
 
 from __future__ import annotations
@@ -10,15 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import deepradiomics
-from deepradiomics.report.formatting import DASH, fmt_percent, model_label
+from deepradiomics.report.checklist import (
+    AUTHORS,
+    REFERENCES,
+    checklists,
+    model_description,
+    software_text,
+)
+from deepradiomics.report.fairness import (
+    by_group_grid,
+    fairness_audits,
+    fairness_findings,
+    gaps_grid,
+)
+from deepradiomics.report.formatting import DASH, fmt_percent, metric_label, model_label
 from deepradiomics.report.html import write_text_atomic
 from deepradiomics.report.narrative import (
     ci_level,
-    ensemble_members,
+    ci_sentence,
     limitations,
     validation_summary,
 )
-from deepradiomics.report.run_files import RunData, load_run
+from deepradiomics.report.run_files import RunData, finite, load_run
 from deepradiomics.report.splits import LeakCheck, patient_leaks
 from deepradiomics.report.tables import (
     Grid,
@@ -73,37 +88,55 @@ def _intended_use(run: RunData) -> list[str]:
     ]
 
 
-def _model(run: RunData) -> list[str]:
-    m, t = run.section("model"), run.section("train")
-    lines = [
-        "## Model",
+def _model_details(run: RunData) -> list[str]:
+    m = run.section("model")
+    return [
+        "## Model details",
         "",
-        f"- Architecture: `{md(m.get('name', DASH))}`"
-        + (" with a site-adversarial head" if m.get("site_adversary") else "")
-        + f"; ensemble of {ensemble_members(run)} member(s) per fold.",
-        (
-            f"- Training: {t.get('epochs', DASH)} epochs at most, batch "
-            f"{t.get('batch_size', DASH)}, learning rate {t.get('lr', DASH)}, loss "
-            f"{md(t.get('loss') or 'task default')}."
-        ),
+        f"- Developed by: {AUTHORS}",
+        f"- Run: {md(run.name)}, {md(run.date)}; {md(software_text(run))}",
+        f"- Model: {md(model_description(run))}"
+        + (" With a site-adversarial head." if m.get("site_adversary") else ""),
+        f"- Licence, citation and contact: {AUTHORS}",
+        "",
     ]
-    if "classical" in run.models:
-        lines.append(
-            "- Baseline: hand-crafted radiomics features with a classical model "
-            "on the same splits"
-            + (" (also with ComBat)" if "classical_combat" in run.models else "")
-            + "."
-        )
-    return lines + [""]
 
 
-def _data(run: RunData) -> list[str]:
+def _factors(run: RunData) -> list[str]:
+    audits = fairness_audits(run)
+    sites = list(((run.cohort or {}).get("sites") or {}).keys())
+    lines = ["## Factors", ""]
+    if sites:
+        lines.append(f"- Acquisition site ({len(sites)}: {md(', '.join(map(str, sites)))}): "
+                     "performance is reported per site.")
+    subgroups = [c for c in audits if c not in ("site", run.section("cohort").get("site"))]
+    if subgroups:
+        lines.append(f"- Subgroups evaluated: {md(', '.join(subgroups))} (see Quantitative "
+                     "analyses).")
+    lines += [f"- Other relevant factors (scanner, protocol, population): {AUTHORS}", ""]
+    return lines
+
+
+def _metrics(run: RunData) -> list[str]:
+    names = [metric_label(str(k)) for k in (run.metrics.get("test") or {})]
+    lines = ["## Metrics", ""]
+    if names:
+        lines.append(f"- {md(', '.join(names))}.")
+    threshold = finite(run.metrics.get("threshold"))
+    if run.task == "binary" and threshold is not None:
+        lines.append(f"- Threshold metrics use the decision threshold {threshold:.3g} (how it "
+                     "was chosen: Evaluation data).")
+    return [*lines, "", ci_sentence(run), ""]
+
+
+def _training_data(run: RunData) -> list[str]:
     cohort = run.cohort
-    lines = ["## Data", ""]
+    lines = ["## Training data", ""]
     if not cohort:
         return [*lines, "cohort.json is not in the run folder.", ""]
     lines += [
-        f"{cohort.get('n_cases', DASH)} cases from {cohort.get('n_patients', DASH)} patients.",
+        f"{cohort.get('n_cases', DASH)} cases from {cohort.get('n_patients', DASH)} patients; "
+        "each fold trains on the cases outside its test part.",
         "",
         md_table(site_grid(cohort, run.task)),
         "",
@@ -116,17 +149,16 @@ def _data(run: RunData) -> list[str]:
     return lines
 
 
-def _evaluation(run: RunData, leaks: LeakCheck | None) -> list[str]:
-    lines = ["## Evaluation", "", validation_summary(run, leaks), ""]
+def _evaluation_data(run: RunData, leaks: LeakCheck | None) -> list[str]:
+    return ["## Evaluation data", "", validation_summary(run, leaks), ""]
+
+
+def _quantitative(run: RunData) -> list[str]:
+    lines = ["## Quantitative analyses", ""]
     models = run.models
     if models:
         level = fmt_percent(ci_level(run))
-        lines += [
-            f"Pooled test metrics, value [{level} CI]:",
-            "",
-            md_table(models_grid(models)),
-            "",
-        ]
+        lines += [f"Pooled test metrics, value [{level} CI]:", "", md_table(models_grid(models)), ""]
     for model, entry in models.items():
         if entry.get("per_site"):
             grid = md_table(per_site_grid(entry))
@@ -134,7 +166,25 @@ def _evaluation(run: RunData, leaks: LeakCheck | None) -> list[str]:
     comparisons = [c for c in run.metrics.get("comparisons") or [] if isinstance(c, dict)]
     if comparisons:
         lines += ["Paired comparisons:", "", md_table(comparison_grid(comparisons)), ""]
+    for column, audit in fairness_audits(run).items():
+        lines += [f"By {md(column)} (CNN; groups too small to compare are marked):", "",
+                  md_table(by_group_grid(audit)), ""]
+        if audit.get("difference"):
+            lines += [md_table(gaps_grid(audit)), ""]
     return lines
+
+
+def _ethics(run: RunData) -> list[str]:
+    findings = fairness_findings(fairness_audits(run))
+    return [
+        "## Ethical considerations",
+        "",
+        "- The run's outputs hold aggregates and pseudonymous case ids only; no DICOM "
+        "identifiers.",
+        *(f"- {md(f)}" for f in findings),
+        f"- Data governance, consent, risks and harms: {AUTHORS}",
+        "",
+    ]
 
 
 def render_model_card(run: RunData) -> str:
@@ -147,16 +197,47 @@ def render_model_card(run: RunData) -> str:
             f"(run: {md(run.date)})."
         ),
         "",
+        "Sections follow Mitchell et al., Model Cards for Model Reporting (FAT* 2019); the "
+        "reporting checklists are in checklist.md.",
+        "",
+        *_model_details(run),
         *_intended_use(run),
-        *_model(run),
-        *_data(run),
-        *_evaluation(run, leaks),
-        "## Limitations",
+        *_factors(run),
+        *_metrics(run),
+        *_evaluation_data(run, leaks),
+        *_training_data(run),
+        *_quantitative(run),
+        *_ethics(run),
+        "## Caveats and recommendations",
         "",
         *(f"- {md(item)}" for item in limitations(run, leaks)),
         "",
     ]
     return "\n".join(lines)
+
+
+def render_checklist(run: RunData) -> str:
+    """``checklist.md``: TRIPOD+AI and METRICS as Markdown tables (``report.checklist``)."""
+    lines = [f"# Reporting checklists: {md(run.name)}", "",
+             f'Filled from the run folder. Items marked "{AUTHORS}" need what the run cannot '
+             "know; check every pre-filled answer before submission.", "",
+             f"Software: {md(software_text(run))}", ""]
+    for name, answers in checklists(run).items():
+        done = sum(a.complete for a in answers)
+        lines += [f"## {name}", "", f"{done} of {len(answers)} items filled by the run.", ""]
+        grid = Grid(["item", "topic", "asks", "this run"],
+                    [[a.item, a.topic, a.text, a.answer] for a in answers])
+        lines += [md_table(grid), ""]
+    lines += [REFERENCES, ""]
+    return "\n".join(lines)
+
+
+def write_checklist(run_dir: str | Path) -> Path:
+    """Write ``RUN/checklist.md`` from the run folder's files and return its path."""
+    run = load_run(run_dir)
+    path = run.run_dir / "checklist.md"
+    write_text_atomic(path, render_checklist(run))
+    return path
 
 
 def write_model_card(run_dir: str | Path) -> Path:

@@ -81,7 +81,7 @@ def patient_share(run: RunData, role: str, of: tuple[str, ...]) -> float | None:
     return sum(shares) / len(shares) if shares else None
 
 
-def _design_sentence(run: RunData) -> str:
+def design_sentence(run: RunData) -> str:
     kind, k = split_kind(run), n_folds(run)
     n_test = None
     if run.splits is not None:
@@ -179,7 +179,7 @@ def _inner_validation_sentence(run: RunData) -> str:
     )
 
 
-def _ci_sentence(run: RunData) -> str:
+def ci_sentence(run: RunData) -> str:
     b = bootstrap_resamples(run)
     if b <= 0:
         return "No confidence intervals were computed (evaluate.bootstrap is 0)."
@@ -212,10 +212,10 @@ def _baseline_sentence(run: RunData) -> str:
 def validation_summary(run: RunData, leaks: LeakCheck | None) -> str:
     """One paragraph: split design, patient grouping, inner validation, CIs, ensemble."""
     parts = [
-        _design_sentence(run),
+        design_sentence(run),
         _grouping_sentence(run, leaks),
         _inner_validation_sentence(run),
-        _ci_sentence(run),
+        ci_sentence(run),
         _ensemble_sentence(run),
         _baseline_sentence(run),
     ]
