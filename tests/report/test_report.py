@@ -262,7 +262,7 @@ def test_survival_km_log_rank_matches_lifelines(survival):
 def test_regression_minimal_run_omits_what_it_lacks(tmp_path):
     run = regression_run(tmp_path / "reg")
     page = write_report(run).read_text()
-    assert set(section_ids(page)) == {"config", "metrics", "per-site", "limitations"}
+    assert set(section_ids(page)) == {"config", "metrics", "per-site", "limitations", "checklist"}
     pooled = as_rows(tables(section(page, "metrics"))[0])
     assert pooled["MAE"] == ["3.211 [2.711, 3.711]"] and pooled["R²"] == ["0.823 [0.773, 0.873]"]
     assert "holdout" in page and "not in the run folder" in page
