@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepradiomics.report.fairness import fairness_audits
-from deepradiomics.report.formatting import PRIMARY_METRIC, fmt_estimate, fmt_triple, metric_label
+from deepradiomics.report.formatting import fmt_estimate, fmt_triple, metric_label
 from deepradiomics.report.narrative import (
     bootstrap_resamples,
     design_sentence,
@@ -32,6 +32,7 @@ from deepradiomics.report.narrative import (
 )
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import patient_leaks
+from deepradiomics.tasks import get_task
 
 AUTHORS = "To be completed by the authors."
 TRIPOD = "TRIPOD+AI (2024)"
@@ -144,7 +145,7 @@ def _metric_names(run: RunData) -> list[str]:
 
 def _performance(run: RunData) -> str | None:
     test = run.metrics.get("test") or {}
-    metric = PRIMARY_METRIC.get(run.task, "")
+    metric = get_task(run.task).primary_metric
     if metric not in test:
         return None
     text = f"Pooled {metric_label(metric)} {fmt_estimate(test[metric])}"
