@@ -38,10 +38,31 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ("seed", "test_auc", "test_acc", "val_auc", "threshold", "best_epoch", "epochs_run",
-           "train_s", "wall_s", "load_before", "load_after")
-EXPLORE_COLUMNS = ("seed", "val_auc", "val_acc", "threshold", "best_epoch", "epochs_run",
-                   "train_s", "wall_s", "load_before", "load_after")
+COLUMNS = (
+    "seed",
+    "test_auc",
+    "test_acc",
+    "val_auc",
+    "threshold",
+    "best_epoch",
+    "epochs_run",
+    "train_s",
+    "wall_s",
+    "load_before",
+    "load_after",
+)
+EXPLORE_COLUMNS = (
+    "seed",
+    "val_auc",
+    "val_acc",
+    "threshold",
+    "best_epoch",
+    "epochs_run",
+    "train_s",
+    "wall_s",
+    "load_before",
+    "load_after",
+)
 
 
 def _load() -> str:
@@ -49,8 +70,9 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def run_seed(config: Path, out: Path, seed: int, threads: int, rerun: bool,
-             explore: bool = False) -> dict:
+def run_seed(
+    config: Path, out: Path, seed: int, threads: int, rerun: bool, explore: bool = False
+) -> dict:
     """Train one seed through the CLI (unless it ran before in the same mode) and return its
     row; ``explore`` trains with ``--validation-only`` and keeps validation numbers only."""
     row_path = out / "bench_row.json"
@@ -62,8 +84,17 @@ def run_seed(config: Path, out: Path, seed: int, threads: int, rerun: bool,
             raise SystemExit(f"{out} holds a run in {held} mode; use another --out")
         return row
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "deepradiomics.cli", "train", str(config), "--out", str(out),
-           "--seed", str(seed)] + (["--validation-only"] if explore else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepradiomics.cli",
+        "train",
+        str(config),
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+    ] + (["--validation-only"] if explore else [])
     load_before, t0 = _load(), time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -71,8 +102,11 @@ def run_seed(config: Path, out: Path, seed: int, threads: int, rerun: bool,
     scores = (
         {"val_auc": m["val"]["auc"]["value"], "val_acc": m["val"]["accuracy"]["value"]}
         if explore
-        else {"test_auc": m["test"]["auc"]["value"], "test_acc": m["test"]["accuracy"]["value"],
-              "val_auc": m["val"]["auc"]["value"]}
+        else {
+            "test_auc": m["test"]["auc"]["value"],
+            "test_acc": m["test"]["accuracy"]["value"],
+            "val_auc": m["val"]["auc"]["value"],
+        }
     )
     row = {
         "seed": seed,
@@ -101,10 +135,13 @@ def table(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
     """Markdown rows plus the medians of every column from the second to ``train_s``."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in rows]
-    summarised = columns[1:columns.index("train_s") + 1]
+    summarised = columns[1 : columns.index("train_s") + 1]
     med = {c: statistics.median(r[c] for r in rows) for c in summarised}
-    lines.append("| **median** | " + " | ".join(_fmt(float(med[c])) for c in summarised)
-                 + " |" * (len(columns) - len(summarised)))
+    lines.append(
+        "| **median** | "
+        + " | ".join(_fmt(float(med[c])) for c in summarised)
+        + " |" * (len(columns) - len(summarised))
+    )
     return "\n".join(lines)
 
 
@@ -112,26 +149,45 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=ROOT / "examples" / "adrenalmnist3d.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", type=Path, default=None,
-                    help="default: runs/bench_<config name> (ignored by git)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="default: runs/bench_<config name> (ignored by git)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rerun", action="store_true", help="retrain seeds that ran before")
-    ap.add_argument("--explore", action="store_true",
-                    help="choosing a recipe: validation split only, the test split stays unseen")
+    ap.add_argument(
+        "--explore",
+        action="store_true",
+        help="choosing a recipe: validation split only, the test split stays unseen",
+    )
     args = ap.parse_args()
     mode = "explore" if args.explore else "final"
     out = args.out or ROOT / "runs" / f"bench_{mode}_{args.config.stem}"
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, OMP_NUM_THREADS={args.threads}, config {args.config}", flush=True)
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, OMP_NUM_THREADS={args.threads}, config {args.config}",
+        flush=True,
+    )
     rows = []
     for seed in args.seeds:
-        rows.append(run_seed(args.config.resolve(), out / f"seed{seed}", seed, args.threads,
-                             args.rerun, explore=args.explore))
+        rows.append(
+            run_seed(
+                args.config.resolve(),
+                out / f"seed{seed}",
+                seed,
+                args.threads,
+                args.rerun,
+                explore=args.explore,
+            )
+        )
         print(json.dumps(rows[-1]), flush=True)
     text = table(rows, EXPLORE_COLUMNS if args.explore else COLUMNS)
     print(text)
-    (out / "summary.json").write_text(json.dumps({"config": str(args.config), "mode": mode,
-                                                  "rows": rows, "threads": args.threads}, indent=2))
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"config": str(args.config), "mode": mode, "rows": rows, "threads": args.threads},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,11 +43,22 @@ def main() -> None:
     start = time.perf_counter()
     result = explain_cases(run, csv, out / "maps", methods, sanity=not args.no_sanity)
     total = time.perf_counter() - start
-    print(json.dumps({"cases": len(result["cases"]), "members": result["members"],
-                      "seconds_per_method": result["seconds"], "total_seconds": round(total, 1),
-                      "sanity": {m: {k: s[k] for k in ("final_spearman", "final_ssim", "passed")}
-                                 for m, s in result.get("sanity", {}).items()},
-                      "localisation": result["localisation"]}, indent=1))
+    print(
+        json.dumps(
+            {
+                "cases": len(result["cases"]),
+                "members": result["members"],
+                "seconds_per_method": result["seconds"],
+                "total_seconds": round(total, 1),
+                "sanity": {
+                    m: {k: s[k] for k in ("final_spearman", "final_ssim", "passed")}
+                    for m, s in result.get("sanity", {}).items()
+                },
+                "localisation": result["localisation"],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

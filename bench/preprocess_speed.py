@@ -47,11 +47,15 @@ METHODS = ("ours_roi", "ours_full", "torchio", "monai")
 def make_volume(folder: Path) -> tuple[Path, Path]:
     """Write the synthetic CT and its mask as .nii.gz; returns their paths."""
     rng = np.random.default_rng(0)
-    z, y, x = (np.arange(n, dtype=np.float32) * s for n, s in zip(SHAPE, SPACING))
+    z, y, x = (np.arange(n, dtype=np.float32) * s for n, s in zip(SHAPE, SPACING, strict=False))
     zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
     cy, cx = SHAPE[1] * SPACING[1] / 2, SHAPE[2] * SPACING[2] / 2
     body = ((yy - cy) / 130) ** 2 + ((xx - cx) / 170) ** 2 <= 1
-    lungs = ((((yy - cy) / 80) ** 2 + ((np.abs(xx - cx) - 75) / 55) ** 2) <= 1) & (zz > 150) & (zz < 500)
+    lungs = (
+        ((((yy - cy) / 80) ** 2 + ((np.abs(xx - cx) - 75) / 55) ** 2) <= 1)
+        & (zz > 150)
+        & (zz < 500)
+    )
     tumour = (zz - TUMOUR_MM[0]) ** 2 + (yy - TUMOUR_MM[1]) ** 2 + (xx - TUMOUR_MM[2]) ** 2 <= 15**2
     hu = np.full(SHAPE, -1000, np.int16)
     hu[np.broadcast_to(body, SHAPE)] = 40
@@ -71,7 +75,7 @@ def make_volume(folder: Path) -> tuple[Path, Path]:
 def _centre_mean(arr: np.ndarray) -> float:
     a = np.asarray(arr).reshape(arr.shape[-3:])
     c = [n // 2 for n in a.shape]
-    return float(a[c[0] - 8:c[0] + 8, c[1] - 8:c[1] + 8, c[2] - 8:c[2] + 8].mean())
+    return float(a[c[0] - 8 : c[0] + 8, c[1] - 8 : c[1] + 8, c[2] - 8 : c[2] + 8].mean())
 
 
 def pipelines(ct: Path, mask: Path) -> dict[str, Callable[[], np.ndarray]]:
@@ -85,8 +89,13 @@ def pipelines(ct: Path, mask: Path) -> dict[str, Callable[[], np.ndarray]]:
     from deepradiomics.preprocess.resample import resample_to_spacing
 
     plan = Plan(
-        spacing=(1.0, 1.0, 1.0), shape=(CROP,) * 3, crop_mm=(float(CROP),) * 3, anisotropic=False,
-        anisotropic_axis=None, interpolation="linear", window_range=(0.0, 1.0),
+        spacing=(1.0, 1.0, 1.0),
+        shape=(CROP,) * 3,
+        crop_mm=(float(CROP),) * 3,
+        anisotropic=False,
+        anisotropic_axis=None,
+        interpolation="linear",
+        window_range=(0.0, 1.0),
         modalities=(ModalityPlan("ct", "ct", "ct", True, WINDOW, None, -1024.0, "soft_tissue"),),
         spacing_rule="bench",
     )
@@ -103,8 +112,8 @@ def pipelines(ct: Path, mask: Path) -> dict[str, Callable[[], np.ndarray]]:
         lo = centre - CROP // 2
         arr = sitk.GetArrayViewFromImage(img)
         out = np.full((CROP,) * 3, -1024.0, np.float32)
-        src = [slice(max(a, 0), min(a + CROP, n)) for a, n in zip(lo, arr.shape)]
-        dst = [slice(s.start - a, s.stop - a) for s, a in zip(src, lo)]
+        src = [slice(max(a, 0), min(a + CROP, n)) for a, n in zip(lo, arr.shape, strict=False)]
+        dst = [slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=False)]
         out[tuple(dst)] = arr[tuple(src)]
         return scale_window(out, *WINDOW)
 
@@ -112,27 +121,32 @@ def pipelines(ct: Path, mask: Path) -> dict[str, Callable[[], np.ndarray]]:
         import torchio as tio
 
         subject = tio.Subject(ct=tio.ScalarImage(ct), mask=tio.LabelMap(mask))
-        transform = tio.Compose([
-            tio.Resample(1.0),
-            tio.Clamp(*WINDOW),
-            tio.RescaleIntensity(out_min_max=(0, 1), in_min_max=WINDOW),
-            tio.CropOrPad(CROP, mask_name="mask"),
-        ])
+        transform = tio.Compose(
+            [
+                tio.Resample(1.0),
+                tio.Clamp(*WINDOW),
+                tio.RescaleIntensity(out_min_max=(0, 1), in_min_max=WINDOW),
+                tio.CropOrPad(CROP, mask_name="mask"),
+            ]
+        )
         return transform(subject)["ct"].data.numpy()
 
     def monai():
         from monai import transforms as mt
 
         keys = ["image", "label"]
-        transform = mt.Compose([
-            mt.LoadImaged(keys=keys),
-            mt.EnsureChannelFirstd(keys=keys),
-            mt.Spacingd(keys=keys, pixdim=(1.0, 1.0, 1.0), mode=("bilinear", "nearest")),
-            mt.ScaleIntensityRanged(keys="image", a_min=WINDOW[0], a_max=WINDOW[1], b_min=0.0,
-                                    b_max=1.0, clip=True),
-            mt.CropForegroundd(keys=keys, source_key="label", allow_smaller=True),
-            mt.ResizeWithPadOrCropd(keys=keys, spatial_size=(CROP,) * 3),
-        ])
+        transform = mt.Compose(
+            [
+                mt.LoadImaged(keys=keys),
+                mt.EnsureChannelFirstd(keys=keys),
+                mt.Spacingd(keys=keys, pixdim=(1.0, 1.0, 1.0), mode=("bilinear", "nearest")),
+                mt.ScaleIntensityRanged(
+                    keys="image", a_min=WINDOW[0], a_max=WINDOW[1], b_min=0.0, b_max=1.0, clip=True
+                ),
+                mt.CropForegroundd(keys=keys, source_key="label", allow_smaller=True),
+                mt.ResizeWithPadOrCropd(keys=keys, spatial_size=(CROP,) * 3),
+            ]
+        )
         out = transform({"image": str(ct), "label": str(mask)})["image"]
         return np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out)
 
@@ -175,9 +189,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ct, mask = make_volume(Path(tmp))
-        print(f"volume {SHAPE[::-1]} (x, y, z) at {SPACING[::-1]} mm, {ct.stat().st_size / 2**20:.1f} MiB "
-              f".nii.gz; torch threads {torch.get_num_threads()}, SimpleITK threads "
-              f"{sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()}")
+        print(
+            f"volume {SHAPE[::-1]} (x, y, z) at {SPACING[::-1]} mm, {ct.stat().st_size / 2**20:.1f} MiB "
+            f".nii.gz; torch threads {torch.get_num_threads()}, SimpleITK threads "
+            f"{sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()}"
+        )
         fns = pipelines(ct, mask)
         start = time.perf_counter()
         sitk.ReadImage(str(ct))
@@ -196,8 +212,12 @@ def main() -> None:
         memory: dict[str, float] = {}
         if args.memory:
             for m in METHODS:
-                res = subprocess.run([sys.executable, __file__, "--one", m, "--files", str(ct), str(mask)],
-                                     capture_output=True, text=True, check=True)
+                res = subprocess.run(
+                    [sys.executable, __file__, "--one", m, "--files", str(ct), str(mask)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 memory[m] = json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
         print(f"reading the .nii.gz alone (SimpleITK): {read_s:.2f} s")
         print("| pipeline | median s | runs (s) | output | centre mean | peak MiB |")
@@ -205,8 +225,10 @@ def main() -> None:
         for m in METHODS:
             runs = ", ".join(f"{t:.2f}" for t in times[m])
             mem = f"{memory[m]:.0f}" if m in memory else "-"
-            print(f"| {m} | {statistics.median(times[m]):.2f} | {runs} | {shapes[m]} | "
-                  f"{centre[m]:.3f} | {mem} |")
+            print(
+                f"| {m} | {statistics.median(times[m]):.2f} | {runs} | {shapes[m]} | "
+                f"{centre[m]:.3f} | {mem} |"
+            )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,12 @@ def _write_case(root: Path, i: int) -> dict[str, str]:
     ball = (zz - 48) ** 2 + (yy - 48) ** 2 + (xx - 48) ** 2 < (8 + i % 10) ** 2
     ct = (rng.normal(0, 20, (SIZE,) * 3) + 60 * ball).astype(np.int16)
     pet = (rng.gamma(2.0, 0.5, (SIZE,) * 3) + 4 * ball).astype(np.float32)
-    row = {"case_id": f"B{i:04d}", "patient_id": f"P{i:04d}", "site": f"S{i % 4}",
-           "label": str((i // 4) % 2)}
+    row = {
+        "case_id": f"B{i:04d}",
+        "patient_id": f"P{i:04d}",
+        "site": f"S{i % 4}",
+        "label": str((i // 4) % 2),
+    }
     for name, arr in (("ct", ct), ("pet", pet), ("mask", ball.astype(np.uint8))):
         img = sitk.GetImageFromArray(arr)
         img.SetSpacing((1.0, 1.0, 1.5))
@@ -64,8 +68,10 @@ def main() -> None:
     root = args.dir or Path(tempfile.mkdtemp(prefix="validate_bench_"))
     t0 = time.perf_counter()
     csv_path = build(root, args.cases)
-    print(f"cohort: {csv_path} ({args.cases} cases x 3 files of {SIZE}^3), built in "
-          f"{time.perf_counter() - t0:.1f} s")
+    print(
+        f"cohort: {csv_path} ({args.cases} cases x 3 files of {SIZE}^3), built in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     manifest = read_manifest(csv_path)
     for workers in args.workers:
         times = []
@@ -75,8 +81,10 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         assert report.ok, report.summary()
         best = min(times)
-        print(f"workers={workers}: best of {args.repeats} {best:.2f} s "
-              f"({best / args.cases * 1e3:.1f} ms/case); {report.summary()}")
+        print(
+            f"workers={workers}: best of {args.repeats} {best:.2f} s "
+            f"({best / args.cases * 1e3:.1f} ms/case); {report.summary()}"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ def shared_path(*parts: str) -> Path:
     """Path inside ../shared/data; skips the calling test when it is not on this machine."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real test data not present: {path} (../shared/data exists only on team machines and CI)")
+        pytest.skip(
+            f"real test data not present: {path} (../shared/data exists only on team machines and CI)"
+        )
     return path
 
 

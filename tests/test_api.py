@@ -20,7 +20,7 @@ SRC = Path(deepradiomics.__file__).resolve().parents[1]
 
 # appended to the README example, in the same interpreter: what it produced is what the
 # run wrote, and a DataFrame of cases predicts exactly as the same rows in a CSV
-CHECKS = '''
+CHECKS = """
 import json
 m = json.loads((result.folder / "metrics.json").read_text())
 assert result.metrics["test"] == m["test"] and m["models"]["cnn"]["test"]["auc"]["value"] >= 0
@@ -33,7 +33,7 @@ new.to_csv(csv.parent / "new.csv", index=False)
 from_csv = dr.predict(result.bundle, csv.parent / "new.csv")
 pd.testing.assert_frame_equal(preds, from_csv)
 print("API-CHECKS-OK")
-'''
+"""
 
 
 def readme_example() -> str:
@@ -45,8 +45,9 @@ def readme_example() -> str:
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_readme_example_runs_in_a_fresh_interpreter(tmp_path: Path) -> None:
@@ -58,13 +59,17 @@ def test_readme_example_runs_in_a_fresh_interpreter(tmp_path: Path) -> None:
 
 
 def test_import_and_help_do_not_import_torch(tmp_path: Path) -> None:
-    code = ("import sys, deepradiomics as dr\n"
-            "from deepradiomics.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('TORCH', 'torch' in sys.modules, sorted(dr.__all__))\n")
+    code = (
+        "import sys, deepradiomics as dr\n"
+        "from deepradiomics.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules, sorted(dr.__all__))\n"
+    )
     done = _python(code, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "TORCH False ['RunResult', '__version__', 'load_config', 'predict', 'run']" in done.stdout
+    assert (
+        "TORCH False ['RunResult', '__version__', 'load_config', 'predict', 'run']" in done.stdout
+    )
 
 
 def test_names_resolve_to_the_api() -> None:
@@ -77,7 +82,8 @@ def test_names_resolve_to_the_api() -> None:
 
 
 def test_load_config_from_a_mapping_resolves_paths_against_the_current_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     cfg = deepradiomics.load_config({"cohort": {"path": "c/cohort.csv"}, "train": {"epochs": 3}})
     assert cfg.cohort.path == tmp_path / "c" / "cohort.csv" and cfg.train.epochs == 3

@@ -28,7 +28,8 @@ LAZY_ALLOWED = {
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def module_imports(path: Path, module: str) -> list[tuple[str, bool]]:
@@ -50,8 +51,11 @@ def module_imports(path: Path, module: str) -> list[tuple[str, bool]]:
                     keep = len(parts) - child.level + (1 if path.name == "__init__.py" else 0)
                     base = ".".join(parts[:keep] + ([child.module] if child.module else []))
                 found.append((base, in_function))
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                           ast.Lambda)))
+            visit(
+                child,
+                in_function
+                or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)),
+            )
 
     visit(ast.parse(path.read_text()), False)
     return found
@@ -91,7 +95,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := dfs(nxt)):
                 return cycle
         stack.pop()
@@ -112,8 +116,12 @@ def test_no_import_cycle_between_packages() -> None:
 
 def test_pieces_never_import_orchestration() -> None:
     edges, _ = package_graph(SRC)
-    wrong = {(a, b) for a, targets in edges.items() for b in targets
-             if a not in ORCHESTRATION and a != "__init__" and b in ORCHESTRATION}
+    wrong = {
+        (a, b)
+        for a, targets in edges.items()
+        for b in targets
+        if a not in ORCHESTRATION and a != "__init__" and b in ORCHESTRATION
+    }
     assert not wrong, f"pieces importing orchestration: {sorted(wrong)}"
 
 
@@ -132,7 +140,8 @@ def test_a_cycle_through_a_function_import_is_found(tmp_path: Path) -> None:
     (pkg / "high" / "run.py").write_text("from toy.low.data import load\n")
     (pkg / "low" / "data.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toy.high import run\n\n"
-        "def load():\n    from ..high.run import x\n    return x\n")
+        "def load():\n    from ..high.run import x\n    return x\n"
+    )
     edges, lazy = package_graph(pkg)
     assert edges == {"high": {"low"}, "low": {"high"}}
     assert find_cycle(edges) == ["high", "low", "high"]
@@ -144,4 +153,6 @@ def test_a_cycle_through_a_function_import_is_found(tmp_path: Path) -> None:
 def test_every_package_folder_has_an_init() -> None:
     """``setuptools.packages.find`` ships only folders with an ``__init__.py``."""
     folders = {p.parent for p in SRC.rglob("*.py")}
-    assert not sorted(f.relative_to(SRC).as_posix() for f in folders if not (f / "__init__.py").is_file())
+    assert not sorted(
+        f.relative_to(SRC).as_posix() for f in folders if not (f / "__init__.py").is_file()
+    )

@@ -33,12 +33,17 @@ def test_unknown_model() -> None:
 
 
 def test_wrong_model_keyword() -> None:
-    check({"model": {"name": "small3d", "kwargs": {"widht": 8}}},
-          "model.kwargs: model 'small3d'", "widht")
+    check(
+        {"model": {"name": "small3d", "kwargs": {"widht": 8}}},
+        "model.kwargs: model 'small3d'",
+        "widht",
+    )
 
 
 def test_model_keyword_the_pipeline_sets() -> None:
-    check({"model": {"kwargs": {"in_channels": 3}}}, "model.kwargs.in_channels: set by the pipeline")
+    check(
+        {"model": {"kwargs": {"in_channels": 3}}}, "model.kwargs.in_channels: set by the pipeline"
+    )
 
 
 def test_good_model_keywords_pass() -> None:
@@ -47,8 +52,11 @@ def test_good_model_keywords_pass() -> None:
 
 
 def test_loss_that_does_not_fit_the_task() -> None:
-    check({"cohort": {"task": "survival"}, "train": {"loss": "bce"}},
-          "train.loss: 'bce' does not fit a survival task (cohort.task)", "cox_efron")
+    check(
+        {"cohort": {"task": "survival"}, "train": {"loss": "bce"}},
+        "train.loss: 'bce' does not fit a survival task (cohort.task)",
+        "cox_efron",
+    )
 
 
 def test_unknown_loss() -> None:
@@ -56,17 +64,23 @@ def test_unknown_loss() -> None:
 
 
 def test_fitting_loss_passes() -> None:
-    assert parse_config({"cohort": {"task": "multiclass"}, "train": {"loss": "focal"}}).train.loss == "focal"
+    assert (
+        parse_config({"cohort": {"task": "multiclass"}, "train": {"loss": "focal"}}).train.loss
+        == "focal"
+    )
 
 
-@pytest.mark.parametrize(("augment", "key"), [
-    ({"scale": [1.2, 0.9]}, "augment.scale"),
-    ({"scale": [0, 1.1]}, "augment.scale"),
-    ({"rotate_deg": 400}, "augment.rotate_deg"),
-    ({"elastic_p": 1.5}, "augment.elastic_p"),
-    ({"intensity_scale": 1.0}, "augment.intensity_scale"),
-    ({"elastic_control_points": 2}, "augment.elastic_control_points"),
-])
+@pytest.mark.parametrize(
+    ("augment", "key"),
+    [
+        ({"scale": [1.2, 0.9]}, "augment.scale"),
+        ({"scale": [0, 1.1]}, "augment.scale"),
+        ({"rotate_deg": 400}, "augment.rotate_deg"),
+        ({"elastic_p": 1.5}, "augment.elastic_p"),
+        ({"intensity_scale": 1.0}, "augment.intensity_scale"),
+        ({"elastic_control_points": 2}, "augment.elastic_control_points"),
+    ],
+)
 def test_augmentation_out_of_range(augment: dict, key: str) -> None:
     check({"augment": augment}, key)
 
@@ -87,7 +101,9 @@ def test_load_config_preflights(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=f"{path}: train.loss: 'cox' does not fit a regression"):
         load_config(path)
 
+
 # issue 11: keys removed (train.num_workers) and added (evaluate.fairness)
+
 
 def test_num_workers_is_gone_with_a_reason():
     with pytest.raises(UserError, match=r"exp.yaml: train: .*num_workers was removed.*in memory"):

@@ -40,7 +40,9 @@ def test_failed_rewrite_keeps_the_old_file(tmp_path: Path) -> None:
 
 def test_write_json_converts_numpy_and_paths(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
-    write_json(target, {"auc": np.float32(0.75), "n": np.int64(3), "v": np.arange(2), "p": Path("a/b")})
+    write_json(
+        target, {"auc": np.float32(0.75), "n": np.int64(3), "v": np.arange(2), "p": Path("a/b")}
+    )
     assert json.loads(target.read_text()) == {"auc": 0.75, "n": 3, "v": [0, 1], "p": "a/b"}
     with pytest.raises(TypeError, match="not JSON serialisable: object"):
         write_json(tmp_path / "bad.json", {"x": object()})

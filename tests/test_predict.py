@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 import torch
 
+from deepradiomics.bundle import Member, load_bundle, load_member
 from deepradiomics.cli import main
 from deepradiomics.config import load_config, parse_config
 from deepradiomics.errors import UsageError, UserError
-from deepradiomics.bundle import Member, load_bundle, load_member
 from deepradiomics.inference import ensemble_columns, predict_cases, prepare_cases
 
 OUTCOME_COLUMNS = ["label", "time", "event"]

@@ -47,15 +47,17 @@ def run_streams(seed: int) -> dict[tuple, int]:
 def test_no_two_streams_of_two_runs_coincide() -> None:
     streams = {**run_streams(0), **run_streams(1)}
     values = list(streams.values())
-    assert len(streams) == 2 * (3 + FOLDS * 2 + FOLDS * MEMBERS * (2 + EPOCHS)
-                                + REPEATS * (2 + EPOCHS + len(FRACTIONS)))
+    assert len(streams) == 2 * (
+        3 + FOLDS * 2 + FOLDS * MEMBERS * (2 + EPOCHS) + REPEATS * (2 + EPOCHS + len(FRACTIONS))
+    )
     assert len(set(values)) == len(values)
 
 
 def test_the_old_collisions_are_gone() -> None:
     # fold 1 member 0 vs learning-curve repeat 0 at fraction 1.0 (both were seed*1000 + 100)
     assert derive_seed(0, "member", 1, 0) != derive_seed(
-        0, "learning_curve_subset", 0, fraction_key(1.0))
+        0, "learning_curve_subset", 0, fraction_key(1.0)
+    )
     # seed s fold 10 vs seed s + 1 fold 0 (both were (s + 1) * 1000)
     assert derive_seed(0, "member", 10, 0) != derive_seed(1, "member", 0, 0)
     assert derive_seed(0, "member_resample", 10) != derive_seed(1, "member_resample", 0)
@@ -94,7 +96,9 @@ def test_every_stream_in_the_code_is_enumerated() -> None:
     used = set()
     for path in SRC.rglob("*.py"):
         text = path.read_text()
-        used |= set(re.findall(r'(?:derive_seed|torch_generator|numpy_rng)\([^,]+,\s*"(\w+)"', text))
+        used |= set(
+            re.findall(r'(?:derive_seed|torch_generator|numpy_rng)\([^,]+,\s*"(\w+)"', text)
+        )
     enumerated = {k[1] if isinstance(k[1], str) else None for k in run_streams(0)}
     enumerated |= {"init", "epoch"}
     assert used and used <= enumerated, used - enumerated

@@ -39,7 +39,10 @@ def test_one_headline_metric_per_task() -> None:
     """Regression's headline is R^2 everywhere (it was R^2 in the run, MAE in the report and
     -MSE in early stopping)."""
     assert {n: t.primary_metric for n, t in TASKS.items()} == {
-        "binary": "auc", "multiclass": "macro_auc", "regression": "r2", "survival": "c_index",
+        "binary": "auc",
+        "multiclass": "macro_auc",
+        "regression": "r2",
+        "survival": "c_index",
         "segmentation": "dice",
     }
     assert all(t.higher_is_better for t in TASKS.values())
@@ -61,8 +64,11 @@ def test_the_panel_reports_the_headline_metric(name: str) -> None:
     n = 60
     task = TASKS[name]
     if task.time_to_event:
-        kwargs = {"time": rng.uniform(1, 10, n), "event": rng.integers(0, 2, n),
-                  "y_score": rng.normal(size=n)}
+        kwargs = {
+            "time": rng.uniform(1, 10, n),
+            "event": rng.integers(0, 2, n),
+            "y_score": rng.normal(size=n),
+        }
         targets = np.column_stack([kwargs["time"], kwargs["event"]])
     elif task.scores_per_class:
         targets = np.arange(n) % 3
@@ -74,12 +80,23 @@ def test_the_panel_reports_the_headline_metric(name: str) -> None:
     panel = metric_panel(name, n_boot=0, **kwargs)
     assert task.primary_metric in panel
     assert panel[task.primary_metric]["value"] == pytest.approx(
-        primary_score(name, targets, kwargs["y_score"]), rel=1e-9)
+        primary_score(name, targets, kwargs["y_score"]), rel=1e-9
+    )
 
 
 def test_losses_come_from_the_tasks() -> None:
-    assert set(LOSSES) == {"bce", "ce", "focal", "mse", "cox", "cox_efron", "cox_breslow",
-                           "dice", "dice_ce", "dice_focal"}
+    assert set(LOSSES) == {
+        "bce",
+        "ce",
+        "focal",
+        "mse",
+        "cox",
+        "cox_efron",
+        "cox_breslow",
+        "dice",
+        "dice_ce",
+        "dice_focal",
+    }
     for t in TASKS.values():
         assert t.default_loss in t.losses
         assert callable(get_loss(None, t.name))
@@ -89,8 +106,9 @@ def test_losses_come_from_the_tasks() -> None:
 def test_head_outputs_and_activation(name: str) -> None:
     task = TASKS[name]
     n_out = 3 if task.classes and task.outputs is None else None
-    model = create_model("unet" if task.dense else "small3d", task=name, in_channels=1,
-                         num_outputs=n_out).eval()
+    model = create_model(
+        "unet" if task.dense else "small3d", task=name, in_channels=1, num_outputs=n_out
+    ).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 1, 32, 32, 32))["out"]
     k = task.outputs or n_out or task.min_outputs
@@ -125,5 +143,9 @@ def test_task_describes_itself() -> None:
     assert isinstance(TASKS["binary"], Task)
     assert TASKS["survival"].time_to_event and not TASKS["regression"].time_to_event
     assert TASKS["multiclass"].scores_per_class and not TASKS["binary"].scores_per_class
-    assert [n for n, t in TASKS.items() if t.classical] == ["binary", "multiclass", "regression",
-                                                            "survival"]
+    assert [n for n, t in TASKS.items() if t.classical] == [
+        "binary",
+        "multiclass",
+        "regression",
+        "survival",
+    ]

@@ -59,15 +59,17 @@ def train_probe(x, y, tr, te, args) -> np.ndarray:
     trunk = create_backbone(args.model, **kwargs)
     net = nn.Sequential(trunk, nn.Dropout(0.1), nn.Linear(trunk.num_features, 1))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.epochs * int(np.ceil(len(tr) / 16)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, args.lr, total_steps=args.epochs * int(np.ceil(len(tr) / 16))
+    )
     mu, sd = y[tr].mean(), y[tr].std()
     yt = torch.tensor((y - mu) / sd, dtype=torch.float32)
-    for epoch in range(args.epochs):
+    for _epoch in range(args.epochs):
         net.train()
         perm = tr[torch.randperm(len(tr), generator=g).numpy()]
         losses = []
         for i in range(0, len(perm), 16):
-            b = perm[i:i + 16]
+            b = perm[i : i + 16]
             if len(b) < 2:
                 continue
             xb = augment(x[b], g) if args.augment else x[b]
@@ -79,8 +81,8 @@ def train_probe(x, y, tr, te, args) -> np.ndarray:
             losses.append(loss.item())
     net.eval()
     with torch.no_grad():
-        pred = torch.cat([net(x[te[i:i + 32]]).squeeze(1) for i in range(0, len(te), 32)])
-        tr_pred = torch.cat([net(x[tr[i:i + 32]]).squeeze(1) for i in range(0, len(tr), 32)])
+        pred = torch.cat([net(x[te[i : i + 32]]).squeeze(1) for i in range(0, len(te), 32)])
+        tr_pred = torch.cat([net(x[tr[i : i + 32]]).squeeze(1) for i in range(0, len(tr), 32)])
     r_tr = np.corrcoef(tr_pred.numpy(), yt[tr].numpy())[0, 1]
     print(f"  fold: final train loss {np.mean(losses[-5:]):.3f}, train r {r_tr:.2f}", flush=True)
     return pred.numpy() * sd + mu
@@ -105,7 +107,7 @@ def main() -> None:
     images, masks = d["images"], d["masks"]
     if args.z_slices:
         lo = (images.shape[2] - args.z_slices) // 2
-        images, masks = images[:, :, lo:lo + args.z_slices], masks[:, lo:lo + args.z_slices]
+        images, masks = images[:, :, lo : lo + args.z_slices], masks[:, lo : lo + args.z_slices]
     t0 = time.perf_counter()
     if args.model == "structure_tensor":
         coh = np.array([structure_coherence(images[i, 0], masks[i]) for i in range(len(images))])
@@ -114,7 +116,9 @@ def main() -> None:
             print(f"{target}: structure-tensor coherence r = {np.corrcoef(coh, y)[0, 1]:.3f}")
             for th in np.unique(d["slice_thickness_mm"]):
                 s = d["slice_thickness_mm"] == th
-                print(f"  slices {th:g} mm (n={s.sum()}): r = {np.corrcoef(coh[s], y[s])[0, 1]:.3f}")
+                print(
+                    f"  slices {th:g} mm (n={s.sum()}): r = {np.corrcoef(coh[s], y[s])[0, 1]:.3f}"
+                )
         return
     chans = [images[:, c] for c in args.channels]
     if not args.no_mask:
@@ -127,8 +131,11 @@ def main() -> None:
             tr = np.setdiff1d(np.arange(len(y)), te)
             pred[te] = train_probe(x, y, tr, te, args)
         r = np.corrcoef(pred, y)[0, 1]
-        print(f"{args.model} {target}: held-out r = {r:.3f} (n={len(y)}, {args.epochs} epochs, "
-              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{args.model} {target}: held-out r = {r:.3f} (n={len(y)}, {args.epochs} epochs, "
+            f"{time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

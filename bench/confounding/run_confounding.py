@@ -35,23 +35,66 @@ COHORT = {"cases": 120, "sites": 3, "size": 48}
 CONFIG = {
     "preprocess": {"spacing": [2.0, 2.0, 2.0], "crop_mm": [48, 48, 48], "workers": 1},
     "model": {"name": "small3d", "kwargs": {"widths": [8, 16, 32]}, "dropout": 0.2},
-    "train": {"epochs": 12, "batch_size": 16, "lr": 0.003, "patience": 12, "monitor": "loss",
-              "tta": False},
-    "evaluate": {"split": "loso", "bootstrap": 500, "classical": False, "combat": False,
-                 "audit": {"permutations": 200}},
+    "train": {
+        "epochs": 12,
+        "batch_size": 16,
+        "lr": 0.003,
+        "patience": 12,
+        "monitor": "loss",
+        "tta": False,
+    },
+    "evaluate": {
+        "split": "loso",
+        "bootstrap": 500,
+        "classical": False,
+        "combat": False,
+        "audit": {"permutations": 200},
+    },
 }
-FIELDS = ["level", "seed", "variant", "site_probe_auc", "site_probe_low", "site_probe_high",
-          "site_probe_p", "outcome_auc", "outcome_low", "outcome_high", "site_only_auc",
-          "site_only_low", "site_only_high", "oracle_auc", "oracle_low", "oracle_high",
-          "train_seconds", "total_seconds"]
+FIELDS = [
+    "level",
+    "seed",
+    "variant",
+    "site_probe_auc",
+    "site_probe_low",
+    "site_probe_high",
+    "site_probe_p",
+    "outcome_auc",
+    "outcome_low",
+    "outcome_high",
+    "site_only_auc",
+    "site_only_low",
+    "site_only_high",
+    "oracle_auc",
+    "oracle_low",
+    "oracle_high",
+    "train_seconds",
+    "total_seconds",
+]
 
 
 def cohort(root: Path, level: float, seed: int) -> Path:
     out = root / f"cohort_c{level:g}_s{seed}"
     if not (out / "cohort.csv").is_file():
-        cli(["synth", str(out), "--cases", str(COHORT["cases"]), "--sites", str(COHORT["sites"]),
-             "--seed", str(seed), "--confounding", str(level), "--size", str(COHORT["size"]),
-             "--no-pet", "--workers", "1"])
+        cli(
+            [
+                "synth",
+                str(out),
+                "--cases",
+                str(COHORT["cases"]),
+                "--sites",
+                str(COHORT["sites"]),
+                "--seed",
+                str(seed),
+                "--confounding",
+                str(level),
+                "--size",
+                str(COHORT["size"]),
+                "--no-pet",
+                "--workers",
+                "1",
+            ]
+        )
     return out
 
 
@@ -61,9 +104,14 @@ def oracle_auc(run: Path, cohort_dir: Path, seed: int) -> dict:
     truth = pd.read_csv(cohort_dir / "ground_truth.csv").set_index("case_id")
     y = pred["y_true"].to_numpy(dtype=float)
     risk = truth.loc[pred["case_id"], "risk"].to_numpy(dtype=float)
-    est = bootstrap_ci(lambda i: float(roc_auc_batch(y[i], risk[i])[0]), len(y),
-                       groups=pred["patient_id"].to_numpy(), n_boot=500, seed=seed,
-                       batch_statistic=lambda w: roc_auc_batch(y, risk, w))
+    est = bootstrap_ci(
+        lambda i: float(roc_auc_batch(y[i], risk[i])[0]),
+        len(y),
+        groups=pred["patient_id"].to_numpy(),
+        n_boot=500,
+        seed=seed,
+        batch_statistic=lambda w: roc_auc_batch(y, risk, w),
+    )
     return est.to_dict()
 
 
@@ -83,24 +131,40 @@ def one_run(root: Path, level: float, seed: int, variant: str) -> dict:
     probe, test = m["audit"]["site_probe"]["cnn"], m["test"]["auc"]
     only, oracle = m["audit"]["site_only"]["auc"], oracle_auc(run, data, seed)
     return {
-        "level": level, "seed": seed, "variant": variant,
-        "site_probe_auc": probe["auc"]["value"], "site_probe_low": probe["auc"]["ci_low"],
-        "site_probe_high": probe["auc"]["ci_high"], "site_probe_p": probe["p_permutation"],
-        "outcome_auc": test["value"], "outcome_low": test["ci_low"], "outcome_high": test["ci_high"],
-        "site_only_auc": only["value"], "site_only_low": only["ci_low"], "site_only_high": only["ci_high"],
-        "oracle_auc": oracle["value"], "oracle_low": oracle["ci_low"], "oracle_high": oracle["ci_high"],
-        "train_seconds": m["timing"]["train_seconds"], "total_seconds": round(time.perf_counter() - t0, 1),
+        "level": level,
+        "seed": seed,
+        "variant": variant,
+        "site_probe_auc": probe["auc"]["value"],
+        "site_probe_low": probe["auc"]["ci_low"],
+        "site_probe_high": probe["auc"]["ci_high"],
+        "site_probe_p": probe["p_permutation"],
+        "outcome_auc": test["value"],
+        "outcome_low": test["ci_low"],
+        "outcome_high": test["ci_high"],
+        "site_only_auc": only["value"],
+        "site_only_low": only["ci_low"],
+        "site_only_high": only["ci_high"],
+        "oracle_auc": oracle["value"],
+        "oracle_low": oracle["ci_low"],
+        "oracle_high": oracle["ci_high"],
+        "train_seconds": m["timing"]["train_seconds"],
+        "total_seconds": round(time.perf_counter() - t0, 1),
     }
 
 
 def summary(rows: pd.DataFrame) -> str:
     """Markdown: per level and variant, mean (min-max over seeds) of each headline number."""
-    lines = ["| confounding | variant | seeds | site probe AUC (CNN) | outcome AUC (LOSO) | "
-             "site-only AUC | oracle AUC |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| confounding | variant | seeds | site probe AUC (CNN) | outcome AUC (LOSO) | "
+        "site-only AUC | oracle AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (level, variant), g in rows.groupby(["level", "variant"], sort=True):
-        cell = lambda c: f"{g[c].mean():.3f} ({g[c].min():.3f}-{g[c].max():.3f})"  # noqa: E731
-        lines.append(f"| {level:g} | {variant} | {len(g)} | {cell('site_probe_auc')} | "
-                     f"{cell('outcome_auc')} | {cell('site_only_auc')} | {cell('oracle_auc')} |")
+        cell = lambda c, g=g: f"{g[c].mean():.3f} ({g[c].min():.3f}-{g[c].max():.3f})"  # noqa: E731
+        lines.append(
+            f"| {level:g} | {variant} | {len(g)} | {cell('site_probe_auc')} | "
+            f"{cell('outcome_auc')} | {cell('site_only_auc')} | {cell('oracle_auc')} |"
+        )
     return "\n".join(lines)
 
 
@@ -122,7 +186,9 @@ def main() -> None:
                     w = csv.DictWriter(f, fieldnames=FIELDS)
                     if new:
                         w.writeheader()
-                    w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+                    w.writerow(
+                        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                    )
                 print(json.dumps(row), flush=True)
     print(summary(pd.read_csv(args.results)))
 

@@ -67,25 +67,28 @@ def build_cohort(data_dir: Path, target: str, keep_unknown_vendor: bool = False)
     rows = []
     for r in table.itertuples():
         folder = data_dir / "nifti" / r.patient_id
-        rows.append({
-            "case_id": r.patient_id,
-            "patient_id": r.patient_id,
-            "pet": str(folder / "PET_image.nii.gz"),
-            "mask": str(folder / "PET_mask.nii.gz"),
-            "site": mr_vendor(r.mr_manufacturer),
-            "label": r.histology if target == "multiclass" else int(r.histology == target),
-            "histology": r.histology,
-            "age": age_years(r.age),
-            "sex": r.sex,
-        })
+        rows.append(
+            {
+                "case_id": r.patient_id,
+                "patient_id": r.patient_id,
+                "pet": str(folder / "PET_image.nii.gz"),
+                "mask": str(folder / "PET_mask.nii.gz"),
+                "site": mr_vendor(r.mr_manufacturer),
+                "label": r.histology if target == "multiclass" else int(r.histology == target),
+                "histology": r.histology,
+                "age": age_years(r.age),
+                "sex": r.sex,
+            }
+        )
     cohort = pd.DataFrame(rows)
     if not keep_unknown_vendor:
         cohort = cohort[cohort["site"] != "unknown"].reset_index(drop=True)
     return cohort
 
 
-def experiment(cohort_csv: Path, target: str, split: str, seed: int, args: argparse.Namespace,
-               cache_dir: Path) -> dict[str, Any]:
+def experiment(
+    cohort_csv: Path, target: str, split: str, seed: int, args: argparse.Namespace, cache_dir: Path
+) -> dict[str, Any]:
     """The experiment config (as a YAML-ready mapping) for one split and seed."""
     task = "multiclass" if target == "multiclass" else "binary"
     return {
@@ -99,18 +102,37 @@ def experiment(cohort_csv: Path, target: str, split: str, seed: int, args: argpa
             "modalities": {"pet": {"column": "pet", "kind": "pet", "suv_max": args.suv_max}},
             "subgroups": ["sex"],
         },
-        "preprocess": {"spacing": list(args.spacing), "crop_mm": list(args.crop_mm),
-                       "cache_dir": str(cache_dir), "workers": args.workers},
-        "model": {"name": "small3d",
-                  "kwargs": {"widths": list(args.widths), "convs_per_stage": 1},
-                  "dropout": 0.3},
+        "preprocess": {
+            "spacing": list(args.spacing),
+            "crop_mm": list(args.crop_mm),
+            "cache_dir": str(cache_dir),
+            "workers": args.workers,
+        },
+        "model": {
+            "name": "small3d",
+            "kwargs": {"widths": list(args.widths), "convs_per_stage": 1},
+            "dropout": 0.3,
+        },
         "augment": {"flip": True, "rotate90": True, "rotate_deg": 15, "scale": [0.9, 1.1]},
-        "train": {"epochs": args.epochs, "batch_size": 8, "lr": 3e-3, "patience": args.patience,
-                  "warmup_epochs": 2, "class_weight": "balanced", "tta": True,
-                  "monitor": args.monitor},
-        "evaluate": {"split": split, "folds": args.folds, "ensemble_members": args.members,
-                     "bootstrap": args.bootstrap, "classical": True, "combat": True,
-                     "learning_curve": {"enabled": False}},
+        "train": {
+            "epochs": args.epochs,
+            "batch_size": 8,
+            "lr": 3e-3,
+            "patience": args.patience,
+            "warmup_epochs": 2,
+            "class_weight": "balanced",
+            "tta": True,
+            "monitor": args.monitor,
+        },
+        "evaluate": {
+            "split": split,
+            "folds": args.folds,
+            "ensemble_members": args.members,
+            "bootstrap": args.bootstrap,
+            "classical": True,
+            "combat": True,
+            "learning_curve": {"enabled": False},
+        },
     }
 
 
@@ -133,9 +155,13 @@ def suvmax_reference(run_dir: Path, cohort: pd.DataFrame, n_boot: int, seed: int
     y = cohort.set_index("case_id").loc[feats.index, "label"].astype(int).to_numpy()
     score = -feats[col].to_numpy(dtype=float)
     auc = metric_panel("binary", y, score, n_boot=n_boot, seed=seed)["auc"]
-    return {"feature": col, "direction": "lower -> positive", "auc": dict(auc),
-            "suvmax_median_pos": float(np.median(-score[y == 1])),
-            "suvmax_median_neg": float(np.median(-score[y == 0]))}
+    return {
+        "feature": col,
+        "direction": "lower -> positive",
+        "auc": dict(auc),
+        "suvmax_median_pos": float(np.median(-score[y == 1])),
+        "suvmax_median_neg": float(np.median(-score[y == 0])),
+    }
 
 
 def summarise(metrics: dict[str, Any], primary: str) -> dict[str, Any]:
@@ -150,9 +176,23 @@ def summarise(metrics: dict[str, Any], primary: str) -> dict[str, Any]:
             "specificity": m["test"].get("specificity"),
         }
     for c in metrics.get("comparisons", []):
-        out["comparisons"].append({k: c[k] for k in ("a", "b", "scope", "value_a", "value_b",
-                                                     "difference", "ci_low", "ci_high",
-                                                     "p_value", "delong_p")})
+        out["comparisons"].append(
+            {
+                k: c[k]
+                for k in (
+                    "a",
+                    "b",
+                    "scope",
+                    "value_a",
+                    "value_b",
+                    "difference",
+                    "ci_low",
+                    "ci_high",
+                    "p_value",
+                    "delong_p",
+                )
+            }
+        )
     return out
 
 
@@ -169,20 +209,38 @@ def _num(v: float | None, digits: int = 3) -> str:
 def write_summary(out: Path, cohort: pd.DataFrame, results: dict[str, Any], primary: str) -> None:
     (out / "summary.json").write_text(json.dumps(results, indent=1, default=str))
     counts = pd.crosstab(cohort["site"], cohort["histology"], margins=True)
-    lines = ["# summary (generated by bench/sarcoma/run_sarcoma.py)", "", "## cohort", "",
-             "| site | " + " | ".join(counts.columns) + " |", "|---|" + "---|" * counts.shape[1]]
+    lines = [
+        "# summary (generated by bench/sarcoma/run_sarcoma.py)",
+        "",
+        "## cohort",
+        "",
+        "| site | " + " | ".join(counts.columns) + " |",
+        "|---|" + "---|" * counts.shape[1],
+    ]
     lines += [f"| {s} | " + " | ".join(str(v) for v in row) + " |" for s, row in counts.iterrows()]
-    lines += ["", f"## pooled {primary} with CI", "",
-             "| run | " + " | ".join(MODELS) + " | train s | total s |",
-             "|---|" + "---|" * (len(MODELS) + 2)]
+    lines += [
+        "",
+        f"## pooled {primary} with CI",
+        "",
+        "| run | " + " | ".join(MODELS) + " | train s | total s |",
+        "|---|" + "---|" * (len(MODELS) + 2),
+    ]
     for run, r in results["runs"].items():
         cells = [_fmt(r["models"].get(m, {}).get("pooled")) for m in MODELS]
         t = r.get("timing") or {}
-        lines.append(f"| {run} | " + " | ".join(cells)
-                     + f" | {t.get('train_seconds', '')} | {t.get('total_seconds', '')} |")
-    lines += ["", f"## repeats: pooled {primary} over seeds (mean, min-max; seeds differ in "
-              "splits for kfold, in validation carve-out and initialisation for both)", "",
-              "| split | seeds | " + " | ".join(MODELS) + " |", "|---|---|" + "---|" * len(MODELS)]
+        lines.append(
+            f"| {run} | "
+            + " | ".join(cells)
+            + f" | {t.get('train_seconds', '')} | {t.get('total_seconds', '')} |"
+        )
+    lines += [
+        "",
+        f"## repeats: pooled {primary} over seeds (mean, min-max; seeds differ in "
+        "splits for kfold, in validation carve-out and initialisation for both)",
+        "",
+        "| split | seeds | " + " | ".join(MODELS) + " |",
+        "|---|---|" + "---|" * len(MODELS),
+    ]
     for split in ("kfold", "loso"):
         runs = [r for name, r in sorted(results["runs"].items()) if name.startswith(f"{split}_")]
         if not runs:
@@ -190,61 +248,106 @@ def write_summary(out: Path, cohort: pd.DataFrame, results: dict[str, Any], prim
         cells = []
         for m in MODELS:
             vals = [r["models"][m]["pooled"]["value"] for r in runs if m in r["models"]]
-            cells.append(f"{sum(vals) / len(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})"
-                         if vals else "n/a")
+            cells.append(
+                f"{sum(vals) / len(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})" if vals else "n/a"
+            )
         lines.append(f"| {split} | {len(runs)} | " + " | ".join(cells) + " |")
-    lines += ["", "## paired comparisons (pooled)", "",
-              "| run | a vs b | a | b | a - b [CI] | bootstrap p | DeLong p |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## paired comparisons (pooled)",
+        "",
+        "| run | a vs b | a | b | a - b [CI] | bootstrap p | DeLong p |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for run, r in results["runs"].items():
         for c in r["comparisons"]:
             if c["scope"] != "pooled":
                 continue
-            lines.append(f"| {run} | {c['a']} vs {c['b']} | {_num(c['value_a'])} | "
-                         f"{_num(c['value_b'])} | {_num(c['difference'])} "
-                         f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}] | {_num(c['p_value'])} | "
-                         f"{_num(c['delong_p'])} |")
+            lines.append(
+                f"| {run} | {c['a']} vs {c['b']} | {_num(c['value_a'])} | "
+                f"{_num(c['value_b'])} | {_num(c['difference'])} "
+                f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}] | {_num(c['p_value'])} | "
+                f"{_num(c['delong_p'])} |"
+            )
     lines += ["", f"## per-site {primary} (point [CI])", ""]
     for run, r in results["runs"].items():
         sites = sorted({s for m in r["models"].values() for s in m["per_site"]})
-        lines += [f"**{run}**", "", "| model | " + " | ".join(sites) + " |",
-                  "|---|" + "---|" * len(sites)]
+        lines += [
+            f"**{run}**",
+            "",
+            "| model | " + " | ".join(sites) + " |",
+            "|---|" + "---|" * len(sites),
+        ]
         for m in MODELS:
             if m in r["models"]:
-                lines.append(f"| {m} | " + " | ".join(_fmt(r["models"][m]["per_site"].get(s))
-                                                     for s in sites) + " |")
+                lines.append(
+                    f"| {m} | "
+                    + " | ".join(_fmt(r["models"][m]["per_site"].get(s)) for s in sites)
+                    + " |"
+                )
         lines.append("")
     if results.get("suvmax_reference"):
-        lines += ["## single-feature reference", "", "```",
-                  json.dumps(results["suvmax_reference"], indent=1), "```"]
+        lines += [
+            "## single-feature reference",
+            "",
+            "```",
+            json.dumps(results["suvmax_reference"], indent=1),
+            "```",
+        ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("/tmp/sarcoma_runs"),
-                   help="output folder (cohort.csv, YAMLs, runs); default /tmp/sarcoma_runs")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("/tmp/sarcoma_runs"),
+        help="output folder (cohort.csv, YAMLs, runs); default /tmp/sarcoma_runs",
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ibsi_sts_validation folder")
-    p.add_argument("--target", choices=TARGETS, default="liposarcoma",
-                   help="positive class vs the rest, or the 3-class task (default liposarcoma)")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="liposarcoma",
+        help="positive class vs the rest, or the 3-class task (default liposarcoma)",
+    )
     p.add_argument("--splits", nargs="+", choices=("kfold", "loso"), default=["kfold", "loso"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--keep-unknown-vendor", action="store_true",
-                   help="keep the 2 patients whose MR vendor is unknown (site 'unknown')")
+    p.add_argument(
+        "--keep-unknown-vendor",
+        action="store_true",
+        help="keep the 2 patients whose MR vendor is unknown (site 'unknown')",
+    )
     p.add_argument("--spacing", nargs=3, type=float, default=[4.0, 4.0, 4.0], help="z y x mm")
     p.add_argument("--crop-mm", nargs=3, type=float, default=[224.0, 192.0, 192.0], help="z y x mm")
-    p.add_argument("--suv-max", type=float, default=30.0,
-                   help="SUV clip (default 30: above every SUVmax in the cohort, 29.99)")
+    p.add_argument(
+        "--suv-max",
+        type=float,
+        default=30.0,
+        help="SUV clip (default 30: above every SUVmax in the cohort, 29.99)",
+    )
     p.add_argument("--widths", nargs="+", type=int, default=[8, 16, 32, 64])
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=15)
-    p.add_argument("--members", type=int, default=3,
-                   help="bootstrap CNN members per fold (out-of-bag early stopping; default 3)")
-    p.add_argument("--monitor", choices=("loss", "score"), default="loss",
-                   help="early stopping / best epoch on the stopping cases' loss (default) or AUC")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=3,
+        help="bootstrap CNN members per fold (out-of-bag early stopping; default 3)",
+    )
+    p.add_argument(
+        "--monitor",
+        choices=("loss", "score"),
+        default="loss",
+        help="early stopping / best epoch on the stopping cases' loss (default) or AUC",
+    )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--write-only", action="store_true", help="write cohort.csv and YAMLs, run nothing")
+    p.add_argument(
+        "--write-only", action="store_true", help="write cohort.csv and YAMLs, run nothing"
+    )
     return p.parse_args(argv)
 
 
@@ -261,8 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             name = f"{split}_seed{seed}"
             path = out / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(
-                experiment(cohort_csv, args.target, split, seed, args, out / "cache"), sort_keys=False))
+            path.write_text(
+                yaml.safe_dump(
+                    experiment(cohort_csv, args.target, split, seed, args, out / "cache"),
+                    sort_keys=False,
+                )
+            )
             jobs.append((name, path))
     if args.write_only:
         return 0
@@ -272,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
 
     primary = "macro_auc" if args.target == "multiclass" else "auc"
     summary_path = out / "summary.json"
-    results: dict[str, Any] = {"target": args.target, "args": vars(args) | {"out": str(out), "data": str(args.data)},
-                               "runs": {}}
+    results: dict[str, Any] = {
+        "target": args.target,
+        "args": vars(args) | {"out": str(out), "data": str(args.data)},
+        "runs": {},
+    }
     if summary_path.is_file():
         results["runs"] = json.loads(summary_path.read_text()).get("runs", {})
     for name, path in jobs:
@@ -281,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: deepradiomics run {path} --out {out / name}", flush=True)
         metrics = run_experiment(load_config(path), out / name)
         results["runs"][name] = summarise(metrics, primary) | {
-            "wall_seconds": round(time.perf_counter() - t0, 1)}
+            "wall_seconds": round(time.perf_counter() - t0, 1)
+        }
         if args.target != "multiclass" and "suvmax_reference" not in results:
             ref = suvmax_reference(out / name, cohort, args.bootstrap, 0)
             if ref:

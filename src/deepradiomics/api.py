@@ -69,19 +69,30 @@ class RunResult:
         return f"RunResult({str(self.folder)!r}, {len(self.predictions)} cases; {shown})"
 
 
-def run(config: str | Path | Mapping[str, Any] | ExperimentConfig, out: str | Path,
-        progress: bool = True) -> RunResult:
+def run(
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    out: str | Path,
+    progress: bool = True,
+) -> RunResult:
     """Run (or resume) the experiment into the folder ``out``, as ``deepradiomics run``."""
     folder = Path(out)
     metrics = run_experiment(load_config(config), folder, progress=progress)
-    predictions = pd.read_csv(folder / "predictions.csv",
-                              dtype={"case_id": str, "patient_id": str, "site": str},
-                              keep_default_na=False, na_values=[""])
+    predictions = pd.read_csv(
+        folder / "predictions.csv",
+        dtype={"case_id": str, "patient_id": str, "site": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
     return RunResult(folder, metrics, predictions)
 
 
-def predict(bundle: str | Path, cases: str | Path | pd.DataFrame, base_dir: str | Path | None = None,
-            workers: int | None = None, progress: bool = False) -> pd.DataFrame:
+def predict(
+    bundle: str | Path,
+    cases: str | Path | pd.DataFrame,
+    base_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Predictions of a run's bundle for new cases, as ``deepradiomics predict`` writes them:
     one row per case (``status`` ok / failed with its ``reason``), the task's prediction
     columns, ``uncertainty`` and ``n_members``.

@@ -50,8 +50,13 @@ class FittedFold(Protocol):
     encoding: dict | None
 
 
-def write_bundle(run_dir: Path, cfg: ExperimentConfig, arrays: CohortArrays,
-                 folds: Sequence[FittedFold], threshold: float | None) -> Path:
+def write_bundle(
+    run_dir: Path,
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    folds: Sequence[FittedFold],
+    threshold: float | None,
+) -> Path:
     """``run_dir/bundle`` from the run's config, cohort and every fold's member weights."""
     out = run_dir / "bundle"
     (out / "members").mkdir(parents=True, exist_ok=True)
@@ -64,13 +69,23 @@ def write_bundle(run_dir: Path, cfg: ExperimentConfig, arrays: CohortArrays,
             name = f"fold_{f.fold}_member_{m}.pt"
             weights = load_checkpoint(folder / BEST)["model"]
             save_checkpoint({"model": weights}, out / "members" / name)
-            members.append({"file": f"members/{name}", "fold": f.fold, "member": m,
-                            "offset": None if f.offsets is None else f.offsets[m],
-                            "encoding": f.encoding})
+            members.append(
+                {
+                    "file": f"members/{name}",
+                    "fold": f.fold,
+                    "member": m,
+                    "offset": None if f.offsets is None else f.offsets[m],
+                    "encoding": f.encoding,
+                }
+            )
     manifest = {
-        "task": arrays.task, "classes": arrays.classes, "threshold": threshold,
-        "in_channels": arrays.in_channels, "spacing": arrays.spacing,
-        "anisotropic": arrays.anisotropic, "sites": arrays.site_names,
+        "task": arrays.task,
+        "classes": arrays.classes,
+        "threshold": threshold,
+        "in_channels": arrays.in_channels,
+        "spacing": arrays.spacing,
+        "anisotropic": arrays.anisotropic,
+        "sites": arrays.site_names,
         "numeric_covariates": list(arrays.numeric_covariates),
         "covariates": [] if arrays.covariates is None else list(arrays.covariates.columns),
         "members": members,

@@ -22,9 +22,17 @@ def _synth(args: argparse.Namespace) -> int:
     from deepradiomics.synth.generate import generate_cohort
 
     start = time.perf_counter()
-    path = generate_cohort(args.out, cases=args.cases, sites=args.sites, seed=args.seed,
-                           confounding=args.confounding, size=args.size, pet=not args.no_pet,
-                           workers=args.workers, progress=sys.stderr.isatty())
+    path = generate_cohort(
+        args.out,
+        cases=args.cases,
+        sites=args.sites,
+        seed=args.seed,
+        confounding=args.confounding,
+        size=args.size,
+        pet=not args.no_pet,
+        workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )
     cohort = pd.read_csv(path)
     print(
         f"wrote {len(cohort)} cases ({cohort['patient_id'].nunique()} patients, "
@@ -52,7 +60,12 @@ def _preprocess(args: argparse.Namespace) -> int:
     """``deepradiomics preprocess SOURCE [--out DIR] [--workers N]``."""
     from deepradiomics.errors import UsageError
     from deepradiomics.preprocess.pipeline import (
-        FINGERPRINT_FILE, INDEX_FILE, PLAN_FILE, config_for_source, describe_plan, prepare_experiment,
+        FINGERPRINT_FILE,
+        INDEX_FILE,
+        PLAN_FILE,
+        config_for_source,
+        describe_plan,
+        prepare_experiment,
     )
 
     if args.workers is not None and args.workers < 1:
@@ -62,16 +75,22 @@ def _preprocess(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     prepared = prepare_experiment(cfg, out, workers=args.workers)
     total = len(prepared.keys) + len(prepared.failures)
-    print(f"prepared {len(prepared.keys)}/{total} cases in {time.perf_counter() - start:.1f} s "
-          f"({prepared.computed} computed, {prepared.reused} from the cache)")
+    print(
+        f"prepared {len(prepared.keys)}/{total} cases in {time.perf_counter() - start:.1f} s "
+        f"({prepared.computed} computed, {prepared.reused} from the cache)"
+    )
     for line in describe_plan(prepared.plan):
         print(f"  {line}")
     truncated = [cid for cid in prepared.case_ids if prepared.meta(cid).get("mask_truncated")]
     if truncated:
-        print(f"  note: the mask reaches outside the crop in {len(truncated)} case(s) "
-              "(set preprocess.crop_mm larger to keep whole masks)")
-    print(f"wrote {out / FINGERPRINT_FILE}, {out / PLAN_FILE}, {out / INDEX_FILE}; "
-          f"cache {prepared.cache_dir}")
+        print(
+            f"  note: the mask reaches outside the crop in {len(truncated)} case(s) "
+            "(set preprocess.crop_mm larger to keep whole masks)"
+        )
+    print(
+        f"wrote {out / FINGERPRINT_FILE}, {out / PLAN_FILE}, {out / INDEX_FILE}; "
+        f"cache {prepared.cache_dir}"
+    )
     if prepared.failures:
         print(f"{len(prepared.failures)} case(s) failed:", file=sys.stderr)
         for f in prepared.failures:
@@ -93,7 +112,9 @@ def _train(args: argparse.Namespace) -> int:
     metrics = train_to_folder(cfg, out, resume=args.resume, validation_only=args.validation_only)
     if dist.is_main():
         part = "val" if args.validation_only else "test"
-        shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in list(metrics.get(part, {}).items())[:4])
+        shown = ", ".join(
+            f"{k} {v['value']:.3f}" for k, v in list(metrics.get(part, {}).items())[:4]
+        )
         print(f"{part}: {shown}\nwrote {out / 'metrics.json'}")
     return 0
 
@@ -130,8 +151,10 @@ def _predict(args: argparse.Namespace) -> int:
     atomic_write_text(out, result.table.to_csv(index=False))
     print(f"predicted {result.n_ok} case(s), {result.n_failed} failed; wrote {out}")
     if result.n_ok == 0:
-        print("error: no case could be predicted (reasons above and in the reason column)",
-              file=sys.stderr)
+        print(
+            "error: no case could be predicted (reasons above and in the reason column)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -147,8 +170,11 @@ def _receptive_field(args: argparse.Namespace) -> int:
     print(spec.describe())
     print("\n".join(field_table(stages, spec.crop, spec.shape, spec.lesion)))
     if args.json:
-        write_json(args.json, field_summary(stages, spec.spacing, spec.crop, spec.shape, spec.lesion),
-                   indent=1)
+        write_json(
+            args.json,
+            field_summary(stages, spec.spacing, spec.crop, spec.shape, spec.lesion),
+            indent=1,
+        )
     return 0
 
 
@@ -160,14 +186,18 @@ def _explain(args: argparse.Namespace) -> int:
     result = explain_cases(args.run, args.cases, args.out, methods, sanity=args.sanity)
     n = len(result["cases"])
     for method, s in result["localisation"].items():
-        print(f"{method}: {n} case(s) in {result['seconds'][method]} s; median share in lesion "
-              f"{s['lesion_median']:.2f}, margin {s['margin_median']:.2f}, body "
-              f"{s['body_median']:.2f}, outside {s['outside_median']:.2f}; "
-              f"{s['flagged_outside_body']} flagged")
+        print(
+            f"{method}: {n} case(s) in {result['seconds'][method]} s; median share in lesion "
+            f"{s['lesion_median']:.2f}, margin {s['margin_median']:.2f}, body "
+            f"{s['body_median']:.2f}, outside {s['outside_median']:.2f}; "
+            f"{s['flagged_outside_body']} flagged"
+        )
     for method, s in result.get("sanity", {}).items():
         verdict = "passed" if s["passed"] else "FAILED"
-        print(f"sanity {method}: {verdict} (median Spearman to the randomised model "
-              f"{s['final_spearman']:.2f}; threshold {s['threshold']})")
+        print(
+            f"sanity {method}: {verdict} (median Spearman to the randomised model "
+            f"{s['final_spearman']:.2f}; threshold {s['threshold']})"
+        )
     print(f"wrote {args.out}/explain.json and one map per case and method")
     return 0
 
@@ -199,8 +229,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--cases", type=int, default=300, help="number of cases (default 300)")
     s.add_argument("--sites", type=int, default=4, help="number of sites (default 4)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--confounding", type=float, default=0.0,
-                   help="0..1: how strongly site predicts the outcome (default 0)")
+    s.add_argument(
+        "--confounding",
+        type=float,
+        default=0.0,
+        help="0..1: how strongly site predicts the outcome (default 0)",
+    )
     s.add_argument("--size", type=int, default=96, help="in-plane size in voxels (default 96)")
     s.add_argument("--no-pet", action="store_true", help="CT only, no PET-like channel")
     s.add_argument("--workers", type=int, default=2)
@@ -219,8 +253,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     s.add_argument("--seed", type=int, help="override the config's seed")
-    s.add_argument("--validation-only", action="store_true",
-                   help="recipe exploration: evaluate on the validation split, leave the test split unseen")
+    s.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="recipe exploration: evaluate on the validation split, leave the test split unseen",
+    )
 
     s = sub.add_parser("run", help="the whole experiment: splits, training, evaluation, report")
     s.add_argument("config", help="experiment YAML")
@@ -234,26 +271,48 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("cases", help="cohort CSV of new cases")
     s.add_argument("--out", required=True, help="predictions CSV")
 
-    s = sub.add_parser("receptive-field",
-                       help="receptive field of each stage (voxels, mm) vs crop and lesion")
+    s = sub.add_parser(
+        "receptive-field", help="receptive field of each stage (voxels, mm) vs crop and lesion"
+    )
     s.add_argument("source", help="experiment YAML, or a registry model name")
-    s.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"),
-                   help="voxel spacing in mm (default: the config's / plan's, else 1 1 1)")
-    s.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"),
-                   help="input size in voxels (default: the config's / plan's, else 64^3)")
-    s.add_argument("--plan", help="folder with plan.json (+ fingerprint.json): a run folder, "
-                   "its preprocess/ or bundle/, or a `preprocess --out` folder")
+    s.add_argument(
+        "--spacing",
+        type=float,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        help="voxel spacing in mm (default: the config's / plan's, else 1 1 1)",
+    )
+    s.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        help="input size in voxels (default: the config's / plan's, else 64^3)",
+    )
+    s.add_argument(
+        "--plan",
+        help="folder with plan.json (+ fingerprint.json): a run folder, "
+        "its preprocess/ or bundle/, or a `preprocess --out` folder",
+    )
     s.add_argument("--json", help="also write the table as JSON here")
 
-    s = sub.add_parser("explain", help="attribution maps of a run's ensemble, in each case's "
-                       "original image geometry (NIfTI + PNG + explain.json)")
+    s = sub.add_parser(
+        "explain",
+        help="attribution maps of a run's ensemble, in each case's "
+        "original image geometry (NIfTI + PNG + explain.json)",
+    )
     s.add_argument("run", help="run folder (or its bundle/)")
     s.add_argument("cases", help="cohort CSV of the cases to explain")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--method", action="append", choices=["gradcam", "gradcampp", "occlusion"],
-                   help="attribution method (repeat for several; default gradcam)")
-    s.add_argument("--sanity", action="store_true",
-                   help="also run the cascading-randomisation sanity check")
+    s.add_argument(
+        "--method",
+        action="append",
+        choices=["gradcam", "gradcampp", "occlusion"],
+        help="attribution method (repeat for several; default gradcam)",
+    )
+    s.add_argument(
+        "--sanity", action="store_true", help="also run the cascading-randomisation sanity check"
+    )
     return p
 
 

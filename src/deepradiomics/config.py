@@ -104,7 +104,9 @@ class PreprocessConfig(Strict):
     workers: int = Field(2, ge=1)
     anisotropy_ratio: float = Field(3.0, gt=1)
     window_range: tuple[float, float] = (0.0, 1.0)  # CT windows and PET clips map onto this
-    mask_channel: bool = False  # the lesion mask as the last input channel (lesion_texture needs it)
+    mask_channel: bool = (
+        False  # the lesion mask as the last input channel (lesion_texture needs it)
+    )
 
 
 class PretrainedConfig(Strict):
@@ -285,8 +287,10 @@ class ExperimentConfig(Strict):
         if loss not in LOSSES:
             raise ValueError(f"train.loss: unknown loss {loss!r}; one of {', '.join(LOSSES)}")
         if loss not in task.losses:
-            raise ValueError(f"train.loss: {loss!r} does not fit a {task.name} task "
-                             f"(cohort.task); use one of {', '.join(task.losses)}")
+            raise ValueError(
+                f"train.loss: {loss!r} does not fit a {task.name} task "
+                f"(cohort.task); use one of {', '.join(task.losses)}"
+            )
         return self
 
 
@@ -303,7 +307,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], source: str = "config", base_dir: Path | None = None) -> ExperimentConfig:
+def parse_config(
+    data: dict[str, Any], source: str = "config", base_dir: Path | None = None
+) -> ExperimentConfig:
     """Validate a config mapping; relative paths are resolved against ``base_dir``."""
     if not isinstance(data, dict):
         raise UserError(f"{source}: the top level must be a mapping of sections")

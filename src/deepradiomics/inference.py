@@ -30,7 +30,11 @@ from tqdm import tqdm
 
 from deepradiomics.bundle import Bundle, load_bundle, load_member
 from deepradiomics.cohort.manifest import (
-    Case, Manifest, build_cases, manifest_from_table, read_manifest,
+    Case,
+    Manifest,
+    build_cases,
+    manifest_from_table,
+    read_manifest,
 )
 from deepradiomics.cohort.problems import Problem
 from deepradiomics.cohort.validate import validate_manifest
@@ -89,7 +93,10 @@ def _prepare_job(case: Case, plan: Plan, mask_channel: bool = False) -> Any:
 
 
 def prepare_cases(
-    cases: list[Case], plan: Plan, workers: int = 1, progress: bool = False,
+    cases: list[Case],
+    plan: Plan,
+    workers: int = 1,
+    progress: bool = False,
     mask_channel: bool = False,
 ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
     """Images ``[C, D, H, W]`` of the cases ``apply_plan`` could prepare and the reasons of
@@ -101,7 +108,9 @@ def prepare_cases(
     images: dict[int, np.ndarray] = {}
     failures: dict[int, str] = {}
     with case_pool(workers, len(cases), __name__) as pool:
-        for i, out in run_jobs(_prepare_job, [(c, plan, mask_channel) for c in cases], pool, "preprocess", progress):
+        for i, out in run_jobs(
+            _prepare_job, [(c, plan, mask_channel) for c in cases], pool, "preprocess", progress
+        ):
             if out.reason is not None:
                 failures[i] = out.reason
             else:
@@ -243,8 +252,13 @@ def predict_cases(
     manifest, records, failed, messages = _validated(bundle, csv, table)
     usable = [i for i in range(len(records)) if i not in failed]
     workers = workers or bundle.cfg.preprocess.workers
-    images, prep_failed = prepare_cases([records[i] for i in usable], bundle.plan, workers, progress,
-                                        bundle.cfg.preprocess.mask_channel)
+    images, prep_failed = prepare_cases(
+        [records[i] for i in usable],
+        bundle.plan,
+        workers,
+        progress,
+        bundle.cfg.preprocess.mask_channel,
+    )
     for j, reason in sorted(prep_failed.items()):
         case = records[usable[j]]
         reason = re.sub(rf"^case {re.escape(case.case_id)}( \(line \d+\))?: ", "", reason)

@@ -33,7 +33,9 @@ def _name_words(name: str) -> list[int]:
     of another's encoding)."""
     data = name.encode()
     padded = data + b"\0" * (-len(data) % 4)
-    return [len(data)] + [int.from_bytes(padded[i:i + 4], "little") for i in range(0, len(padded), 4)]
+    return [len(data)] + [
+        int.from_bytes(padded[i : i + 4], "little") for i in range(0, len(padded), 4)
+    ]
 
 
 def seed_sequence(seed: int, stream: str, *keys: int) -> np.random.SeedSequence:

@@ -26,27 +26,46 @@ def binary_cohort(n: int = 400, seed: int = 0):
 def test_point_values_match_fairlearn_metricframe():
     group, y, p, patients = binary_cohort()
     threshold = 0.45
-    audit = subgroup_audit(group, Outcomes("binary", p, y_true=y, threshold=threshold),
-                           patients=patients, n_boot=0, min_patients=10, min_events=3)
+    audit = subgroup_audit(
+        group,
+        Outcomes("binary", p, y_true=y, threshold=threshold),
+        patients=patients,
+        n_boot=0,
+        min_patients=10,
+        min_events=3,
+    )
     pred = (p >= threshold).astype(int)
     frame = fairlearn_metrics.MetricFrame(
-        metrics={"sensitivity": fairlearn_metrics.true_positive_rate,
-                 "specificity": fairlearn_metrics.true_negative_rate},
-        y_true=y, y_pred=pred, sensitive_features=group)
+        metrics={
+            "sensitivity": fairlearn_metrics.true_positive_rate,
+            "specificity": fairlearn_metrics.true_negative_rate,
+        },
+        y_true=y,
+        y_pred=pred,
+        sensitive_features=group,
+    )
     scored = fairlearn_metrics.MetricFrame(
-        metrics={"auc": roc_auc_score, "brier": brier_score_loss,
-                 "calibration_slope": M.calibration_slope,
-                 "calibration_intercept": M.calibration_intercept},
-        y_true=y, y_pred=p, sensitive_features=group)
+        metrics={
+            "auc": roc_auc_score,
+            "brier": brier_score_loss,
+            "calibration_slope": M.calibration_slope,
+            "calibration_intercept": M.calibration_intercept,
+        },
+        y_true=y,
+        y_pred=p,
+        sensitive_features=group,
+    )
     assert audit["compared"] == ["F", "M", "X"]
     for fl in (frame, scored):
         for metric in fl.by_group.columns:
             for g, expected in fl.by_group[metric].items():
                 assert audit["by_group"][g][metric]["value"] == pytest.approx(expected, abs=1e-6)
             assert audit["difference"][metric]["value"] == pytest.approx(
-                fl.difference()[metric], abs=1e-6)
+                fl.difference()[metric], abs=1e-6
+            )
             assert audit["group_min"][metric]["value"] == pytest.approx(
-                fl.group_min()[metric], abs=1e-6)
+                fl.group_min()[metric], abs=1e-6
+            )
             assert audit["overall"][metric]["value"] == pytest.approx(fl.overall[metric], abs=1e-6)
     for metric in ("auc", "sensitivity", "specificity", "brier"):
         expected = scored.ratio()[metric] if metric in scored.by_group else frame.ratio()[metric]
@@ -58,8 +77,14 @@ def test_point_values_match_fairlearn_metricframe():
 
 def test_small_group_is_listed_but_not_compared():
     group, y, p, patients = binary_cohort()
-    audit = subgroup_audit(group, Outcomes("binary", p, y_true=y), patients=patients,
-                           n_boot=0, min_patients=30, min_events=10)
+    audit = subgroup_audit(
+        group,
+        Outcomes("binary", p, y_true=y),
+        patients=patients,
+        n_boot=0,
+        min_patients=30,
+        min_events=10,
+    )
     small = audit["by_group"]["X"]
     assert small["n_patients"] < 30 and small["compared"] is False
     assert audit["not_compared"] == ["X"] and audit["compared"] == ["F", "M"]
@@ -82,8 +107,14 @@ def test_events_rule_uses_the_rarer_outcome():
     y = y.copy()
     y[(group == "M")] = 0
     y[np.flatnonzero(group == "M")[:4]] = 1  # 4 positives in M
-    audit = subgroup_audit(group, Outcomes("binary", p, y_true=y), patients=patients,
-                           n_boot=0, min_patients=25, min_events=5)
+    audit = subgroup_audit(
+        group,
+        Outcomes("binary", p, y_true=y),
+        patients=patients,
+        n_boot=0,
+        min_patients=25,
+        min_events=5,
+    )
     assert audit["by_group"]["M"]["n_patients"] >= 25
     assert audit["by_group"]["M"]["compared"] is False
     assert "difference" not in audit  # only F is left: nothing to compare
@@ -134,13 +165,19 @@ def test_survival_c_index_by_group_and_missing_labels():
     time = rng.exponential(np.exp(-risk))
     event = (rng.uniform(size=n) < 0.7).astype(int)
     site = rng.choice(["s1", "s2", ""], n, p=[0.45, 0.45, 0.1])
-    out = subgroup_audit(site, Outcomes("survival", risk, time=time, event=event),
-                         n_boot=50, min_patients=5, min_events=2)
+    out = subgroup_audit(
+        site,
+        Outcomes("survival", risk, time=time, event=event),
+        n_boot=50,
+        min_patients=5,
+        min_events=2,
+    )
     assert set(out["by_group"]) == {MISSING, "s1", "s2"}
     for g, label in (("s1", "s1"), (MISSING, "")):
         keep = site == label
         assert out["by_group"][g]["c_index"]["value"] == pytest.approx(
-            M.harrell_c_index(time[keep], event[keep], risk[keep]))
+            M.harrell_c_index(time[keep], event[keep], risk[keep])
+        )
         assert out["by_group"][g]["n_events"] == event[keep].sum()
     assert out["metrics"] == ["c_index"] and "equalized_odds_difference" not in out
 
@@ -151,7 +188,8 @@ def test_per_case_threshold_applies_to_each_case():
     out = subgroup_audit(group, Outcomes("binary", p, y_true=y, threshold=cut), n_boot=0)
     keep = (group == "F") & (y == 1)
     assert out["by_group"]["F"]["sensitivity"]["value"] == pytest.approx(
-        np.mean(p[keep] >= cut[keep]))
+        np.mean(p[keep] >= cut[keep])
+    )
 
 
 def test_outcomes_need_the_task_fields():

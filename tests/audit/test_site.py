@@ -117,9 +117,16 @@ def test_intensity_features_see_a_scanner_offset():
 
 
 def _audit(auc: float, low: float, p: float, only_low: float) -> dict:
-    return {"site_probe": {"cnn": {"auc": {"value": auc, "ci_low": low, "ci_high": auc + 0.02},
-                                   "chance": {"auc": 0.5}, "p_permutation": p}},
-            "site_only": {"auc": {"value": only_low + 0.05, "ci_low": only_low, "ci_high": 0.8}}}
+    return {
+        "site_probe": {
+            "cnn": {
+                "auc": {"value": auc, "ci_low": low, "ci_high": auc + 0.02},
+                "chance": {"auc": 0.5},
+                "p_permutation": p,
+            }
+        },
+        "site_only": {"auc": {"value": only_low + 0.05, "ci_low": only_low, "ci_high": 0.8}},
+    }
 
 
 def test_verdict_in_plain_words():
@@ -128,7 +135,9 @@ def test_verdict_in_plain_words():
     assert "site alone predicts the outcome (AUC 0.63 [0.58, 0.80])" in both
     assert "may come from the site" in both
     only_probe = site_verdict(_audit(0.7, 0.6, 0.01, 0.45))
-    assert "does not clearly predict" in only_probe and "no sign that the site inflates" in only_probe
+    assert (
+        "does not clearly predict" in only_probe and "no sign that the site inflates" in only_probe
+    )
     none = site_verdict(_audit(0.52, 0.45, 0.4, 0.45), adversarial=True)
     assert none.startswith("No sign of site learning") and "domain-adversarial" in none
     assert "No site audit" in site_verdict({})

@@ -11,7 +11,11 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from deepradiomics.audit.truth import (
-    COMPONENTS, component_correlations, read_ground_truth, spearman, truth_audit,
+    COMPONENTS,
+    component_correlations,
+    read_ground_truth,
+    spearman,
+    truth_audit,
     truth_for_cases,
 )
 from deepradiomics.errors import UserError
@@ -57,8 +61,9 @@ def test_audit_oracle_is_the_true_risks_auc(tmp_path: Path) -> None:
     y = t["label"].to_numpy()
     order = np.arange(len(t))[::-1]  # models report cases in fold order, not cohort order
     score = t["eta_visible"].to_numpy()[order]
-    out = truth_audit("binary", truth, t["case_id"], t["case_id"], y,
-                      {"m": (order, score)}, n_boot=100, seed=0)
+    out = truth_audit(
+        "binary", truth, t["case_id"], t["case_id"], y, {"m": (order, score)}, n_boot=100, seed=0
+    )
     auc = out["oracle"]["auc"]
     assert auc["value"] == pytest.approx(roc_auc_score(y, t["risk"]))
     assert auc["ci_low"] < auc["value"] < auc["ci_high"]
@@ -79,10 +84,18 @@ def test_survival_oracle_uses_the_linear_predictor(tmp_path: Path) -> None:
     path = tmp_path / "gt.csv"
     t.to_csv(path, index=False)
     targets = np.column_stack([time, event])
-    out = truth_audit("survival", read_ground_truth(path), t["case_id"], t["case_id"], targets,
-                      {"m": (np.arange(len(t)), t["eta_site"].to_numpy())}, n_boot=50)
+    out = truth_audit(
+        "survival",
+        read_ground_truth(path),
+        t["case_id"],
+        t["case_id"],
+        targets,
+        {"m": (np.arange(len(t)), t["eta_site"].to_numpy())},
+        n_boot=50,
+    )
     assert out["oracle"]["c_index"]["value"] == pytest.approx(
-        harrell_c_index(time, event, t["eta"].to_numpy()))
+        harrell_c_index(time, event, t["eta"].to_numpy())
+    )
     assert out["models"]["m"]["components"]["site"]["value"] == pytest.approx(1.0)
 
 
@@ -108,5 +121,11 @@ def test_other_tasks_are_refused(tmp_path: Path) -> None:
     t = _truth(20)
     t.to_csv(tmp_path / "gt.csv", index=False)
     with pytest.raises(UserError, match="binary and survival"):
-        truth_audit("regression", read_ground_truth(tmp_path / "gt.csv"), t["case_id"],
-                    t["case_id"], t["eta"].to_numpy(), {"m": (np.arange(20), np.zeros(20))})
+        truth_audit(
+            "regression",
+            read_ground_truth(tmp_path / "gt.csv"),
+            t["case_id"],
+            t["case_id"],
+            t["eta"].to_numpy(),
+            {"m": (np.arange(20), np.zeros(20))},
+        )

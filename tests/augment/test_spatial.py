@@ -82,7 +82,8 @@ def test_rotation_is_physical_for_anisotropic_voxels():
 
     def blob(widths):
         axes = [
-            (torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * s for n, s in zip(shape, spacing)
+            (torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * s
+            for n, s in zip(shape, spacing, strict=False)
         ]
         z, y, x = torch.meshgrid(*axes, indexing="ij")
         return torch.exp(

@@ -144,7 +144,7 @@ def test_inner_cv_groups_patients_and_stratifies() -> None:
         assert not set(patients[train]) & set(patients[test])
         assert abs(y[test].mean() - y.mean()) < 0.1
     again = list(InnerCV(3, random_state=4).split(X, y, patients))
-    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again, strict=False))
     # survival targets are stratified by event
     events = survival_target(y, rng.uniform(1, 10, 120))
     for _, test in InnerCV(3, random_state=4).split(X, events, patients):
@@ -381,9 +381,12 @@ def test_covariates_join_the_selected_features_and_help() -> None:
     train, test = _split(patients, seed=3)
     grid = {"features__radiomics__select__k": [5], "model__C": [1.0]}
     fits = {
-        flag: make_baseline("binary", seed=0, covariates=flag,
-                            param_grid=grid if flag else {"select__k": [5], "model__C": [1.0]})
-        .fit(framed[train], y[train], groups=patients[train])
+        flag: make_baseline(
+            "binary",
+            seed=0,
+            covariates=flag,
+            param_grid=grid if flag else {"select__k": [5], "model__C": [1.0]},
+        ).fit(framed[train], y[train], groups=patients[train])
         for flag in (False, True)
     }
     auc = {f: roc_auc_score(y[test], m.predict_proba(framed[test])[:, 1]) for f, m in fits.items()}

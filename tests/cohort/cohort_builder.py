@@ -10,8 +10,20 @@ import SimpleITK as sitk
 
 SIZE = 8
 SPACING = (1.0, 1.0, 2.0)
-COLUMNS = ["case_id", "patient_id", "site", "ct", "pet", "mask", "label", "time", "event",
-           "age", "sex", "age_band"]
+COLUMNS = [
+    "case_id",
+    "patient_id",
+    "site",
+    "ct",
+    "pet",
+    "mask",
+    "label",
+    "time",
+    "event",
+    "age",
+    "sex",
+    "age_band",
+]
 
 
 def volume(
@@ -56,9 +68,15 @@ class Cohort:
                 "mask": volume(mask_array()),
             }
             row = {
-                "case_id": f"C{i:03d}", "patient_id": f"P{i:03d}", "site": "AB"[i % 2],
-                "label": str((i // 2) % 2), "time": str(10 + i), "event": str((i // 4) % 2),
-                "age": str(50 + i), "sex": "FM"[i % 2], "age_band": "40-60",
+                "case_id": f"C{i:03d}",
+                "patient_id": f"P{i:03d}",
+                "site": "AB"[i % 2],
+                "label": str((i // 2) % 2),
+                "time": str(10 + i),
+                "event": str((i // 4) % 2),
+                "age": str(50 + i),
+                "sex": "FM"[i % 2],
+                "age_band": "40-60",
             }
             for col, img in files.items():
                 row[col] = self.write(f"images/c{i:03d}_{col}.nii.gz", img)

@@ -32,6 +32,7 @@ def cohort(tmp_path: Path) -> Cohort:
 
 # -- usage errors (exit 2) and column errors (exit 1) ------------------------------------------
 
+
 def test_missing_csv_exits_2(tmp_path, capsys):
     code, out, err = run(capsys, str(tmp_path / "nope.csv"))
     assert code == 2
@@ -65,8 +66,10 @@ def test_config_naming_unknown_column_exits_1(cohort, capsys):
     assert code == 1
     assert out == ""
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith(f"error: {cohort.root / 'cohort.csv'}: columns named in the config are "
-                          "not in the CSV: covariates_numeric -> 'bmi'; target -> 'outcome'")
+    assert err.startswith(
+        f"error: {cohort.root / 'cohort.csv'}: columns named in the config are "
+        "not in the CSV: covariates_numeric -> 'bmi'; target -> 'outcome'"
+    )
 
 
 def test_unreadable_csv_exits_1(tmp_path, capsys):
@@ -83,6 +86,7 @@ def test_cli_csv_overrides_config_path(cohort, capsys):
 
 
 # -- geometry that is fine ---------------------------------------------------------------------
+
 
 def test_mask_stored_in_another_axis_order_matches(cohort, capsys):
     """Same voxels written in RAS / SAR axis order: the physical grid is the same."""
@@ -128,8 +132,9 @@ def test_empty_mask_cell_warns(cohort, capsys):
     cohort.rows[2]["mask"] = ""
     code, out, _ = run(capsys, str(cohort.save()))
     assert code == 0
-    assert ("warning: case C002 (line 4), column mask: no mask file given; the whole image "
-            "will be used") in out.splitlines()
+    assert (
+        "warning: case C002 (line 4), column mask: no mask file given; the whole image will be used"
+    ) in out.splitlines()
 
 
 def test_segmentation_needs_every_mask(cohort, capsys):
@@ -137,8 +142,10 @@ def test_segmentation_needs_every_mask(cohort, capsys):
     cfg = cohort.config("cohort:\n  task: segmentation\n")
     code, out, _ = run(capsys, str(cohort.save()), "--config", str(cfg))
     assert code == 1
-    assert ("error: case C002 (line 4), column mask: no mask file given (the segmentation task "
-            "needs one)") in out
+    assert (
+        "error: case C002 (line 4), column mask: no mask file given (the segmentation task "
+        "needs one)"
+    ) in out
 
 
 def test_class_imbalance_warns(tmp_path, capsys):
@@ -157,11 +164,14 @@ def test_survival_without_events_is_an_error(cohort, capsys):
     cfg = cohort.config("cohort:\n  task: survival\n")
     code, out, _ = run(capsys, str(cohort.save()), "--config", str(cfg))
     assert code == 1
-    assert ("error: column event: no case has an event (every case is censored); a survival "
-            "model cannot be fitted") in out.splitlines()
+    assert (
+        "error: column event: no case has an event (every case is censored); a survival "
+        "model cannot be fitted"
+    ) in out.splitlines()
 
 
 # -- library API -------------------------------------------------------------------------------
+
 
 def test_report_is_per_case(cohort):
     cohort.rows[1]["ct"] = "images/missing.nii.gz"
@@ -175,8 +185,15 @@ def test_report_is_per_case(cohort):
     assert [(p.case_id, p.column) for p in report.for_line(6)] == [("C004", "mask")]
     assert report.cohort_errors == []
     cases = build_cases(manifest)
-    assert [c.case_id for c in report.usable(cases)] == ["C000", "C002", "C003", "C005", "C007",
-                                                         "C008", "C009"]
+    assert [c.case_id for c in report.usable(cases)] == [
+        "C000",
+        "C002",
+        "C003",
+        "C005",
+        "C007",
+        "C008",
+        "C009",
+    ]
     assert report.summary() == "summary: 10 cases checked: 3 errors in 3 cases, 3 warnings"
 
 
@@ -191,10 +208,20 @@ def test_report_order_and_fields(cohort):
     cohort.rows[2]["case_id"] = "C009"
     p1, p2 = validate_manifest(read_manifest(cohort.save())).problems
     assert (p1.severity, p1.case_id, p1.line, p1.column, p1.file) == (
-        "error", "C009", 11, "case_id", None)
+        "error",
+        "C009",
+        11,
+        "case_id",
+        None,
+    )
     assert p1.message == "case id 'C009' is already used on line 4"
     assert (p2.severity, p2.case_id, p2.line, p2.column, p2.file) == (
-        "error", "C009", 11, "ct", "images/missing.nii.gz")
+        "error",
+        "C009",
+        11,
+        "ct",
+        "images/missing.nii.gz",
+    )
     assert p2.message == "file not found"
 
 
@@ -212,8 +239,9 @@ def test_load_cohort_raises_listing_errors(cohort):
     with pytest.raises(UserError) as info:
         load_cohort(CohortConfig(path=csv, classes=["0", "1"]))
     lines = str(info.value).splitlines()
-    assert lines[0] == (f"{csv}: cohort has errors (10 cases checked: 2 errors in 2 cases, "
-                        "0 warnings):")
+    assert lines[0] == (
+        f"{csv}: cohort has errors (10 cases checked: 2 errors in 2 cases, 0 warnings):"
+    )
     assert lines[1:] == [
         "  error: case C003 (line 5), column ct, file images/missing.nii.gz: file not found",
         "  error: case C005 (line 7), column label: label 'maybe' is not one of the declared "
@@ -261,8 +289,10 @@ def _sts_csv(tmp_path: Path, mask: str, swap: bool = False) -> Path:
     for i, p in enumerate(STS_WITH_CT):
         d = root / f"STS_{p}"
         mask_dir = root / f"STS_{STS_WITH_CT[1]}" if swap and i == 0 else d
-        lines.append(f"STS_{p},{d / 'CT_image.nii.gz'},{d / 'PET_image.nii.gz'},"
-                     f"{d / 'MR_T1_image.nii.gz'},{mask_dir / mask},{i // 2 % 2}")
+        lines.append(
+            f"STS_{p},{d / 'CT_image.nii.gz'},{d / 'PET_image.nii.gz'},"
+            f"{d / 'MR_T1_image.nii.gz'},{mask_dir / mask},{i // 2 % 2}"
+        )
     path = tmp_path / "sts.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -281,14 +311,23 @@ def test_real_cohort_with_a_swapped_mask(tmp_path):
     report = validate_manifest(read_manifest(_sts_csv(tmp_path, "CT_mask.nii.gz", swap=True)))
     (p,) = report.problems
     assert (p.case_id, p.column) == ("STS_002", "mask")
-    assert p.message.startswith("mask geometry does not match column ct (nor any other image): "
-                                "size 141x137x51 vs 161x143x48")
+    assert p.message.startswith(
+        "mask geometry does not match column ct (nor any other image): "
+        "size 141x137x51 vs 161x143x48"
+    )
 
 
 # -- the synthetic cohort generator's output ---------------------------------------------------
 
-@pytest.mark.parametrize("config", ["", "cohort:\n  task: survival\n  covariates_numeric: [age]\n"
-                                        "  covariates_categorical: [sex]\n  subgroups: [age_band]\n"])
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "",
+        "cohort:\n  task: survival\n  covariates_numeric: [age]\n"
+        "  covariates_categorical: [sex]\n  subgroups: [age_band]\n",
+    ],
+)
 def test_synthetic_cohort_validates(tmp_path, capsys, config):
     generate = pytest.importorskip("deepradiomics.synth.generate")
     csv = generate.generate_cohort(tmp_path / "synth", cases=12, sites=2, size=32, workers=1)

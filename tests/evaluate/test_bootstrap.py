@@ -128,4 +128,3 @@ def test_vector_statistic_gives_one_estimate_per_output():
     assert lo_hi[0].value == pytest.approx(x.mean()) and lo_hi[1].value == pytest.approx(x.std())
     mean_only = bootstrap_ci(lambda i: x[i].mean(), len(x), n_boot=200, seed=0)
     assert (lo_hi[0].ci_low, lo_hi[0].ci_high) == (mean_only.ci_low, mean_only.ci_high)
-

@@ -95,7 +95,7 @@ def test_member_resamples_are_patient_grouped_and_seeded():
     patients = np.repeat(np.arange(60), 2)
     samples = member_resamples(patients, n_members=50, seed=3)
     again = member_resamples(patients, n_members=50, seed=3)
-    assert all((a.in_bag == b.in_bag).all() for a, b in zip(samples, again))
+    assert all((a.in_bag == b.in_bag).all() for a, b in zip(samples, again, strict=False))
     oob_share = []
     for s in samples:
         counts = np.bincount(s.in_bag, minlength=120)
@@ -110,8 +110,9 @@ def test_member_resamples_are_patient_grouped_and_seeded():
 def test_out_of_bag_mean_averages_each_case_over_the_members_it_was_held_out_from():
     from deepradiomics.evaluate.ensemble import out_of_bag_mean
 
-    idx, mean = out_of_bag_mean([np.array([4, 1]), np.array([1, 7])],
-                                [np.array([0.2, 0.6]), np.array([0.8, 0.5])])
+    idx, mean = out_of_bag_mean(
+        [np.array([4, 1]), np.array([1, 7])], [np.array([0.2, 0.6]), np.array([0.8, 0.5])]
+    )
     assert idx.tolist() == [1, 4, 7]
     np.testing.assert_allclose(mean, [0.7, 0.2, 0.5])  # case 1 out of bag for both members
     empty, none = out_of_bag_mean([np.empty(0, int)], [np.empty(0)])

@@ -30,7 +30,7 @@ def test_weighted_auc_batch_equals_auc_on_resampled_rows():
     rng = np.random.default_rng(0)
     counts = rng.multinomial(120, np.full(120, 1 / 120), size=5)
     batch = M.roc_auc_batch(y, p, counts)
-    for row, value in zip(counts, batch):
+    for row, value in zip(counts, batch, strict=False):
         idx = np.repeat(np.arange(120), row)
         assert value == pytest.approx(skm.roc_auc_score(y[idx], p[idx]), abs=1e-12)
 
@@ -84,12 +84,15 @@ def test_accuracy_threshold_maximises_accuracy_between_scores():
         pytest.approx(0.35)
     )
     # three tied cut points (0.15, 0.35, 0.55), each 5/7 correct: the middle one
-    assert M.select_threshold([0, 1, 0, 1, 0, 1, 1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-                              "accuracy") == pytest.approx(0.35)
+    assert M.select_threshold(
+        [0, 1, 0, 1, 0, 1, 1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "accuracy"
+    ) == pytest.approx(0.35)
     # nothing positive is best: just above the top score; everything positive: the lowest
     assert M.select_threshold([0, 0, 0, 1], [0.1, 0.2, 0.9, 0.05], "accuracy") > 0.9
     assert M.select_threshold([1, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], "accuracy") == pytest.approx(0.1)
-    assert M.select_threshold([1, 1, 1, 0], [0.1, 0.2, 0.3, 0.05], "accuracy") == pytest.approx(0.075)
+    assert M.select_threshold([1, 1, 1, 0], [0.1, 0.2, 0.3, 0.05], "accuracy") == pytest.approx(
+        0.075
+    )
 
 
 def test_brier_matches_sklearn():
@@ -163,7 +166,7 @@ def test_regression_metrics_match_sklearn():
     assert M.rmse(y, p) == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)))
     assert M.r2(y, p) == pytest.approx(skm.r2_score(y, p), abs=1e-12)
     counts = rng.multinomial(200, np.full(200, 1 / 200), size=3)
-    for row, value in zip(counts, M.r2_batch(y, p, counts)):
+    for row, value in zip(counts, M.r2_batch(y, p, counts), strict=False):
         idx = np.repeat(np.arange(200), row)
         assert value == pytest.approx(skm.r2_score(y[idx], p[idx]), abs=1e-10)
     assert np.isnan(M.r2([3.0, 3.0], [2.0, 4.0]))
@@ -180,7 +183,7 @@ def test_calibration_batch_equals_fits_on_resampled_rows():
     y, p = binary_data(150, seed=9)
     counts = np.random.default_rng(0).multinomial(150, np.full(150, 1 / 150), size=5)
     batch = M.calibration_batch(y, p, counts)
-    for row, (slope, intercept) in zip(counts, batch):
+    for row, (slope, intercept) in zip(counts, batch, strict=False):
         idx = np.repeat(np.arange(150), row)
         assert slope == pytest.approx(M.calibration_slope(y[idx], p[idx]), abs=1e-8)
         assert intercept == pytest.approx(M.calibration_intercept(y[idx], p[idx]), abs=1e-8)

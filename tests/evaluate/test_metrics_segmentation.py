@@ -12,7 +12,7 @@ from deepradiomics.evaluate import metrics as M
 
 def blob(shape, centre, radii):
     grid = np.indices(shape).astype(float)
-    r = sum(((g - c) / rr) ** 2 for g, c, rr in zip(grid, centre, radii))
+    r = sum(((g - c) / rr) ** 2 for g, c, rr in zip(grid, centre, radii, strict=False))
     return r <= 1
 
 

@@ -132,7 +132,7 @@ def test_harrell_batch_equals_scikit_survival_on_resamples():
     time, event, risk = survival_data(120, seed=2)
     rng = np.random.default_rng(0)
     counts = rng.multinomial(120, np.full(120, 1 / 120), size=4)
-    for row, value in zip(counts, M.harrell_c_index_batch(time, event, risk, counts)):
+    for row, value in zip(counts, M.harrell_c_index_batch(time, event, risk, counts), strict=False):
         idx = np.repeat(np.arange(120), row)
         ref = concordance_index_censored(event[idx].astype(bool), time[idx], risk[idx])[0]
         assert value == pytest.approx(ref, abs=1e-12)
@@ -164,7 +164,7 @@ def test_uno_batch_equals_scikit_survival_with_fixed_censoring():
     fixed = Surv.from_arrays(event.astype(bool), time)
     counts = np.random.default_rng(1).multinomial(100, np.full(100, 0.01), size=4)
     batch = M.uno_c_index_batch(time, event, risk, counts, tau, time, event)
-    for row, value in zip(counts, batch):
+    for row, value in zip(counts, batch, strict=False):
         idx = np.repeat(np.arange(100), row)
         test = Surv.from_arrays(event[idx].astype(bool), time[idx])
         assert value == pytest.approx(
@@ -249,7 +249,7 @@ def test_td_auc_and_ibs_batches_equal_scikit_survival_on_resamples(seed):
         auc = M.time_dependent_auc_batch(time, event, risk, times, counts, *train)
         ibs = M.integrated_brier_score_batch(time, event, surv, grid, counts, *train)
         fixed = (time, event) if train[0] is None else train  # the censoring KM stays fixed
-        for row, a, b in zip(counts, auc, ibs):
+        for row, a, b in zip(counts, auc, ibs, strict=False):
             i = np.repeat(np.arange(120), row)
             ref = M.time_dependent_auc(time[i], event[i], risk[i], times, *fixed)
             np.testing.assert_allclose(a, np.r_[ref.mean_auc, ref.auc], atol=1e-12)

@@ -174,7 +174,8 @@ def test_per_case_thresholds_apply_each_fold_its_own_cut():
     assert panel["sensitivity"]["value"] == pytest.approx(called[y == 1].mean())
     assert panel["specificity"]["value"] == pytest.approx((~called)[y == 0].mean())
     assert panel["sensitivity"]["value"] != pytest.approx(  # not the single 0.5 cut
-        metric_panel("binary", y, p, n_boot=0, threshold=0.5)["sensitivity"]["value"])
+        metric_panel("binary", y, p, n_boot=0, threshold=0.5)["sensitivity"]["value"]
+    )
     assert_sane(panel)
     # subgroups take their own cases' thresholds
     out = subgroup_panels("binary", site, y, p, groups=patients, n_boot=0, threshold=cuts)

@@ -22,13 +22,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tmp = tmp_path_factory.mktemp("explain")
     csv = generate_cohort(tmp / "cohort", cases=12, sites=2, seed=0, size=32, pet=False, workers=1)
-    cfg = parse_config({
-        "cohort": {"path": str(csv), "task": "binary", "covariates_numeric": ["age"]},
-        "preprocess": {"workers": 1},
-        "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
-        "train": {"epochs": 1, "batch_size": 4},
-        "evaluate": {"split": "kfold", "folds": 2, "bootstrap": 10, "classical": False},
-    })
+    cfg = parse_config(
+        {
+            "cohort": {"path": str(csv), "task": "binary", "covariates_numeric": ["age"]},
+            "preprocess": {"workers": 1},
+            "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
+            "train": {"epochs": 1, "batch_size": 4},
+            "evaluate": {"split": "kfold", "folds": 2, "bootstrap": 10, "classical": False},
+        }
+    )
     run_experiment(cfg, tmp / "run", progress=False)
     return tmp / "run"
 
@@ -42,8 +44,22 @@ def test_maps_in_the_original_geometry(run: Path, tmp_path: Path, capsys) -> Non
     csv = tmp_path / "cases.csv"
     cases.to_csv(csv, index=False)
     out = tmp_path / "maps"
-    assert main(["explain", str(run), str(csv), "--out", str(out), "--method", "gradcam",
-                 "--method", "occlusion"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(run),
+                str(csv),
+                "--out",
+                str(out),
+                "--method",
+                "gradcam",
+                "--method",
+                "occlusion",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "occlusion: 3 case(s)" in printed and "median share in lesion" in printed
     for _, row in cases.iterrows():
@@ -58,7 +74,9 @@ def test_maps_in_the_original_geometry(run: Path, tmp_path: Path, capsys) -> Non
     info = json.loads((out / "explain.json").read_text())
     assert info["members"] == 2 and set(info["cases"]) == set(cases["case_id"])
     shares = info["cases"][cases["case_id"].iloc[0]]["gradcam"]
-    assert sum(shares[k] for k in ("lesion", "margin", "body", "outside")) == pytest.approx(1, abs=1e-3)
+    assert sum(shares[k] for k in ("lesion", "margin", "body", "outside")) == pytest.approx(
+        1, abs=1e-3
+    )
     assert info["localisation"]["occlusion"]["cases"] == 3 and "sanity" not in info
     rf = info["receptive_field"]
     assert len(rf["stages"]) == 2 and rf["lesion_median_mm"] is not None
@@ -67,8 +85,21 @@ def test_maps_in_the_original_geometry(run: Path, tmp_path: Path, capsys) -> Non
 def test_sanity_option(run: Path, tmp_path: Path, capsys) -> None:
     cohort = run.parent / "cohort" / "cohort.csv"
     out = tmp_path / "maps"
-    assert main(["explain", str(run), str(cohort), "--out", str(out), "--method", "gradcampp",
-                 "--sanity"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(run),
+                str(cohort),
+                "--out",
+                str(out),
+                "--method",
+                "gradcampp",
+                "--sanity",
+            ]
+        )
+        == 0
+    )
     assert "sanity gradcampp:" in capsys.readouterr().out
     info = json.loads((out / "explain.json").read_text())
     assert len(info["cases"]) == 12  # every case of the cohort
@@ -86,8 +117,12 @@ def test_maps_do_not_depend_on_the_chunk_size() -> None:
     model = create_model("small3d", widths=(2, 4)).eval()
     x = torch.randn(5, 1, 8, 8, 8)
     for method in ("gradcam", "occlusion"):
-        torch.testing.assert_close(attribution(method, model, x, chunk=2),
-                                   attribution(method, model, x, chunk=16), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            attribution(method, model, x, chunk=2),
+            attribution(method, model, x, chunk=16),
+            rtol=1e-4,
+            atol=1e-6,
+        )
 
 
 def test_file_names_come_from_case_ids_only() -> None:
@@ -120,9 +155,18 @@ def test_run_explains_a_few_cases_and_reports_them(run: Path) -> None:
 def test_pick_cases() -> None:
     from deepradiomics.experiment.explain_cases import pick_cases
 
-    preds = pd.DataFrame({"case_id": list("abcdefg"), "y_true": [1, 1, 1, 0, 0, 1, 0],
-                          "cnn_prob": [0.9, 0.8, 0.7, 0.95, 0.2, 0.1, 0.6]})
+    preds = pd.DataFrame(
+        {
+            "case_id": list("abcdefg"),
+            "y_true": [1, 1, 1, 0, 0, 1, 0],
+            "cnn_prob": [0.9, 0.8, 0.7, 0.95, 0.2, 0.1, 0.6],
+        }
+    )
     picked = pick_cases(preds, 0.5, per_group=2)
-    assert picked == [("a", "true positive", 0.9), ("b", "true positive", 0.8),
-                      ("d", "false positive", 0.95), ("g", "false positive", 0.6),
-                      ("f", "false negative", 0.1)]
+    assert picked == [
+        ("a", "true positive", 0.9),
+        ("b", "true positive", 0.8),
+        ("d", "false positive", 0.95),
+        ("g", "false positive", 0.6),
+        ("f", "false negative", 0.1),
+    ]

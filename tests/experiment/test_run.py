@@ -18,15 +18,25 @@ from deepradiomics.synth.generate import generate_cohort
 
 CONFIG = {
     "name": "tiny",
-    "cohort": {"path": "cohort/cohort.csv", "ground_truth": "cohort/ground_truth.csv",
-               "covariates_numeric": ["age"],
-               "covariates_categorical": ["sex"], "subgroups": ["sex", "age_band"]},
+    "cohort": {
+        "path": "cohort/cohort.csv",
+        "ground_truth": "cohort/ground_truth.csv",
+        "covariates_numeric": ["age"],
+        "covariates_categorical": ["sex"],
+        "subgroups": ["sex", "age_band"],
+    },
     "preprocess": {"spacing": [2.0, 2.0, 2.0], "crop_mm": [32, 32, 32], "workers": 1},
     "model": {"name": "small3d", "kwargs": {"widths": [4, 8]}},
     "train": {"epochs": 2, "batch_size": 4},
-    "evaluate": {"split": "kfold", "folds": 2, "ensemble_members": 2, "bootstrap": 50,
-                 "combat_embeddings": True, "fairness": {"min_patients": 8, "min_events": 2},
-                 "learning_curve": {"enabled": True, "fractions": [0.5, 1.0], "repeats": 1}},
+    "evaluate": {
+        "split": "kfold",
+        "folds": 2,
+        "ensemble_members": 2,
+        "bootstrap": 50,
+        "combat_embeddings": True,
+        "fairness": {"min_patients": 8, "min_events": 2},
+        "learning_curve": {"enabled": True, "fractions": [0.5, 1.0], "repeats": 1},
+    },
 }
 
 
@@ -41,13 +51,32 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_files_and_report_sections(run_dir: Path) -> None:
     out = run_dir / "out"
-    for name in ("config.yaml", "cohort.json", "splits.csv", "predictions.csv", "metrics.json",
-                 "report.html", "model_card.md", "checklist.md", "bundle/bundle.json",
-                 "bundle/plan.json"):
+    for name in (
+        "config.yaml",
+        "cohort.json",
+        "splits.csv",
+        "predictions.csv",
+        "metrics.json",
+        "report.html",
+        "model_card.md",
+        "checklist.md",
+        "bundle/bundle.json",
+        "bundle/plan.json",
+    ):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text()
-    for section in ("config", "cohort", "splits", "metrics", "per-site", "comparison", "roc",
-                    "calibration", "learning-curve", "ensemble"):
+    for section in (
+        "config",
+        "cohort",
+        "splits",
+        "metrics",
+        "per-site",
+        "comparison",
+        "roc",
+        "calibration",
+        "learning-curve",
+        "ensemble",
+    ):
         assert f'id="{section}"' in html, section
     assert "http://" not in html and "https://" not in html
     members = json.loads((out / "bundle" / "bundle.json").read_text())["members"]
@@ -72,13 +101,13 @@ def test_fold_thresholds_come_from_the_folds_own_out_of_bag_cases(run_dir: Path)
     splits = pd.read_csv(out / "splits.csv", dtype=str)
     cohort_order = splits.case_id.drop_duplicates().to_numpy()  # what member indices index
     preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
-    y = dict(zip(preds.case_id, preds.y_true))
+    y = dict(zip(preds.case_id, preds.y_true, strict=False))
     for k, cut in enumerate(metrics["fold_thresholds"]):
         sums: dict[int, float] = {}
         counts: dict[int, int] = {}
         for member in sorted((out / "folds" / f"fold_{k}").glob("member_*")):
             with np.load(member / "predictions.npz") as p:
-                for i, score in zip(p["stop_index"].tolist(), p["stop"].tolist()):
+                for i, score in zip(p["stop_index"].tolist(), p["stop"].tolist(), strict=False):
                     sums[i] = sums.get(i, 0.0) + score
                     counts[i] = counts.get(i, 0) + 1
         fold = splits[splits.fold == str(k)]
@@ -93,8 +122,14 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
     out = run_dir / "out"
     preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str, "site": str})
     metrics = json.loads((out / "metrics.json").read_text())
-    assert len(preds) == 28 and set(preds.columns) >= {"cnn_prob", "cnn_std", "classical_prob",
-                                                      "classical_combat_prob", "y_true", "fold"}
+    assert len(preds) == 28 and set(preds.columns) >= {
+        "cnn_prob",
+        "cnn_std",
+        "classical_prob",
+        "classical_combat_prob",
+        "y_true",
+        "fold",
+    }
     for model in ("cnn", "classical", "classical_combat", "cnn_combat"):
         auc = metrics["models"][model]["test"]["auc"]
         assert auc["value"] == pytest.approx(roc_auc_score(preds.y_true, preds[f"{model}_prob"]))
@@ -120,7 +155,10 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
     assert {c["scope"] for c in metrics["comparisons"]} >= {"pooled"}
     lc = pd.DataFrame(metrics["learning_curve"])
     assert set(lc.model) == {"cnn", "classical"} and sorted(lc.fraction.unique()) == [0.5, 1.0]
-    assert (lc.loc[lc.fraction == 0.5, "n_train"].to_numpy() < lc.loc[lc.fraction == 1.0, "n_train"].to_numpy()).all()
+    assert (
+        lc.loc[lc.fraction == 0.5, "n_train"].to_numpy()
+        < lc.loc[lc.fraction == 1.0, "n_train"].to_numpy()
+    ).all()
 
 
 def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:
@@ -134,7 +172,13 @@ def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:
     oracle = audit["oracle"]["auc"]
     assert oracle["value"] == pytest.approx(roc_auc_score(merged.y_true, merged.risk))
     assert oracle["ci_low"] <= oracle["value"] <= oracle["ci_high"]
-    assert set(audit["models"]) == {"cnn", "classical", "classical_combat", "cnn_combat", "clinical"}
+    assert set(audit["models"]) == {
+        "cnn",
+        "classical",
+        "classical_combat",
+        "cnn_combat",
+        "clinical",
+    }
     for model, entry in audit["models"].items():
         for comp in ("visible", "spatial", "clinical", "site"):
             est = entry["components"][comp]
@@ -149,7 +193,8 @@ def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:
 
 
 def test_a_ground_truth_without_the_cohorts_cases_stops_before_training(
-        run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     truth = pd.read_csv(run_dir / "cohort" / "ground_truth.csv")
     truth.iloc[1:].to_csv(tmp_path / "gt.csv", index=False)
     cohort = str(run_dir / "cohort" / "cohort.csv")
@@ -175,10 +220,12 @@ def test_fairness_by_sex_and_site_matches_the_predictions(run_dir: Path) -> None
             assert entry["n_cases"] == len(part) and entry["n_positives"] == part.y_true.sum()
             positives = part[part.y_true == 1]
             assert entry["sensitivity"]["value"] == pytest.approx(
-                np.mean(positives.cnn_prob >= positives.cnn_threshold))  # the fold's own
+                np.mean(positives.cnn_prob >= positives.cnn_threshold)
+            )  # the fold's own
             if part.y_true.nunique() == 2:
                 assert entry["auc"]["value"] == pytest.approx(
-                    roc_auc_score(part.y_true, part.cnn_prob))
+                    roc_auc_score(part.y_true, part.cnn_prob)
+                )
         if len(audit["compared"]) >= 2:
             values = [audit["by_group"][g]["auc"]["value"] for g in audit["compared"]]
             assert audit["difference"]["auc"]["value"] == pytest.approx(max(values) - min(values))
@@ -200,8 +247,15 @@ def test_rerun_resumes_finished_and_interrupted_members(run_dir: Path) -> None:
     assert main(["run", str(run_dir / "exp.yaml"), "--out", str(again)]) == 0
     first = json.loads((out / "metrics.json").read_text())
     second = json.loads((again / "metrics.json").read_text())
-    for key in ("test", "per_site", "models", "comparisons", "ensemble", "learning_curve",
-                "fairness"):
+    for key in (
+        "test",
+        "per_site",
+        "models",
+        "comparisons",
+        "ensemble",
+        "learning_curve",
+        "fairness",
+    ):
         assert first[key] == second[key], key
     assert pd.read_csv(out / "predictions.csv").equals(pd.read_csv(again / "predictions.csv"))
 
@@ -217,8 +271,11 @@ def test_segmentation_is_refused_before_preprocessing(tmp_path: Path, capsys) ->
     """'run' evaluates prediction tasks: a segmentation config fails at once, before the
     cohort (here: missing) is read or preprocessed."""
     cfg = tmp_path / "exp.yaml"
-    cfg.write_text(yaml.safe_dump({"cohort": {"path": "missing.csv", "task": "segmentation"},
-                                   "model": {"name": "unet"}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {"cohort": {"path": "missing.csv", "task": "segmentation"}, "model": {"name": "unet"}}
+        )
+    )
     assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "cohort.task: 'run' evaluates prediction tasks" in err and "Traceback" not in err
@@ -241,9 +298,17 @@ def test_site_audit_follows_the_metrics_contract(run_dir: Path) -> None:
 
 
 def test_loso_gap_is_the_paired_difference_to_the_other_scheme(run_dir: Path) -> None:
-    config = {**CONFIG, "name": "gap", "train": {"epochs": 1, "batch_size": 4},
-              "evaluate": {"split": "loso", "bootstrap": 50, "classical": False,
-                           "audit": {"loso_gap": True, "permutations": 20}}}
+    config = {
+        **CONFIG,
+        "name": "gap",
+        "train": {"epochs": 1, "batch_size": 4},
+        "evaluate": {
+            "split": "loso",
+            "bootstrap": 50,
+            "classical": False,
+            "audit": {"loso_gap": True, "permutations": 20},
+        },
+    }
     (run_dir / "gap.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", str(run_dir / "gap.yaml"), "--out", str(run_dir / "gap")]) == 0
     metrics = json.loads((run_dir / "gap" / "metrics.json").read_text())

@@ -34,7 +34,7 @@ def blob_cohort(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarr
     centres = rng.integers(2, SIZE - 2, (n, 3))
     for i, (z, y, x) in enumerate(centres):
         if labels[i]:
-            images[i, 0, z - 1:z + 2, y - 1:y + 2, x - 1:x + 2] += 2.0
+            images[i, 0, z - 1 : z + 2, y - 1 : y + 2, x - 1 : x + 2] += 2.0
         else:  # the same 27 bright voxels, scattered
             flat = images[i, 0].reshape(-1)
             flat[rng.choice(flat.size, 27, replace=False)] += 2.0
@@ -51,7 +51,8 @@ def train_toy(seed: int = 0, steps: int = 100) -> Toy:
     for _ in range(steps):
         idx = torch.randperm(len(images), generator=gen)[:16]
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            model(images[idx])["out"], labels[idx])
+            model(images[idx])["out"], labels[idx]
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

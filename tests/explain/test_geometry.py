@@ -22,10 +22,12 @@ def _case():
     inside = ball(SHAPE, (9, 22, 18), 7.0, SPACING)
     ct = np.where(inside, 60.0, 20.0).astype(np.float32)
     image = make_image(ct, SPACING, origin=(-31.5, 12.25, -80.0), direction=DIRECTION)
-    mask = make_image(inside.astype(np.uint8), SPACING, origin=(-31.5, 12.25, -80.0),
-                      direction=DIRECTION)
-    plan = simple_plan([modality("ct", "ct", (-100.0, 100.0))], spacing=(1.5, 1.5, 1.5),
-                       shape=(16, 16, 16))
+    mask = make_image(
+        inside.astype(np.uint8), SPACING, origin=(-31.5, 12.25, -80.0), direction=DIRECTION
+    )
+    plan = simple_plan(
+        [modality("ct", "ct", (-100.0, 100.0))], spacing=(1.5, 1.5, 1.5), shape=(16, 16, 16)
+    )
     return image, mask, inside, prepare_images("c1", {"ct": image}, mask, plan)
 
 
@@ -44,7 +46,9 @@ def test_map_has_the_original_size_spacing_origin_direction() -> None:
 
 def test_outside_the_crop_is_zero_and_a_wrong_shape_is_an_error() -> None:
     image, _, _, prepared = _case()
-    out = sitk.GetArrayFromImage(to_original(np.ones((16, 16, 16), np.float32), prepared.meta, image))
+    out = sitk.GetArrayFromImage(
+        to_original(np.ones((16, 16, 16), np.float32), prepared.meta, image)
+    )
     covered = out > 0
     # the 24 mm crop covers ~10 slices of 2.5 mm and ~30 pixels of 0.8 mm, not the whole CT
     assert 0 < covered.sum() < covered.size

@@ -29,8 +29,12 @@ def test_map_peaks_at_the_planted_object(toy, method) -> None:
     assert np.linalg.norm(peaks - toy.centres[pos], axis=1).max() <= 4.5
     # a control: the same maps read at another case's object centre are not high there
     shifted = np.roll(pos, 1)
-    above_other = np.array([float((cam[i] > cam[i][tuple(toy.centres[j])]).float().mean())
-                            for i, j in zip(pos, shifted)])
+    above_other = np.array(
+        [
+            float((cam[i] > cam[i][tuple(toy.centres[j])]).float().mean())
+            for i, j in zip(pos, shifted, strict=False)
+        ]
+    )
     assert np.median(above_other) >= 0.2, above_other
     assert (raw >= 0).all() and float(raw.max()) > 0  # raw, unscaled, ReLU'd
 
@@ -43,9 +47,14 @@ def test_default_layer_is_the_last_spatial_stage() -> None:
 
 
 SHAPES = {"gcnn_cube": (1, 8, 8, 8), "densenet121": (1, 32, 32, 32), "unet": (1, 32, 32, 32)}
-SMALL = {"small3d": {"widths": (2, 4)}, "gcnn_c4": {"widths": (1, 2)},
-         "gcnn_cube": {"widths": (1, 1)}, "resnet10": {"widen_factor": 1 / 16},
-         "unet": {"filters": (2, 2, 4)}, "densenet_small": {"init_features": 4, "growth_rate": 2}}
+SMALL = {
+    "small3d": {"widths": (2, 4)},
+    "gcnn_c4": {"widths": (1, 2)},
+    "gcnn_cube": {"widths": (1, 1)},
+    "resnet10": {"widen_factor": 1 / 16},
+    "unet": {"filters": (2, 2, 4)},
+    "densenet_small": {"init_features": 4, "growth_rate": 2},
+}
 
 
 @pytest.mark.parametrize("name", [m for m in list_models() if m not in ("resnet34", "densenet121")])

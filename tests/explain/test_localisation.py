@@ -33,7 +33,9 @@ def test_shares_by_region() -> None:
     attribution[10, 10, 13] = 64.0  # 1 mm from the lesion: in the 2 mm margin
     attribution[10, 10, 16] = 64.0  # 4 mm away: body
     loc = localise(attribution, lesion, body, (1.0, 1.0, 1.0), margin_mm=2.0)
-    assert (loc.lesion, loc.margin, loc.body, loc.outside) == pytest.approx((1 / 3, 1 / 3, 1 / 3, 0))
+    assert (loc.lesion, loc.margin, loc.body, loc.outside) == pytest.approx(
+        (1 / 3, 1 / 3, 1 / 3, 0)
+    )
     assert not loc.flagged
     # margins are in millimetres: with 3 mm voxels the voxel at 1 voxel = 3 mm is body
     loc = localise(attribution, lesion, body, (3.0, 3.0, 3.0), margin_mm=2.0)

@@ -19,7 +19,7 @@ def test_occlusion_peaks_at_the_cube_and_batching_is_exact(toy) -> None:
     x = toy.images[pos]
     maps = occlusion(toy.model, x, patch=(4, 4, 4), stride=(2, 2, 2), batch=64)
     assert maps.shape == x[:, 0].shape
-    for m, (z, y, w) in zip(maps, toy.centres[pos]):
+    for m, (z, y, w) in zip(maps, toy.centres[pos], strict=False):
         assert float(m[z, y, w]) > 0  # hiding the cube lowers the score
         assert float((m > m[z, y, w]).float().mean()) <= 0.05
     again = occlusion(toy.model, x[:1], patch=(4, 4, 4), stride=(2, 2, 2), batch=5)

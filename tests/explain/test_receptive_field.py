@@ -23,15 +23,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kwargs,spacing,shape", CASES,
-                         ids=[f"{c[0]}-{'x'.join(map(str, c[2]))}" for c in CASES])
+@pytest.mark.parametrize(
+    "name,kwargs,spacing,shape", CASES, ids=[f"{c[0]}-{'x'.join(map(str, c[2]))}" for c in CASES]
+)
 def test_theoretical_field_equals_gradient_support(name, kwargs, spacing, shape) -> None:
     torch.manual_seed(0)
     backbone = build_backbone(name, kwargs, spacing, None)
     stages = receptive_field(backbone, shape, spacing)
     measured = empirical_receptive_field(backbone, shape)
     assert len(stages) == len(measured) >= 3
-    for stage, extent in zip(stages, measured):
+    for stage, extent in zip(stages, measured, strict=False):
         assert stage.extent_in(shape) == extent, stage
     # a downsampled stage's field fits inside the input unclipped: the full size is compared
     assert any(s.extent_in(shape) == s.voxels for s in stages if max(s.stride) > 1)
@@ -51,8 +52,25 @@ def test_known_values_and_millimetres() -> None:
 
 def test_cli_model_and_spacing(tmp_path, capsys) -> None:
     out = tmp_path / "rf.json"
-    assert main(["receptive-field", "small3d", "--spacing", "2", "1", "1", "--shape",
-                 "32", "48", "48", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "receptive-field",
+                "small3d",
+                "--spacing",
+                "2",
+                "1",
+                "1",
+                "--shape",
+                "32",
+                "48",
+                "48",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "136 x 68 x 68" in text
     data = json.loads(out.read_text())
@@ -62,8 +80,10 @@ def test_cli_model_and_spacing(tmp_path, capsys) -> None:
 
 def test_cli_config_with_explicit_preprocess(tmp_path, capsys) -> None:
     cfg = tmp_path / "exp.yaml"
-    cfg.write_text("model: {name: small3d, kwargs: {widths: [2, 2, 2, 2]}}\n"
-                   "preprocess: {spacing: [1.0, 1.0, 1.0], crop_mm: [48, 48, 48]}\n")
+    cfg.write_text(
+        "model: {name: small3d, kwargs: {widths: [2, 2, 2, 2]}}\n"
+        "preprocess: {spacing: [1.0, 1.0, 1.0], crop_mm: [48, 48, 48]}\n"
+    )
     assert main(["receptive-field", str(cfg)]) == 0
     text = capsys.readouterr().out
     assert "crop   48 x 48 x 48 mm -> 48 x 48 x 48 voxels" in text

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from deepradiomics.train.data import ArrayData
 
 from deepradiomics.config import parse_config
 from deepradiomics.errors import UserError
+from deepradiomics.models import build_from_config as build_model
 from deepradiomics.models import create_backbone
 from deepradiomics.models.pretrained import pretrained_kwargs
-from deepradiomics.models import build_from_config as build_model
-from deepradiomics.train.data import ArrayData
 from deepradiomics.train.loop import Setup, fit, make_optimiser
 
 _DEPTHS = {10: ([1, 1, 1, 1], False), 18: ([2, 2, 2, 2], False), 50: ([3, 4, 6, 3], True)}
@@ -49,7 +49,7 @@ def medicalnet_state(depth: int, width: float = 1.0, seed: int = 0) -> dict[str,
     inplanes = planes[0]
     conv("conv1", 1, inplanes, 7)
     bn("bn1", inplanes)
-    for stage, (n_blocks, p) in enumerate(zip(layers, planes), start=1):
+    for stage, (n_blocks, p) in enumerate(zip(layers, planes, strict=False), start=1):
         for b in range(n_blocks):
             pre = f"layer{stage}.{b}"
             if bottleneck:
@@ -79,8 +79,14 @@ def fmcib_state(width: float = 0.25, seed: int = 0) -> dict[str, torch.Tensor]:
     from monai.networks.nets import resnet50
 
     torch.manual_seed(seed)
-    trunk = resnet50(pretrained=False, n_input_channels=1, widen_factor=width, conv1_t_stride=2,
-                     feed_forward=False, bias_downsample=True)
+    trunk = resnet50(
+        pretrained=False,
+        n_input_channels=1,
+        widen_factor=width,
+        conv1_t_stride=2,
+        feed_forward=False,
+        bias_downsample=True,
+    )
     sd = trunk.state_dict()
     for k, v in sd.items():
         if k.endswith(("running_mean", "running_var")):
@@ -95,14 +101,32 @@ def _save(obj: object, path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _cfg(path: Path, sha: str, layout: str, name: str, kwargs: dict | None = None,
-         freeze: bool = False, **extra: dict):
-    return parse_config({
-        "seed": 3,
-        "model": {"name": name, "kwargs": kwargs or {}, "dropout": 0.0,
-                  "pretrained": {"path": str(path), "sha256": sha, "layout": layout, "freeze": freeze}},
-        **extra,
-    })
+def _cfg(
+    path: Path,
+    sha: str,
+    layout: str,
+    name: str,
+    kwargs: dict | None = None,
+    freeze: bool = False,
+    **extra: dict,
+):
+    return parse_config(
+        {
+            "seed": 3,
+            "model": {
+                "name": name,
+                "kwargs": kwargs or {},
+                "dropout": 0.0,
+                "pretrained": {
+                    "path": str(path),
+                    "sha256": sha,
+                    "layout": layout,
+                    "freeze": freeze,
+                },
+            },
+            **extra,
+        }
+    )
 
 
 def _build(cfg, in_channels: int = 1, spacing=(5.0, 1.0, 1.0)):
@@ -117,13 +141,17 @@ def _assert_trunk_equals(model, weights: dict[str, torch.Tensor]) -> None:
 
 
 @pytest.mark.parametrize(("depth", "width"), [(10, 1.0), (18, 0.25), (50, 0.125)])
-def test_medicalnet_layout_loads_every_trunk_tensor(tmp_path: Path, depth: int, width: float) -> None:
+def test_medicalnet_layout_loads_every_trunk_tensor(
+    tmp_path: Path, depth: int, width: float
+) -> None:
     state = medicalnet_state(depth, width, seed=depth)
     path = tmp_path / f"resnet_{depth}.pth"
     sha = _save({"state_dict": state, "epoch": 200}, path)
     kwargs = {} if width == 1.0 else {"widen_factor": width}
     model = _build(_cfg(path, sha, "medicalnet", f"resnet{depth}", kwargs))
-    trunk = {k[len("module."):]: v for k, v in state.items() if not k.startswith("module.conv_seg.")}
+    trunk = {
+        k[len("module.") :]: v for k, v in state.items() if not k.startswith("module.conv_seg.")
+    }
     _assert_trunk_equals(model, trunk)
     # the published architecture, not the cohort's anisotropic plan (spacing was 5 x 1 x 1 mm)
     assert model.backbone.net.conv1.kernel_size == (7, 7, 7)
@@ -139,8 +167,12 @@ def test_fmcib_layout_loads_every_trunk_tensor(tmp_path: Path, form: str) -> Non
     if form == "trunk_state_dict":
         obj = {"trunk_state_dict": trunk, "head_state_dict": head}
     else:  # a Lighter training checkpoint
-        obj = {"state_dict": {**{f"model.trunk.{k}": v for k, v in trunk.items()},
-                              **{f"model.heads.{k}": v for k, v in head.items()}}}
+        obj = {
+            "state_dict": {
+                **{f"model.trunk.{k}": v for k, v in trunk.items()},
+                **{f"model.heads.{k}": v for k, v in head.items()},
+            }
+        }
     path = tmp_path / "model_weights.torch"
     sha = _save(obj, path)
     model = _build(_cfg(path, sha, "fmcib", "resnet50", {"widen_factor": 0.25}))
@@ -157,8 +189,14 @@ def test_fmcib_architecture_is_the_published_one(monkeypatch: pytest.MonkeyPatch
 
     with torch.device("meta"):
         ours = create_backbone("resnet50", **pretrained_kwargs("fmcib", "resnet50", {}))
-        theirs = resnet50(pretrained=False, n_input_channels=1, widen_factor=2, conv1_t_stride=2,
-                          feed_forward=False, bias_downsample=True)
+        theirs = resnet50(
+            pretrained=False,
+            n_input_channels=1,
+            widen_factor=2,
+            conv1_t_stride=2,
+            feed_forward=False,
+            bias_downsample=True,
+        )
     mine = {k: tuple(v.shape) for k, v in ours.net.state_dict().items()}
     assert mine == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     assert ours.num_features == 4096 and mine["conv1.weight"] == (128, 1, 7, 7, 7)
@@ -171,7 +209,9 @@ def test_first_convolution_over_several_modalities(tmp_path: Path) -> None:
     path = tmp_path / "resnet_10.pth"
     sha = _save({"state_dict": state}, path)
     one = _build(_cfg(path, sha, "medicalnet", "resnet10", {"widen_factor": 0.25})).eval()
-    two = _build(_cfg(path, sha, "medicalnet", "resnet10", {"widen_factor": 0.25}), in_channels=2).eval()
+    two = _build(
+        _cfg(path, sha, "medicalnet", "resnet10", {"widen_factor": 0.25}), in_channels=2
+    ).eval()
     w = state["module.conv1.weight"]
     assert torch.equal(two.backbone.net.conv1.weight, torch.cat([w, w], 1) / 2)
     x = torch.randn(2, 1, 32, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -184,7 +224,10 @@ def test_first_convolution_over_several_modalities(tmp_path: Path) -> None:
 def test_hash_mismatch_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "resnet_10.pth"
     _save({"state_dict": medicalnet_state(10, 0.25)}, path)
-    with pytest.raises(UserError, match=rf"model.pretrained.sha256: {path} has SHA-256 [0-9a-f]{{64}}, the config expects 0{{64}}"):
+    with pytest.raises(
+        UserError,
+        match=rf"model.pretrained.sha256: {path} has SHA-256 [0-9a-f]{{64}}, the config expects 0{{64}}",
+    ):
         _build(_cfg(path, "0" * 64, "medicalnet", "resnet10", {"widen_factor": 0.25}))
     with pytest.raises(UserError, match=r"model.pretrained.path: file not found: .*absent.pth"):
         _build(_cfg(tmp_path / "absent.pth", "0" * 64, "medicalnet", "resnet10"))
@@ -208,16 +251,33 @@ def test_mismatch_lists_missing_unexpected_and_reshaped_keys(tmp_path: Path) -> 
     # type-A shortcuts asked of a ResNet-10 checkpoint with type-B ones: downsample keys listed
     path_b = tmp_path / "resnet_10_b.pth"
     sha_b = _save({"state_dict": medicalnet_state(10, 0.25)}, path_b)
-    with pytest.raises(UserError, match=r"unexpected \(18\): layer2.0.downsample.0.weight, layer2.0.downsample.1.weight"):
-        _build(_cfg(path_b, sha_b, "medicalnet", "resnet10", {"widen_factor": 0.25, "shortcut_type": "A"}))
+    with pytest.raises(
+        UserError,
+        match=r"unexpected \(18\): layer2.0.downsample.0.weight, layer2.0.downsample.1.weight",
+    ):
+        _build(
+            _cfg(
+                path_b,
+                sha_b,
+                "medicalnet",
+                "resnet10",
+                {"widen_factor": 0.25, "shortcut_type": "A"},
+            )
+        )
 
 
 def test_wrong_container_and_wrong_model(tmp_path: Path) -> None:
     path = tmp_path / "weights.pth"
     sha = _save({"model": {}}, path)
-    with pytest.raises(UserError, match=r"not a medicalnet checkpoint: expected a dict with 'state_dict', found \['model'\]"):
+    with pytest.raises(
+        UserError,
+        match=r"not a medicalnet checkpoint: expected a dict with 'state_dict', found \['model'\]",
+    ):
         _build(_cfg(path, sha, "medicalnet", "resnet10"))
-    with pytest.raises(UserError, match=r"model.pretrained.layout: fmcib weights fit resnet50; model.name is 'small3d'"):
+    with pytest.raises(
+        UserError,
+        match=r"model.pretrained.layout: fmcib weights fit resnet50; model.name is 'small3d'",
+    ):
         _build(_cfg(path, sha, "fmcib", "small3d"))
 
 
@@ -228,20 +288,27 @@ class Payload:
 def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "resnet_10.pth"
     sha = _save({"state_dict": medicalnet_state(10, 0.25), "opt": Payload()}, path)
-    with pytest.raises(UserError, match=r"resnet_10.pth: refused: the file holds more than weights"):
+    with pytest.raises(
+        UserError, match=r"resnet_10.pth: refused: the file holds more than weights"
+    ):
         _build(_cfg(path, sha, "medicalnet", "resnet10", {"widen_factor": 0.25}))
 
 
 def test_config_validates_the_pretrained_block(tmp_path: Path) -> None:
     good = {"path": "w/resnet_10.pth", "sha256": "a" * 64, "layout": "medicalnet"}
-    with pytest.raises(UserError, match=r"model.pretrained.layout: Input should be 'medicalnet' or 'fmcib'"):
+    with pytest.raises(
+        UserError, match=r"model.pretrained.layout: Input should be 'medicalnet' or 'fmcib'"
+    ):
         parse_config({"model": {"name": "resnet10", "pretrained": {**good, "layout": "timm"}}})
     with pytest.raises(UserError, match=r"model.pretrained.sha256: String should match pattern"):
         parse_config({"model": {"name": "resnet10", "pretrained": {**good, "sha256": "abc"}}})
     with pytest.raises(UserError, match=r"model.pretrained.trunk_lr: unknown key"):
         parse_config({"model": {"name": "resnet10", "pretrained": {**good, "trunk_lr": 0.1}}})
-    with pytest.raises(UserError, match=r"model.pretrained.layout: medicalnet weights fit resnet10, "
-                                         r"resnet18, resnet34, resnet50; model.name is 'densenet121'"):
+    with pytest.raises(
+        UserError,
+        match=r"model.pretrained.layout: medicalnet weights fit resnet10, "
+        r"resnet18, resnet34, resnet50; model.name is 'densenet121'",
+    ):
         parse_config({"model": {"name": "densenet121", "pretrained": good}})  # at load, no file
     cfg = parse_config({"model": {"name": "resnet10", "pretrained": good}}, base_dir=tmp_path)
     assert cfg.model.pretrained.path == (tmp_path / "w/resnet_10.pth").resolve()
@@ -272,16 +339,31 @@ def _tiny_data(n: int = 8) -> ArrayData:
 def test_freeze_trains_only_the_heads(tmp_path: Path, freeze: bool) -> None:
     path = tmp_path / "resnet_10.pth"
     sha = _save({"state_dict": medicalnet_state(10, 0.25)}, path)
-    cfg = _cfg(path, sha, "medicalnet", "resnet10", {"widen_factor": 0.25}, freeze=freeze,
-               train={"epochs": 1, "batch_size": 4, "warmup_epochs": 0, "lr": 0.01, "device": "cpu",
-                      "tta": False},
-               augment={"rotate90": False, "affine_p": 0.0})
+    cfg = _cfg(
+        path,
+        sha,
+        "medicalnet",
+        "resnet10",
+        {"widen_factor": 0.25},
+        freeze=freeze,
+        train={
+            "epochs": 1,
+            "batch_size": 4,
+            "warmup_epochs": 0,
+            "lr": 0.01,
+            "device": "cpu",
+            "tta": False,
+        },
+        augment={"rotate90": False, "affine_p": 0.0},
+    )
     model = _build(cfg)
     trunk = model.backbone.named_parameters()
     heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     assert all(p.requires_grad != freeze for _, p in trunk)
     assert all(p.requires_grad for p in heads)
-    optimised = {id(p) for group in make_optimiser(model, cfg.train).param_groups for p in group["params"]}
+    optimised = {
+        id(p) for group in make_optimiser(model, cfg.train).param_groups for p in group["params"]
+    }
     expected = {id(p) for p in (heads if freeze else model.parameters())}
     assert optimised == expected
     before = {k: v.clone() for k, v in model.state_dict().items()}

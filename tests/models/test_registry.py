@@ -80,7 +80,9 @@ def test_create_model_errors_name_the_key() -> None:
         create_model("resnet99")
     with pytest.raises(UserError, match="model.kwargs: model 'small3d'.*'depth'.*in_channels"):
         create_backbone("small3d", depth=3)
-    with pytest.raises(UserError, match="model 'resnet10'.*'spatial_dims'.*in_channels, conv1_t_size"):
+    with pytest.raises(
+        UserError, match="model 'resnet10'.*'spatial_dims'.*in_channels, conv1_t_size"
+    ):
         create_backbone("resnet10", spatial_dims=2)  # 3D only: the 2D variants are resnet18_2d/_25d
     with pytest.raises(UserError, match="cannot segment"):
         create_model("small3d", task="segmentation")

@@ -15,8 +15,10 @@ from deepradiomics.preprocess.plan import ModalityPlan, Plan
 
 
 def make_image(
-    arr: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
-    origin: Sequence[float] = (0.0, 0.0, 0.0), direction: Sequence[float] | None = None,
+    arr: np.ndarray,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+    direction: Sequence[float] | None = None,
 ) -> sitk.Image:
     """``arr`` is ``[z, y, x]``; ``spacing`` is (z, y, x); ``origin`` is physical (x, y, z)."""
     img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
@@ -27,11 +29,15 @@ def make_image(
     return img
 
 
-def ball(shape: Sequence[int], centre: Sequence[float], radius: float,
-         spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+def ball(
+    shape: Sequence[int],
+    centre: Sequence[float],
+    radius: float,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+) -> np.ndarray:
     """Boolean ``[z, y, x]`` ball of ``radius`` mm around voxel index ``centre`` (z, y, x)."""
     grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing))
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing, strict=False))
     return d2 <= radius**2
 
 
@@ -57,9 +63,18 @@ def write(img: sitk.Image, path: Path) -> Path:
     return path
 
 
-def ct_case(root: Path, case_id: str, shape=(24, 24, 24), spacing=(1.0, 1.0, 1.0),
-            centre=(12, 12, 12), radius=4.0, tumour_hu=60.0, body_hu=20.0, seed=0,
-            mask: bool = True) -> Case:
+def ct_case(
+    root: Path,
+    case_id: str,
+    shape=(24, 24, 24),
+    spacing=(1.0, 1.0, 1.0),
+    centre=(12, 12, 12),
+    radius=4.0,
+    tumour_hu=60.0,
+    body_hu=20.0,
+    seed=0,
+    mask: bool = True,
+) -> Case:
     """A CT: air, a body block, a ball 'tumour' (and its mask) at ``centre`` (voxel index)."""
     rng = np.random.default_rng(seed)
     arr = np.full(shape, -1000.0, dtype=np.float32)
@@ -70,8 +85,12 @@ def ct_case(root: Path, case_id: str, shape=(24, 24, 24), spacing=(1.0, 1.0, 1.0
     img_path = write(make_image(arr, spacing), root / case_id / "ct.nii.gz")
     mask_path = None
     if mask:
-        mask_path = write(make_image(inside.astype(np.uint8), spacing), root / case_id / "mask.nii.gz")
-    return Case(case_id=case_id, patient_id=case_id, images={"ct": img_path}, mask=mask_path, line=2)
+        mask_path = write(
+            make_image(inside.astype(np.uint8), spacing), root / case_id / "mask.nii.gz"
+        )
+    return Case(
+        case_id=case_id, patient_id=case_id, images={"ct": img_path}, mask=mask_path, line=2
+    )
 
 
 CT = {"ct": ModalityConfig(column="ct", kind="ct", window="soft_tissue")}
@@ -82,21 +101,38 @@ def ct_modalities() -> dict[str, ModalityConfig]:
     return dict(CT)
 
 
-def modality(name: str, kind: str, window: tuple[float, float] | None = None,
-             region: str = "body") -> ModalityPlan:
+def modality(
+    name: str, kind: str, window: tuple[float, float] | None = None, region: str = "body"
+) -> ModalityPlan:
     from deepradiomics.preprocess.normalise import CT_BACKGROUND_HU
 
     fill = {"ct": CT_BACKGROUND_HU, "pet": 0.0, "mr": None}[kind]
     if kind == "pet" and window is None:
         window = (0.0, 20.0)
-    return ModalityPlan(name=name, column=name, kind=kind, suv=True, window=window,
-                        zscore_region=region if kind == "mr" else None, fill=fill,
-                        window_source="test")
+    return ModalityPlan(
+        name=name,
+        column=name,
+        kind=kind,
+        suv=True,
+        window=window,
+        zscore_region=region if kind == "mr" else None,
+        fill=fill,
+        window_source="test",
+    )
 
 
-def simple_plan(modalities, spacing=(1.0, 1.0, 1.0), shape=(16, 16, 16), crop=True,
-                interpolation="linear") -> Plan:
-    crop_mm = tuple(n * s for n, s in zip(shape, spacing)) if crop else None
-    return Plan(spacing=tuple(spacing), shape=tuple(shape), crop_mm=crop_mm, anisotropic=False,
-                anisotropic_axis=None, interpolation=interpolation, window_range=(0.0, 1.0),
-                modalities=tuple(modalities), spacing_rule="test")
+def simple_plan(
+    modalities, spacing=(1.0, 1.0, 1.0), shape=(16, 16, 16), crop=True, interpolation="linear"
+) -> Plan:
+    crop_mm = tuple(n * s for n, s in zip(shape, spacing, strict=False)) if crop else None
+    return Plan(
+        spacing=tuple(spacing),
+        shape=tuple(shape),
+        crop_mm=crop_mm,
+        anisotropic=False,
+        anisotropic_axis=None,
+        interpolation=interpolation,
+        window_range=(0.0, 1.0),
+        modalities=tuple(modalities),
+        spacing_rule="test",
+    )

@@ -12,14 +12,16 @@ from deepradiomics.preprocess import pipeline
 from deepradiomics.preprocess.cache import CaseCache, case_key, content_digest
 from deepradiomics.preprocess.case import apply_plan
 from deepradiomics.preprocess.pipeline import PreparedCohort, prepare_cohort
-from tests.preprocess.conftest import CT, ct_case, write, make_image
+from tests.preprocess.conftest import CT, ct_case, make_image, write
 
 CFG = PreprocessConfig(spacing=(1.0, 1.0, 1.0), crop_mm=(16.0, 16.0, 16.0))
 
 
 def _cohort(root, n=3):
-    return [dataclasses.replace(ct_case(root, f"c{i}", centre=(10 + i, 12, 12 - i), seed=i), line=i + 2)
-            for i in range(n)]
+    return [
+        dataclasses.replace(ct_case(root, f"c{i}", centre=(10 + i, 12, 12 - i), seed=i), line=i + 2)
+        for i in range(n)
+    ]
 
 
 def _count(monkeypatch, name):
@@ -42,8 +44,9 @@ def test_content_digest_follows_bytes_not_names_or_times(tmp_path):
     case = ct_case(tmp_path / "a", "c0")
     d0 = content_digest(case, ["ct"])
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    moved = dataclasses.replace(case, images={"ct": tmp_path / "b/c0/ct.nii.gz"},
-                                mask=tmp_path / "b/c0/mask.nii.gz")
+    moved = dataclasses.replace(
+        case, images={"ct": tmp_path / "b/c0/ct.nii.gz"}, mask=tmp_path / "b/c0/mask.nii.gz"
+    )
     os.utime(moved.images["ct"], (1, 1))
     assert content_digest(moved, ["ct"]) == d0
     data = bytearray(moved.images["ct"].read_bytes())
@@ -93,7 +96,9 @@ def test_config_or_content_change_invalidates(tmp_path, monkeypatch):
     assert sorted(calls) == ["c0", "c1", "c2"] and other.computed == 3
     assert set(other.keys.values()).isdisjoint(first.keys.values())
     calls.clear()
-    spacing = _run(cases, tmp_path / "cache", PreprocessConfig(spacing=(2.0, 2.0, 2.0), crop_mm=(16.0,) * 3))
+    spacing = _run(
+        cases, tmp_path / "cache", PreprocessConfig(spacing=(2.0, 2.0, 2.0), crop_mm=(16.0,) * 3)
+    )
     assert spacing.computed == 3
     # new bytes in one file: only that case is fingerprinted and prepared again
     calls.clear()
@@ -125,11 +130,13 @@ def test_leftover_temp_files_are_ignored_and_swept(tmp_path):
 
 def test_failing_cases_are_reported_and_the_rest_finish(tmp_path, monkeypatch):
     good = _cohort(tmp_path, n=2)
-    missing = dataclasses.replace(good[0], case_id="missing", line=10,
-                                  images={"ct": tmp_path / "nope.nii.gz"})
+    missing = dataclasses.replace(
+        good[0], case_id="missing", line=10, images={"ct": tmp_path / "nope.nii.gz"}
+    )
     (tmp_path / "junk.nii.gz").write_bytes(b"not an image at all")
-    corrupt = dataclasses.replace(good[0], case_id="corrupt", line=11,
-                                  images={"ct": tmp_path / "junk.nii.gz"})
+    corrupt = dataclasses.replace(
+        good[0], case_id="corrupt", line=11, images={"ct": tmp_path / "junk.nii.gz"}
+    )
     empty_mask = write(make_image(np.zeros((24, 24, 24), np.uint8)), tmp_path / "empty.nii.gz")
     empty = dataclasses.replace(good[1], case_id="empty", line=12, mask=empty_mask)
     no_mask = dataclasses.replace(good[1], case_id="nomask", line=13, mask=None)
@@ -152,7 +159,9 @@ def test_failing_cases_are_reported_and_the_rest_finish(tmp_path, monkeypatch):
     assert reasons["c1"] == ("preprocess", "RuntimeError: simulated library crash")
     crash = next(f for f in out.failures if f.case_id == "c1")
     assert "Traceback" in crash.detail
-    assert "case missing (line 10): fingerprint:" in str(next(f for f in out.failures if f.case_id == "missing"))
+    assert "case missing (line 10): fingerprint:" in str(
+        next(f for f in out.failures if f.case_id == "missing")
+    )
     # the finished case is in the cache: a rerun after fixing c1 computes only c1
     monkeypatch.setattr(pipeline, "apply_plan", real)
     rerun = _run([good[0], good[1]], tmp_path / "cache")

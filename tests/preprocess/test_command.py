@@ -15,7 +15,9 @@ from tests.preprocess.conftest import ct_case
 def _csv(tmp_path, n=3, extra_rows=()):
     lines = ["case_id,ct,mask,label"]
     for i in range(n):
-        ct_case(tmp_path / "data", f"p{i}", spacing=(2.0, 1.0, 1.0), centre=(12, 12 - i, 12), seed=i)
+        ct_case(
+            tmp_path / "data", f"p{i}", spacing=(2.0, 1.0, 1.0), centre=(12, 12 - i, 12), seed=i
+        )
         lines.append(f"p{i},data/p{i}/ct.nii.gz,data/p{i}/mask.nii.gz,{i % 2}")
     lines += list(extra_rows)
     path = tmp_path / "cohort.csv"
@@ -49,9 +51,16 @@ def test_preprocess_a_cohort_csv(tmp_path, capsys):
 def test_preprocess_an_experiment_yaml(tmp_path, capsys):
     csv = _csv(tmp_path)
     cfg = {
-        "cohort": {"path": csv.name, "modalities": {"ct": {"column": "ct", "kind": "ct", "window": "soft_tissue"}}},
-        "preprocess": {"spacing": [2.0, 2.0, 2.0], "crop_mm": [24, 24, 24], "cache_dir": "shared_cache",
-                       "window_range": [-1, 1]},
+        "cohort": {
+            "path": csv.name,
+            "modalities": {"ct": {"column": "ct", "kind": "ct", "window": "soft_tissue"}},
+        },
+        "preprocess": {
+            "spacing": [2.0, 2.0, 2.0],
+            "crop_mm": [24, 24, 24],
+            "cache_dir": "shared_cache",
+            "window_range": [-1, 1],
+        },
     }
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -76,11 +85,14 @@ def test_failed_cases_are_listed_and_the_exit_code_is_1(tmp_path, capsys):
     assert list(index["cases"]) == ["p0", "p1", "p2"] and index["failures"][0]["case_id"] == "bad"
 
 
-@pytest.mark.parametrize("argv, code, message", [
-    (["cohort.txt"], 2, "expected an experiment YAML"),
-    (["missing.csv"], 1, "cohort file not found"),
-    (["cohort.csv", "--workers", "0"], 2, "--workers must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["cohort.txt"], 2, "expected an experiment YAML"),
+        (["missing.csv"], 1, "cohort file not found"),
+        (["cohort.csv", "--workers", "0"], 2, "--workers must be at least 1"),
+    ],
+)
 def test_bad_invocations(tmp_path, capsys, monkeypatch, argv, code, message):
     monkeypatch.chdir(tmp_path)
     _csv(tmp_path, n=1)

@@ -21,7 +21,11 @@ def _images(centre, shape=(24, 24, 24), radius=3.0):
     return images, make_image(inside.astype(np.uint8)), inside
 
 
-PLAN3 = [modality("ct", "ct", (-1100.0, 100.0)), modality("pet", "pet"), modality("mr", "mr", region="mask")]
+PLAN3 = [
+    modality("ct", "ct", (-1100.0, 100.0)),
+    modality("pet", "pet"),
+    modality("mr", "mr", region="mask"),
+]
 
 
 def test_crop_is_centred_on_the_mask():
@@ -59,8 +63,11 @@ def test_mr_zscore_in_its_region():
     mr = sitk.GetArrayFromImage(images["mr"])
     mr[inside] = np.linspace(300, 500, inside.sum())
     images["mr"] = make_image(mr)
-    for region, sel in (("mask", inside), ("volume", np.ones_like(inside)),
-                        ("body", (mr > 10.0) | inside)):
+    for region, sel in (
+        ("mask", inside),
+        ("volume", np.ones_like(inside)),
+        ("body", (mr > 10.0) | inside),
+    ):
         plan = simple_plan([modality("mr", "mr", region=region)], shape=(24, 24, 24))
         out = prepare_images("c", images, mask, plan)
         # a 24^3 grid at 1 mm centred on the ball is the image itself: check on the output

@@ -17,7 +17,9 @@ def _ct_with_box():
 
 def test_case_fingerprint_values():
     arr, mask, spacing = _ct_with_box()
-    fp = fingerprint_images("c1", {"ct": make_image(arr, spacing)}, make_image(mask, spacing), {"ct": "ct"})
+    fp = fingerprint_images(
+        "c1", {"ct": make_image(arr, spacing)}, make_image(mask, spacing), {"ct": "ct"}
+    )
     assert fp.spacing["ct"] == pytest.approx(spacing)
     assert fp.size["ct"] == (24, 24, 24)
     assert fp.mask_extent_mm == pytest.approx((15.0, 4.8, 4.9))
@@ -55,7 +57,9 @@ def test_no_mask_and_empty_mask():
     img = make_image(np.zeros((6, 6, 6), np.float32))
     fp = fingerprint_images("c", {"ct": img}, None, {"ct": "ct"})
     assert fp.mask_extent_mm is None and fp.intensity["ct"]["mask"] is None
-    fp = fingerprint_images("c", {"ct": img}, make_image(np.zeros((6, 6, 6), np.uint8)), {"ct": "ct"})
+    fp = fingerprint_images(
+        "c", {"ct": img}, make_image(np.zeros((6, 6, 6), np.uint8)), {"ct": "ct"}
+    )
     assert fp.mask_extent_mm is None
 
 

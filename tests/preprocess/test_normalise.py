@@ -3,7 +3,12 @@ import pytest
 
 from deepradiomics.errors import UserError
 from deepradiomics.preprocess.normalise import (
-    CT_WINDOWS, foreground_threshold, intensity_stats, scale_window, window_bounds, zscore,
+    CT_WINDOWS,
+    foreground_threshold,
+    intensity_stats,
+    scale_window,
+    window_bounds,
+    zscore,
 )
 from tests.preprocess.conftest import make_image
 
@@ -27,7 +32,9 @@ def test_named_windows_are_width_level():
 
 
 def test_unknown_window_names_the_key():
-    with pytest.raises(UserError, match=r"cohort.modalities.ct.window: unknown CT window 'softtissue'.*lung"):
+    with pytest.raises(
+        UserError, match=r"cohort.modalities.ct.window: unknown CT window 'softtissue'.*lung"
+    ):
         window_bounds("softtissue", "cohort.modalities.ct.window")
 
 

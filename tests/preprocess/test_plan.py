@@ -18,12 +18,16 @@ def _fp(spacings, extents=None, sizes=None, fg=None) -> Fingerprint:
         ext = None if extents is None else extents[i]
         lo, hi = fg[i] if fg is not None else (-100.0, 300.0)
         stats = {"p0_5": lo, "p50": 40.0, "p99_5": hi, "mean": 40.0, "std": 10.0, "voxels": 100}
-        cases.append(CaseFingerprint(
-            case_id=f"c{i}", spacing={"ct": tuple(sp)},
-            size={"ct": tuple(sizes[i]) if sizes is not None else (100, 100, 100)},
-            mask_extent_mm=None if ext is None else tuple(ext), mask_volume_ml=None,
-            intensity={"ct": {"mask": stats, "foreground": stats}},
-        ))
+        cases.append(
+            CaseFingerprint(
+                case_id=f"c{i}",
+                spacing={"ct": tuple(sp)},
+                size={"ct": tuple(sizes[i]) if sizes is not None else (100, 100, 100)},
+                mask_extent_mm=None if ext is None else tuple(ext),
+                mask_volume_ml=None,
+                intensity={"ct": {"mask": stats, "foreground": stats}},
+            )
+        )
     return Fingerprint({"ct": "ct"}, cases)
 
 
@@ -99,8 +103,11 @@ def test_whole_volume_when_no_masks_or_crop_none():
 
 
 def test_normalisation_parameters_are_resolved():
-    fp = _fp([(1.0, 1.0, 1.0)] * 3, extents=[(10, 10, 10)] * 3,
-             fg=[(-900.0, 1200.0), (-800.0, 1000.0), (-850.0, 1500.0)])
+    fp = _fp(
+        [(1.0, 1.0, 1.0)] * 3,
+        extents=[(10, 10, 10)] * 3,
+        fg=[(-900.0, 1200.0), (-800.0, 1000.0), (-850.0, 1500.0)],
+    )
     mods = {
         "ct": ModalityConfig(column="CT", kind="ct", window="percentile"),
         "pet": ModalityConfig(column="PET", kind="pet", suv_max=15),
@@ -113,9 +120,17 @@ def test_normalisation_parameters_are_resolved():
     assert pet.window == (0.0, 15.0) and pet.fill == 0.0
     assert t1.window is None and t1.zscore_region == "mask" and t1.fill is None
     assert plan.channels == ["ct", "pet", "t1"] and plan.window_range == (-1.0, 1.0)
-    lung = make_plan(fp, PreprocessConfig(), {**mods, "ct": ModalityConfig(column="CT", kind="ct", window="lung")})
+    lung = make_plan(
+        fp,
+        PreprocessConfig(),
+        {**mods, "ct": ModalityConfig(column="CT", kind="ct", window="lung")},
+    )
     assert lung.modalities[0].window == (-1350.0, 150.0)
-    hu = make_plan(fp, PreprocessConfig(), {**mods, "ct": ModalityConfig(column="CT", kind="ct", window=(-50, 150))})
+    hu = make_plan(
+        fp,
+        PreprocessConfig(),
+        {**mods, "ct": ModalityConfig(column="CT", kind="ct", window=(-50, 150))},
+    )
     assert hu.modalities[0].window == (-50.0, 150.0)
     bad = {**mods, "ct": ModalityConfig(column="CT", kind="ct", window="lungs")}
     with pytest.raises(UserError, match="cohort.modalities.ct.window: unknown CT window 'lungs'"):

@@ -17,17 +17,26 @@ def test_sarcoma_pet_ct_on_one_grid(tmp_path):
     uptake lies inside the CT-drawn tumour mask."""
     root = shared_path("ibsi_sts_validation", "nifti")
     cases = [
-        Case(cid, cid, {"ct": root / cid / "CT_image.nii.gz", "pet": root / cid / "PET_image.nii.gz"},
-             root / cid / "CT_mask.nii.gz", line=i + 2)
+        Case(
+            cid,
+            cid,
+            {"ct": root / cid / "CT_image.nii.gz", "pet": root / cid / "PET_image.nii.gz"},
+            root / cid / "CT_mask.nii.gz",
+            line=i + 2,
+        )
         for i, cid in enumerate(["STS_002", "STS_025"])
     ]
-    mods = {"ct": ModalityConfig(column="ct", kind="ct", window="soft_tissue"),
-            "pet": ModalityConfig(column="pet", kind="pet", suv_max=10)}
+    mods = {
+        "ct": ModalityConfig(column="ct", kind="ct", window="soft_tissue"),
+        "pet": ModalityConfig(column="pet", kind="pet", suv_max=10),
+    }
     prepared = prepare_cohort(cases, mods, PreprocessConfig(), tmp_path, workers=1, progress=False)
     assert not prepared.failures
     plan = prepared.plan
     assert plan.anisotropic and plan.anisotropic_axis == 0  # 3.27 mm slices vs 0.98 mm pixels
-    assert plan.spacing[1] == pytest.approx(0.97656, abs=1e-4) and plan.spacing[0] == pytest.approx(3.27, abs=1e-3)
+    assert plan.spacing[1] == pytest.approx(0.97656, abs=1e-4) and plan.spacing[0] == pytest.approx(
+        3.27, abs=1e-3
+    )
     assert all(n % 8 == 0 for n in plan.shape)
     fp = prepared.fingerprint.cases[0]
     header = sitk.ReadImage(str(cases[0].images["pet"]))
@@ -43,7 +52,9 @@ def test_sarcoma_pet_ct_on_one_grid(tmp_path):
 def test_thick_slice_lung_ct(tmp_path):
     """PyRadiomics lung1: 0.57 x 0.57 x 5 mm CT; the slice axis stays coarse."""
     root = shared_path("pyradiomics_testcases")
-    case = Case("lung1", "lung1", {"ct": root / "lung1_image.nrrd"}, root / "lung1_label.nrrd", line=2)
+    case = Case(
+        "lung1", "lung1", {"ct": root / "lung1_image.nrrd"}, root / "lung1_label.nrrd", line=2
+    )
     mods = {"ct": ModalityConfig(column="ct", kind="ct", window="lung")}
     prepared = prepare_cohort([case], mods, PreprocessConfig(), tmp_path, workers=1, progress=False)
     plan = prepared.plan

@@ -7,7 +7,13 @@ from deepradiomics.preprocess.case import apply_plan, prepare_images
 from deepradiomics.preprocess.crop import centred_grid, image_centre
 from deepradiomics.preprocess.resample import resample_mask, resample_onto, resample_to_spacing
 from tests.preprocess.conftest import (
-    ball, index_centroid, make_image, modality, physical_centroid, simple_plan, write,
+    ball,
+    index_centroid,
+    make_image,
+    modality,
+    physical_centroid,
+    simple_plan,
+    write,
 )
 
 SPACING = (3.0, 0.8, 0.7)  # z, y, x
@@ -34,10 +40,16 @@ def test_orientation_on_read_keeps_physical_positions(tmp_path):
     # written in RAS-like axes (x and y flipped); read_image reorients to LPS
     img = _ball_image(direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
     p = np.array(img.TransformContinuousIndexToPhysicalPoint((12, 15, 10)))
-    mask = make_image((sitk.GetArrayFromImage(img) > 0).astype(np.uint8), SPACING, ORIGIN,
-                      img.GetDirection())
-    case = Case("c", "c", {"pet": write(img, tmp_path / "pet.nii.gz")},
-                write(mask, tmp_path / "mask.nii.gz"), line=2)
+    mask = make_image(
+        (sitk.GetArrayFromImage(img) > 0).astype(np.uint8), SPACING, ORIGIN, img.GetDirection()
+    )
+    case = Case(
+        "c",
+        "c",
+        {"pet": write(img, tmp_path / "pet.nii.gz")},
+        write(mask, tmp_path / "mask.nii.gz"),
+        line=2,
+    )
     prepared = apply_plan(case, simple_plan([modality("pet", "pet")]))
     np.testing.assert_allclose(prepared.meta["mask_centre"], p, atol=1e-4)
     # the grid is snapped to the source lattice: its centre moves by under half a voxel
@@ -67,14 +79,16 @@ def test_modalities_on_different_grids_end_on_one_grid():
     def ball_on(shape, spacing, origin, value):
         img = make_image(np.zeros(shape, np.float32), spacing, origin)
         idx = np.array(img.TransformPhysicalPointToContinuousIndex(tuple(centre)))[::-1]
-        return make_image(np.where(ball(shape, idx, 4.0, spacing), value, 0).astype(np.float32),
-                          spacing, origin)
+        return make_image(
+            np.where(ball(shape, idx, 4.0, spacing), value, 0).astype(np.float32), spacing, origin
+        )
 
     ct = ball_on((24, 24, 24), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 200.0)
     pet = ball_on((12, 14, 12), (2.0, 1.8, 2.0), (-0.5, 0.7, 0.5), 8.0)
     mask = sitk.Cast(ct > 0, sitk.sitkUInt8)
-    plan = simple_plan([modality("ct", "ct", (-100.0, 300.0)), modality("pet", "pet")],
-                       spacing=(1.5, 1.5, 1.5))
+    plan = simple_plan(
+        [modality("ct", "ct", (-100.0, 300.0)), modality("pet", "pet")], spacing=(1.5, 1.5, 1.5)
+    )
     out = prepare_images("c", {"ct": ct, "pet": pet}, mask, plan)
     assert out.image.shape == (2, 16, 16, 16) and out.mask.shape == (16, 16, 16)
     c_ct = index_centroid(out.image[0] - 0.25)  # 0 HU -> 0.25; padding -> 0

@@ -44,8 +44,11 @@ class PageRecord:
     @property
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and error log entries, as text."""
-        out = [" ".join(str(a.get("value", a.get("description", ""))) for a in c.get("args", []))
-               for c in self.console if c.get("type") in ("error", "assert")]
+        out = [
+            " ".join(str(a.get("value", a.get("description", ""))) for a in c.get("args", []))
+            for c in self.console
+            if c.get("type") in ("error", "assert")
+        ]
         out += [e.get("exceptionDetails", {}).get("text", "exception") for e in self.exceptions]
         out += [e["entry"].get("text", "") for e in self.log if e["entry"].get("level") == "error"]
         return out
@@ -60,8 +63,7 @@ class _Session:
     def __init__(self, ws_url: str) -> None:
         import websocket
 
-        self.ws = websocket.create_connection(ws_url, timeout=LOAD_TIMEOUT_S,
-                                              suppress_origin=True)
+        self.ws = websocket.create_connection(ws_url, timeout=LOAD_TIMEOUT_S, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
@@ -108,8 +110,13 @@ def _devtools_url(proc: subprocess.Popen, profile: Path) -> str:
     raise TimeoutError("the browser did not open its DevTools port")
 
 
-def open_page(html: Path, screenshot: Path, checks: dict[str, str] | None = None,
-              width: int = 1280, height: int = 900) -> PageRecord:
+def open_page(
+    html: Path,
+    screenshot: Path,
+    checks: dict[str, str] | None = None,
+    width: int = 1280,
+    height: int = 900,
+) -> PageRecord:
     """Load ``html`` (a local file), record what happens, evaluate ``checks`` (name: JS
     expression) and save a full-page PNG to ``screenshot``."""
     browser = find_browser()
@@ -118,11 +125,23 @@ def open_page(html: Path, screenshot: Path, checks: dict[str, str] | None = None
     url = html.resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="cdp-") as tmp:
         profile = Path(tmp)
-        args = [browser, "--headless=new", "--disable-gpu", "--no-first-run",
-                "--no-default-browser-check", "--disable-extensions", "--mute-audio",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--metrics-recording-only", "--remote-debugging-port=0",
-                f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"]
+        args = [
+            browser,
+            "--headless=new",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--mute-audio",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--metrics-recording-only",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
         if os.geteuid() == 0:  # CI containers run as root, where the sandbox cannot start
             args.insert(1, "--no-sandbox")
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -134,8 +153,13 @@ def open_page(html: Path, screenshot: Path, checks: dict[str, str] | None = None
             session = _Session(page["webSocketDebuggerUrl"])
             for domain in ("Runtime", "Log", "Network", "Page"):
                 session.call(f"{domain}.enable")
-            session.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                         deviceScaleFactor=1, mobile=False)
+            session.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             session.events.clear()  # about:blank's own events
             session.call("Page.navigate", url=url)
             session.wait_for("Page.loadEventFired", LOAD_TIMEOUT_S)
@@ -152,11 +176,9 @@ def open_page(html: Path, screenshot: Path, checks: dict[str, str] | None = None
                 elif method == "Network.requestWillBeSent":
                     record.requests.append(params["request"]["url"])
             for name, expression in (checks or {}).items():
-                result = session.call("Runtime.evaluate", expression=expression,
-                                      returnByValue=True)
+                result = session.call("Runtime.evaluate", expression=expression, returnByValue=True)
                 record.values[name] = result.get("result", {}).get("value")
-            shot = session.call("Page.captureScreenshot", format="png",
-                                captureBeyondViewport=True)
+            shot = session.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             session.ws.close()
             return record
@@ -167,4 +189,3 @@ def open_page(html: Path, screenshot: Path, checks: dict[str, str] | None = None
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-

@@ -44,7 +44,7 @@ def cohort_table(rng: np.random.Generator, n_patients: int, extra: int) -> pd.Da
 def kfold_splits(cases: pd.DataFrame, folds: int, rng: np.random.Generator) -> pd.DataFrame:
     """Patient-grouped k folds; a quarter of each training part's patients is validation."""
     patients = cases["patient_id"].unique()
-    fold_of = dict(zip(rng.permutation(patients), np.arange(len(patients)) % folds))
+    fold_of = dict(zip(rng.permutation(patients), np.arange(len(patients)) % folds, strict=False))
     parts = []
     for k in range(folds):
         train_p = [p for p in patients if fold_of[p] != k]
@@ -129,16 +129,33 @@ def fabricated_fairness(pred: pd.DataFrame, rng: np.random.Generator) -> dict[st
     from deepradiomics.audit.fairness import Outcomes, subgroup_audit
 
     patients = pred["patient_id"].unique()
-    sex = dict(zip(patients, rng.choice(["F", "M"], len(patients))))
-    band = dict(zip(patients, rng.choice(["<50", "50-70", ">=70"], len(patients),
-                                         p=[0.06, 0.5, 0.44])))
-    outcomes = Outcomes("binary", pred["cnn_prob"].to_numpy(), y_true=pred["y_true"].to_numpy(),
-                        threshold=0.42)
-    columns = {"site": pred["site"], "sex": pred["patient_id"].map(sex),
-               "age_band": pred["patient_id"].map(band)}
-    return {col: subgroup_audit(labels.to_numpy(), outcomes, patients=pred["patient_id"],
-                                n_boot=100, min_patients=20, min_events=5)
-            for col, labels in columns.items()}
+    sex = dict(zip(patients, rng.choice(["F", "M"], len(patients)), strict=False))
+    band = dict(
+        zip(
+            patients,
+            rng.choice(["<50", "50-70", ">=70"], len(patients), p=[0.06, 0.5, 0.44]),
+            strict=False,
+        )
+    )
+    outcomes = Outcomes(
+        "binary", pred["cnn_prob"].to_numpy(), y_true=pred["y_true"].to_numpy(), threshold=0.42
+    )
+    columns = {
+        "site": pred["site"],
+        "sex": pred["patient_id"].map(sex),
+        "age_band": pred["patient_id"].map(band),
+    }
+    return {
+        col: subgroup_audit(
+            labels.to_numpy(),
+            outcomes,
+            patients=pred["patient_id"],
+            n_boot=100,
+            min_patients=20,
+            min_events=5,
+        )
+        for col, labels in columns.items()
+    }
 
 
 def binary_run(run: Path, seed: int = 0) -> Path:
@@ -251,8 +268,16 @@ def binary_run(run: Path, seed: int = 0) -> Path:
                 for rep, auc, p in (("cnn", 0.93, 0.005), ("intensity", 0.55, 0.31))
             },
             "site_only": {"auc": {"value": 0.62, "ci_low": 0.55, "ci_high": 0.69}},
-            "loso_gap": {"auc": {"value": -0.08, "ci_low": -0.15, "ci_high": -0.01, "loso": 0.62,
-                                 "random_split": 0.70, "random_split_scheme": "kfold"}},
+            "loso_gap": {
+                "auc": {
+                    "value": -0.08,
+                    "ci_low": -0.15,
+                    "ci_high": -0.01,
+                    "loso": 0.62,
+                    "random_split": 0.70,
+                    "random_split_scheme": "kfold",
+                }
+            },
             "verdict": VERDICT,
             "warnings": [VERDICT],
         },

@@ -18,8 +18,9 @@ from tests.report.browser import find_browser, open_page
 from tests.report.run_builder import binary_run
 
 pytestmark = [
-    pytest.mark.skipif(find_browser() is None,
-                       reason="no Chromium on this machine (apt-get install chromium)"),
+    pytest.mark.skipif(
+        find_browser() is None, reason="no Chromium on this machine (apt-get install chromium)"
+    ),
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 pytest.importorskip("websocket", reason="websocket-client (test extra) absent")
@@ -27,7 +28,7 @@ pytest.importorskip("websocket", reason="websocket-client (test extra) absent")
 CHECKS = {
     "svgs": "document.querySelectorAll('svg').length",
     "svgs_drawn": "Array.from(document.querySelectorAll('svg'))"
-                  ".filter(s => s.getBoundingClientRect().width > 200).length",
+    ".filter(s => s.getBoundingClientRect().width > 200).length",
     "sections": "document.querySelectorAll('section').length",
     "overflow": "document.documentElement.scrollWidth - window.innerWidth",
     "height": "document.documentElement.scrollHeight",

@@ -15,9 +15,13 @@ from deepradiomics.report.run_files import load_run
 from tests.report.html_tables import section, tables
 from tests.report.run_builder import binary_run
 
-SOFTWARE = {"python": "3.11.9", "platform": "Linux", "deepradiomics": "0.1.0",
-            "packages": {"torch": "2.13.0", "numpy": "2.1.0"},
-            "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}}
+SOFTWARE = {
+    "python": "3.11.9",
+    "platform": "Linux",
+    "deepradiomics": "0.1.0",
+    "packages": {"torch": "2.13.0", "numpy": "2.1.0"},
+    "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +34,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def answers(run: Path) -> dict[str, dict[str, str]]:
-    return {name: {a.item: a.answer for a in items}
-            for name, items in checklists(load_run(run)).items()}
+    return {
+        name: {a.item: a.answer for a in items} for name, items in checklists(load_run(run)).items()
+    }
 
 
 def test_every_item_of_both_checklists_is_listed(run):
@@ -56,7 +61,9 @@ def test_what_the_run_knows_is_filled_and_the_rest_left_to_the_authors(run):
     assert tripod["23a"].startswith("Pooled AUC 0.941 [0.890, 0.992]")
     assert "(sex, age_band, site)" in tripod["23a"] or "(site, sex, age_band)" in tripod["23a"]
     assert tripod["14"].startswith("Subgroup audit over site, sex, age_band")
-    assert tripod["15"].startswith("A probability of the positive class") and "(0.42)" in tripod["15"]
+    assert (
+        tripod["15"].startswith("A probability of the positive class") and "(0.42)" in tripod["15"]
+    )
     assert tripod["13"].startswith("Class weights 'balanced'")
     assert "age 3, sex 0" in tripod["11"]
     assert metrics["4"] == "Yes: 3 sites."
@@ -69,7 +76,9 @@ def test_checklist_file_and_report_section(run):
     text = write_checklist(run).read_text()
     assert text.startswith("# Reporting checklists: demo-binary")
     assert f"## {TRIPOD}" in text and f"## {METRICS_TOOL}" in text
-    assert "| 17 | Ethical approval | Ethics committee approval, consent | " + AUTHORS + " |" in text
+    assert (
+        "| 17 | Ethical approval | Ethics committee approval, consent | " + AUTHORS + " |" in text
+    )
     page = write_report(run).read_text()
     part = section(page, "checklist")
     grids = tables(part)
@@ -84,8 +93,9 @@ def test_run_without_recorded_software_says_so(tmp_path):
 
 def test_provenance_reads_the_commit_and_the_dirty_flag(tmp_path):
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True
+        ).stdout.strip()
 
     assert code_commit(tmp_path) is None  # not a repository
     git("init", "-q")

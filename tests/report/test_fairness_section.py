@@ -59,7 +59,7 @@ def test_forest_plot_has_a_panel_per_metric_and_a_row_per_group(binary):
     _, page = binary
     part = section(page, "fairness")
     assert part.count("<svg") == 1 and 'aria-label="fairness-forest"' in part
-    svg = part[part.index("<svg"): part.index("</svg>")]
+    svg = part[part.index("<svg") : part.index("</svg>")]
     assert len(re.findall(r'id="fairness-forest-axes_\d+"', svg)) == 6  # one per metric
     # one y tick per group: 3 sites + 2 sexes + 3 age bands, drawn once per panel
     assert len(re.findall(r'id="fairness-forest-ytick_\d+"', svg)) == 8 * 6

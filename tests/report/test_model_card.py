@@ -47,7 +47,10 @@ def test_binary_model_card(tmp_path):
     assert ci(metrics["per_site"]["gamma"]["auc"]) in text
     assert "| alpha | 40 | 34 |" in text
     limitations = text[text.index("## Caveats and recommendations") :]
-    assert "Confounding audit: The site is strongly predictable from the CNN's embeddings (AUC 0.93" in limitations
+    assert (
+        "Confounding audit: The site is strongly predictable from the CNN's embeddings (AUC 0.93"
+        in limitations
+    )
     assert "Small site(s) alpha, beta" in limitations  # under 10 positives
     assert "CNN outperforms Classical radiomics on AUC" in limitations
     assert "Sites were mixed inside the splits (kfold)" in limitations

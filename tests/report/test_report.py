@@ -372,23 +372,31 @@ def header_text(page: str) -> str:
 
 def test_validation_text_says_what_the_members_stopped_on(binary, tmp_path):
     oob = header_text(binary[1])
-    assert ("used its out-of-bag patients, those its resample left out, for early stopping "
-            "(patience 15 epochs); the decision threshold (0.42) was chosen on the pooled "
-            "out-of-bag predictions of all folds, which include other folds' test cases") in oob
+    assert (
+        "used its out-of-bag patients, those its resample left out, for early stopping "
+        "(patience 15 epochs); the decision threshold (0.42) was chosen on the pooled "
+        "out-of-bag predictions of all folds, which include other folds' test cases"
+    ) in oob
     run = copy_run(binary[0], tmp_path / "single")
-    edit_json(run / "metrics.json", lambda m: (m.pop("ensemble"), m.update(early_stopping="validation")))
+    edit_json(
+        run / "metrics.json", lambda m: (m.pop("ensemble"), m.update(early_stopping="validation"))
+    )
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["evaluate"]["ensemble_members"] = 1
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     single = header_text(write_report(run).read_text())
-    assert ("An inner validation set (25 % of each training part's patients, grouped and "
-            "stratified) was used for early stopping (patience 15 epochs); the decision "
-            "threshold (0.42) was chosen on the pooled validation predictions") in single
+    assert (
+        "An inner validation set (25 % of each training part's patients, grouped and "
+        "stratified) was used for early stopping (patience 15 epochs); the decision "
+        "threshold (0.42) was chosen on the pooled validation predictions"
+    ) in single
     assert "out-of-bag" not in single and "single CNN (no ensemble)" in single
     edit_json(run / "metrics.json", lambda m: m.update(threshold_selection="per_fold"))
     per_fold = header_text(write_report(run).read_text())
-    assert ("the decision threshold was chosen in each fold on that fold's own validation "
-            "predictions and applied to that fold's test cases only") in per_fold
+    assert (
+        "the decision threshold was chosen in each fold on that fold's own validation "
+        "predictions and applied to that fold's test cases only"
+    ) in per_fold
 
 
 def test_ece_interval_leaving_out_its_estimate_is_named_a_limitation(binary, tmp_path):
@@ -400,16 +408,26 @@ def test_ece_interval_leaving_out_its_estimate_is_named_a_limitation(binary, tmp
 
     edit_json(run / "metrics.json", shift)
     text = html.unescape(section(write_report(run).read_text(), "limitations"))
-    assert "calibration error's interval (0.070 to 0.150) leaves out its point estimate 0.050" in text
+    assert (
+        "calibration error's interval (0.070 to 0.150) leaves out its point estimate 0.050" in text
+    )
 
 
 def test_confounding_section_states_the_verdict_and_the_numbers(binary, tmp_path):
     run, page = binary
     body = section(page, "confounding")
     assert "The site is strongly predictable from the CNN&#x27;s embeddings" in body
-    for text in ("CNN embeddings", "0.930 [0.890, 0.960]", "0.005", "intensity statistics",
-                 "<td>0.31</td>", "outcome from the site alone (auc)", "0.620 [0.550, 0.690]",
-                 "leave-one-site-out − kfold", "-0.080 [-0.150, -0.010]"):
+    for text in (
+        "CNN embeddings",
+        "0.930 [0.890, 0.960]",
+        "0.005",
+        "intensity statistics",
+        "<td>0.31</td>",
+        "outcome from the site alone (auc)",
+        "0.620 [0.550, 0.690]",
+        "leave-one-site-out − kfold",
+        "-0.080 [-0.150, -0.010]",
+    ):
         assert text in body, text
     assert "Confounding audit: The site is strongly predictable" in section(page, "limitations")
     bare = copy_run(run, tmp_path / "bare")

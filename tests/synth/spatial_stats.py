@@ -36,7 +36,7 @@ def _crop(img: np.ndarray, mask: np.ndarray, margin: int = 6) -> tuple[np.ndarra
     m = mask.astype(bool)
     lo = np.maximum(np.argwhere(m).min(axis=0) - margin, 0)
     hi = np.argwhere(m).max(axis=0) + margin + 1
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
     return img[box].astype(np.float32), m[box]
 
 

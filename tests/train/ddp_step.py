@@ -17,10 +17,10 @@ import torch
 
 from deepradiomics.augment import build_augmenter
 from deepradiomics.config import AugmentConfig, TrainConfig
+from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.losses import get_loss
 from deepradiomics.models import create_model
 from deepradiomics.train import distributed as dist
-from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.train.loop import Setup, train_one_epoch
 
 BATCH = 8
@@ -39,26 +39,45 @@ def main(out: Path) -> None:
     dist.init_from_env()
     torch.manual_seed(0)
     # instance norm, no dropout: nothing couples the cases of a batch
-    model = create_model("small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8],
-                         norm="instance")
+    model = create_model(
+        "small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8], norm="instance"
+    )
     model.to(memory_format=torch.channels_last_3d)  # as ``fit`` does
     net = dist.wrap(model, torch.device("cpu"))
     setup = Setup(
         task="binary",
         train=TrainConfig(batch_size=BATCH, class_weight="none", grad_clip=1e9, lr=1e-3),
-        augment=AugmentConfig(flip=False, rotate90=False, rotate_deg=0, affine_p=0.0,
-                              intensity_scale=0.0, intensity_shift=0.0),
+        augment=AugmentConfig(
+            flip=False,
+            rotate90=False,
+            rotate_deg=0,
+            affine_p=0.0,
+            intensity_scale=0.0,
+            intensity_shift=0.0,
+        ),
     )
     optimiser = torch.optim.SGD(model.parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
-    loss, seen, _ = train_one_epoch(net, batch(), setup, 0, optimiser, scheduler,
-                                 get_loss(None, "binary"), build_augmenter(setup.augment, False),
-                                 torch.device("cpu"), progress=False)
+    loss, seen, _ = train_one_epoch(
+        net,
+        batch(),
+        setup,
+        0,
+        optimiser,
+        scheduler,
+        get_loss(None, "binary"),
+        build_augmenter(setup.augment, False),
+        torch.device("cpu"),
+        progress=False,
+    )
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
-        torch.save({k: p.grad.detach().clone() for k, p in model.named_parameters()}, out / "grads.pt")
-        (out / "loss.json").write_text(json.dumps({"loss": loss, "cases_per_process": seen,
-                                                   "processes": dist.world_size()}))
+        torch.save(
+            {k: p.grad.detach().clone() for k, p in model.named_parameters()}, out / "grads.pt"
+        )
+        (out / "loss.json").write_text(
+            json.dumps({"loss": loss, "cases_per_process": seen, "processes": dist.world_size()})
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ def write_blob_npz(path: Path, n: int = 48, size: int = 12, seed: int = 0) -> Pa
         images = rng.integers(0, 60, size=(count, size, size, size)).astype(np.uint8)
         for i in np.flatnonzero(labels):
             z, y, x = rng.integers(2, size - 6, 3)
-            images[i, z:z + 4, y:y + 4, x:x + 4] = 230
+            images[i, z : z + 4, y : y + 4, x : x + 4] = 230
         arrays[f"{split}_images"] = images
         arrays[f"{split}_labels"] = labels[:, None].astype(np.uint8)
     np.savez(path, **arrays)

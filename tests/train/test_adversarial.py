@@ -16,8 +16,15 @@ from deepradiomics.models import create_model
 from deepradiomics.models.heads import dann_schedule
 from deepradiomics.train.loop import Setup, fit
 
-NO_AUGMENT = AugmentConfig(flip=False, rotate90=False, rotate_deg=0.0, scale=(1.0, 1.0), affine_p=0.0,
-                           intensity_scale=0.0, intensity_shift=0.0)
+NO_AUGMENT = AugmentConfig(
+    flip=False,
+    rotate90=False,
+    rotate_deg=0.0,
+    scale=(1.0, 1.0),
+    affine_p=0.0,
+    intensity_scale=0.0,
+    intensity_shift=0.0,
+)
 
 
 def scanner_cohort(n: int, seed: int) -> ArrayData:
@@ -30,13 +37,19 @@ def scanner_cohort(n: int, seed: int) -> ArrayData:
     x[label == 1, :, 2:6, 2:6, 2:6] += 1.0
     x[site == 1] += rng.normal(0, 0.6, size=x[site == 1].shape).astype(np.float32)
     ids = tuple(f"c{seed}_{i}" for i in range(n))
-    return ArrayData(torch.from_numpy(x), torch.from_numpy(label.astype(np.float32)), ids, ids,
-                     sites=torch.from_numpy(site).long())
+    return ArrayData(
+        torch.from_numpy(x),
+        torch.from_numpy(label.astype(np.float32)),
+        ids,
+        ids,
+        sites=torch.from_numpy(site).long(),
+    )
 
 
 def _setup(weight: float, epochs: int) -> Setup:
-    train = TrainConfig(epochs=epochs, batch_size=16, lr=0.01, warmup_epochs=0, device="cpu",
-                        patience=epochs)
+    train = TrainConfig(
+        epochs=epochs, batch_size=16, lr=0.01, warmup_epochs=0, device="cpu", patience=epochs
+    )
     return Setup(task="binary", train=train, augment=NO_AUGMENT, seed=0, adversary_weight=weight)
 
 
@@ -55,7 +68,7 @@ def test_site_loss_accuracy_and_ramp_are_logged_per_epoch(tmp_path: Path) -> Non
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert len(rows) == 3
     # 2 batches per epoch, 6 steps: each epoch ends at progress 1/5, 3/5, 5/5
-    for row, p in zip(rows, (0.2, 0.6, 1.0)):
+    for row, p in zip(rows, (0.2, 0.6, 1.0), strict=False):
         assert row["adversary_lambda"] == pytest.approx(0.5 * dann_schedule(p))
         assert 0.0 <= row["site_accuracy"] <= 1.0 and row["site_loss"] > 0
     plain = create_model("small3d", widths=(4, 8), n_sites=2, dropout=0.0)

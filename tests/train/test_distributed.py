@@ -27,7 +27,9 @@ from deepradiomics.models import create_model
 from tests.train.ddp_step import batch
 from tests.train.helpers import write_blob_npz, write_config
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed not built"
+)
 
 STEP = Path(__file__).with_name("ddp_step.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -39,8 +41,16 @@ GRAD_RTOL = 1e-4
 
 
 def _torchrun(*args: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-            "--master_port", str(port), *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        *args,
+    ]
 
 
 def _run(cmd: list[str]) -> None:
@@ -53,7 +63,9 @@ def _scaled_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float
     return max(float((a[k] - b[k]).abs().max() / a[k].abs().max().clamp_min(1e-30)) for k in a)
 
 
-def test_averaged_gradients_equal_the_whole_batch_gradient_at_the_first_step(tmp_path: Path) -> None:
+def test_averaged_gradients_equal_the_whole_batch_gradient_at_the_first_step(
+    tmp_path: Path,
+) -> None:
     _run([sys.executable, str(STEP), str(tmp_path / "one")])
     _run(_torchrun(str(STEP), str(tmp_path / "two"), port=29577))
     one, two = (json.loads((tmp_path / d / "loss.json").read_text()) for d in ("one", "two"))
@@ -68,8 +80,9 @@ def test_averaged_gradients_equal_the_whole_batch_gradient_at_the_first_step(tmp
     # control: the gradient of one process's share alone (no averaging) is far outside the
     # tolerance, so the comparison above can fail
     torch.manual_seed(0)
-    model = create_model("small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8],
-                         norm="instance")
+    model = create_model(
+        "small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8], norm="instance"
+    )
     half = batch().subset(list(range(0, 8, 2)))
     get_loss(None, "binary")(model(half.images)["out"].float(), half.targets).backward()
     g_half = {k: p.grad for k, p in model.named_parameters()}
@@ -80,7 +93,8 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tmp_path: Path)
     # instance norm and no dropout: nothing couples the cases of a batch; class weights off,
     # since a weighted mean per half differs from the weighted mean of the whole batch
     cfg = write_config(
-        tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz", n=32),
+        tmp_path / "c.yaml",
+        write_blob_npz(tmp_path / "blobs.npz", n=32),
         model={"kwargs": {"widths": [4, 8], "norm": "instance"}, "dropout": 0.0},
         train={"epochs": 3, "batch_size": 8, "class_weight": "none"},
     )
@@ -89,7 +103,9 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tmp_path: Path)
     _run(_torchrun(*train, str(tmp_path / "ddp"), port=29578))
 
     def history(run: str) -> list[dict]:
-        return [json.loads(line) for line in (tmp_path / run / "history.jsonl").read_text().splitlines()]
+        return [
+            json.loads(line) for line in (tmp_path / run / "history.jsonl").read_text().splitlines()
+        ]
 
     ha, hb = history("single"), history("ddp")
     assert [h["processes"] for h in ha + hb] == [1, 1, 1, 2, 2, 2]
@@ -101,6 +117,8 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tmp_path: Path)
     # the strict check.
     assert [h["loss"] for h in hb] == pytest.approx([h["loss"] for h in ha], rel=1e-2)
     # the trained models rank the test cases alike
-    auc = [json.loads((tmp_path / run / "metrics.json").read_text())["test"]["auc"]["value"]
-           for run in ("single", "ddp")]
+    auc = [
+        json.loads((tmp_path / run / "metrics.json").read_text())["test"]["auc"]["value"]
+        for run in ("single", "ddp")
+    ]
     assert auc[1] == pytest.approx(auc[0], abs=0.05)

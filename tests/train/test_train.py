@@ -29,7 +29,9 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_train_learns_and_writes_metrics(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 6})
+    cfg = write_config(
+        tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 6}
+    )
     assert main(["train", str(cfg), "--out", str(tmp_path / "out")]) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     test = metrics["test"]
@@ -37,7 +39,9 @@ def test_train_learns_and_writes_metrics(tmp_path: Path) -> None:
     assert test["auc"]["ci_low"] <= test["auc"]["value"] <= test["auc"]["ci_high"]
     assert 0 <= test["accuracy"]["value"] <= 1
     assert 0 < metrics["threshold"] < 1
-    history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    history = [
+        json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()
+    ]
     assert [h["epoch"] for h in history] == list(range(1, metrics["epochs_run"] + 1))
     best = load_checkpoint(tmp_path / "out" / "best.pt")
     assert best["epoch"] == metrics["best_epoch"]
@@ -48,7 +52,9 @@ def test_threshold_rule_from_config(tmp_path: Path) -> None:
     npz = write_blob_npz(tmp_path / "blobs.npz")
     val_acc = {}
     for rule in ("youden", "accuracy", 0.3):
-        cfg = write_config(tmp_path / "c.yaml", npz, train={"epochs": 1}, evaluate={"threshold": rule})
+        cfg = write_config(
+            tmp_path / "c.yaml", npz, train={"epochs": 1}, evaluate={"threshold": rule}
+        )
         assert main(["train", str(cfg), "--out", str(tmp_path / str(rule))]) == 0
         metrics = json.loads((tmp_path / str(rule) / "metrics.json").read_text())
         val_acc[rule] = metrics["val"]["accuracy"]["value"]
@@ -58,7 +64,9 @@ def test_threshold_rule_from_config(tmp_path: Path) -> None:
 
 
 def test_validation_only_leaves_the_test_split_unseen(tmp_path: Path, capsys) -> None:
-    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 1})
+    cfg = write_config(
+        tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 1}
+    )
     assert main(["train", str(cfg), "--out", str(tmp_path / "out"), "--validation-only"]) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert "test" not in metrics and 0 <= metrics["val"]["auc"]["value"] <= 1
@@ -66,7 +74,9 @@ def test_validation_only_leaves_the_test_split_unseen(tmp_path: Path, capsys) ->
 
 
 def test_same_seed_same_numbers(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 2})
+    cfg = write_config(
+        tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz"), train={"epochs": 2}
+    )
     for out in ("a", "b"):
         assert main(["train", str(cfg), "--out", str(tmp_path / out)]) == 0
     assert _same(_weights(tmp_path / "a" / "best.pt"), _weights(tmp_path / "b" / "best.pt"))
@@ -76,16 +86,28 @@ def test_same_seed_same_numbers(tmp_path: Path) -> None:
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     epochs = 12
-    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz", n=64, size=14),
-                       train={"epochs": epochs, "patience": 100})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        write_blob_npz(tmp_path / "blobs.npz", n=64, size=14),
+        train={"epochs": epochs, "patience": 100},
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run([*TRAIN, str(cfg), "--out", str(tmp_path / "full")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    full = subprocess.run(
+        [*TRAIN, str(cfg), "--out", str(tmp_path / "full")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert full.returncode == 0, full.stderr
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*TRAIN, str(cfg), "--out", str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*TRAIN, str(cfg), "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpt = killed / "checkpoint.pt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -95,10 +117,17 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
         time.sleep(0.02)
     proc.wait(timeout=60)
     stopped_at = load_checkpoint(ckpt)["epoch"]
-    assert proc.returncode == -signal.SIGKILL and 3 <= stopped_at < epochs, "the run was not killed mid-way"
+    assert proc.returncode == -signal.SIGKILL and 3 <= stopped_at < epochs, (
+        "the run was not killed mid-way"
+    )
 
-    resumed = subprocess.run([*TRAIN, str(cfg), "--out", str(killed), "--resume"], env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*TRAIN, str(cfg), "--out", str(killed), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert load_checkpoint(ckpt)["epoch"] == epochs
     assert _same(_weights(tmp_path / "full" / "checkpoint.pt"), _weights(ckpt))

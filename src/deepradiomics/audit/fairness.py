@@ -151,8 +151,9 @@ def _evaluate_groups(
         return {g: outcomes.kernel(idx)(weights[:, idx]) for g, idx in index.items()}
 
 
-def _gaps(values: dict[str, dict[str, np.ndarray]], compared: list[str], metric: str,
-          reference: str) -> dict[str, np.ndarray]:
+def _gaps(
+    values: dict[str, dict[str, np.ndarray]], compared: list[str], metric: str, reference: str
+) -> dict[str, np.ndarray]:
     """The between-group summaries of one metric, one value per resample (nan when a
     compared group's metric is undefined in that resample)."""
     stack = np.stack([values[g][metric] for g in compared], axis=1)  # (B, groups)
@@ -213,8 +214,12 @@ def subgroup_audit(
     if n_boot > 0:
         for w in stratified_resample_counts(pid, labels, n, n_boot, seed):
             chunks.append(_evaluate_groups(outcomes, everything, w.astype(float)))
-    boot = {g: {m: np.concatenate([c[g][m] for c in chunks]) if chunks else np.empty(0)
-                for m in metrics} for g in everything}
+    boot = {
+        g: {
+            m: np.concatenate([c[g][m] for c in chunks]) if chunks else np.empty(0) for m in metrics
+        }
+        for g in everything
+    }
 
     def estimates(g: str) -> dict[str, Any]:
         return {m: _estimate(boot[g][m], float(point[g][m][0]), level) for m in metrics}
@@ -248,8 +253,12 @@ def subgroup_audit(
     if outcomes.task == "binary":
         # fairlearn: max(TPR difference, FPR difference); FPR = 1 - specificity
         def odds(values: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
-            return np.maximum(*(_gaps(values, compared, m, reference)["difference"]
-                                for m in ("sensitivity", "specificity")))
+            return np.maximum(
+                *(
+                    _gaps(values, compared, m, reference)["difference"]
+                    for m in ("sensitivity", "specificity")
+                )
+            )
 
         value = odds(point)[0]
         resampled = odds(boot) if chunks else np.empty(0)

@@ -60,13 +60,20 @@ class SiteProbe:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``audit.site_probe.<representation>`` entry of metrics.json."""
-        est = lambda e: {k: v for k, v in e.to_dict().items()  # noqa: E731
-                         if k in ("value", "ci_low", "ci_high", "n", "n_patients")}
+        est = lambda e: {
+            k: v
+            for k, v in e.to_dict().items()  # noqa: E731
+            if k in ("value", "ci_low", "ci_high", "n", "n_patients")
+        }
         return {
-            "auc": est(self.auc), "balanced_accuracy": est(self.balanced_accuracy),
+            "auc": est(self.auc),
+            "balanced_accuracy": est(self.balanced_accuracy),
             "chance": {"auc": self.chance_auc, "balanced_accuracy": self.chance_balanced_accuracy},
-            "p_permutation": self.p_permutation, "n_permutations": self.n_permutations,
-            "sites": list(self.sites), "n_features": self.n_features, "cases": self.cases,
+            "p_permutation": self.p_permutation,
+            "n_permutations": self.n_permutations,
+            "sites": list(self.sites),
+            "n_features": self.n_features,
+            "cases": self.cases,
         }
 
 
@@ -88,7 +95,9 @@ def _clean_features(X: np.ndarray) -> np.ndarray:
     return X
 
 
-def _project(train: np.ndarray, test: np.ndarray, max_components: int) -> tuple[np.ndarray, np.ndarray]:
+def _project(
+    train: np.ndarray, test: np.ndarray, max_components: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Standardise on ``train``, project both on its leading principal components, and scale
     each component to unit variance on ``train``."""
     mu, sd = train.mean(axis=0), train.std(axis=0)
@@ -102,8 +111,13 @@ def _project(train: np.ndarray, test: np.ndarray, max_components: int) -> tuple[
     return a @ vt[:k].T / scale, b @ vt[:k].T / scale
 
 
-def multinomial_fit_predict(Z_train: np.ndarray, labels: np.ndarray, Z_test: np.ndarray,
-                            n_classes: int, alpha: float | None = None) -> np.ndarray:
+def multinomial_fit_predict(
+    Z_train: np.ndarray,
+    labels: np.ndarray,
+    Z_test: np.ndarray,
+    n_classes: int,
+    alpha: float | None = None,
+) -> np.ndarray:
     """L2-penalised multinomial logistic regression fitted once per row of ``labels``
     (``(L, n_train)`` class indices) on the same features; returns ``(L, n_test, K)``
     probabilities.
@@ -128,14 +142,20 @@ def multinomial_fit_predict(Z_train: np.ndarray, labels: np.ndarray, Z_test: np.
         grad = Z1.T @ (np.exp(logp) - onehot).reshape(n, L * K) / n + alpha * penal * W
         return float(loss), grad.ravel()
 
-    res = minimize(objective, np.zeros((d + 1) * L * K), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 500, "gtol": 1e-6 * L})
+    res = minimize(
+        objective,
+        np.zeros((d + 1) * L * K),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 500, "gtol": 1e-6 * L},
+    )
     logits = np.hstack([Z_test, np.ones((len(Z_test), 1))]) @ res.x.reshape(d + 1, L * K)
     return np.exp(log_softmax(logits.reshape(len(Z_test), L, K), axis=2)).transpose(1, 0, 2)
 
 
-def _inner_folds(site: np.ndarray, patient: np.ndarray, n_folds: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def _inner_folds(
+    site: np.ndarray, patient: np.ndarray, n_folds: int, rng: np.random.Generator
+) -> np.ndarray:
     """Fold of each row: each site's patients shuffled and dealt round-robin (from a random
     starting fold), so folds are patient-grouped and balanced over sites."""
     fold_of_patient: dict[int, int] = {}
@@ -147,8 +167,9 @@ def _inner_folds(site: np.ndarray, patient: np.ndarray, n_folds: int,
     return np.array([fold_of_patient[int(p)] for p in patient])
 
 
-def _balanced_accuracy_batch(y: np.ndarray, pred: np.ndarray, n_classes: int,
-                             weights: np.ndarray | None = None) -> np.ndarray:
+def _balanced_accuracy_batch(
+    y: np.ndarray, pred: np.ndarray, n_classes: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Mean per-class recall of the predicted classes for each weight row."""
     w = np.ones((1, len(y))) if weights is None else np.atleast_2d(weights).astype(float)
     recalls = []
@@ -230,17 +251,34 @@ def site_probe(
     auc_of = lambda lab, p: float(M.macro_auc_batch(lab, p)[0])  # noqa: E731
     auc_value = auc_of(y, observed)
     null = np.array([auc_of(labels[i], prob[i]) for i in range(1, labels.shape[0])])
-    p_perm = float((1 + np.sum(null >= auc_value - 1e-12)) / (1 + n_permutations)) if n_permutations else float("nan")
+    p_perm = (
+        float((1 + np.sum(null >= auc_value - 1e-12)) / (1 + n_permutations))
+        if n_permutations
+        else float("nan")
+    )
     pred = observed.argmax(axis=1)
     groups = pcode
-    auc = bootstrap_ci(lambda idx: auc_of(y[idx], observed[idx]), len(y), groups=groups,
-                       n_boot=n_boot, seed=seed, level=level,
-                       batch_statistic=lambda w: M.macro_auc_batch(y, observed, w))
-    bacc = bootstrap_ci(lambda idx: float(_balanced_accuracy_batch(y[idx], pred[idx], K)[0]), len(y),
-                        groups=groups, n_boot=n_boot, seed=seed, level=level,
-                        batch_statistic=lambda w: _balanced_accuracy_batch(y, pred, K, w))
-    return SiteProbe(auc, bacc, 0.5, 1.0 / K, p_perm, n_permutations, tuple(map(str, names)),
-                     X.shape[1], cases)
+    auc = bootstrap_ci(
+        lambda idx: auc_of(y[idx], observed[idx]),
+        len(y),
+        groups=groups,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        batch_statistic=lambda w: M.macro_auc_batch(y, observed, w),
+    )
+    bacc = bootstrap_ci(
+        lambda idx: float(_balanced_accuracy_batch(y[idx], pred[idx], K)[0]),
+        len(y),
+        groups=groups,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        batch_statistic=lambda w: _balanced_accuracy_batch(y, pred, K, w),
+    )
+    return SiteProbe(
+        auc, bacc, 0.5, 1.0 / K, p_perm, n_permutations, tuple(map(str, names)), X.shape[1], cases
+    )
 
 
 # --------------------------------------------------------------------------- site-only baseline
@@ -255,8 +293,16 @@ def site_only_scores(task: str, targets: np.ndarray, sites: Sequence) -> np.ndar
     count = np.bincount(codes, minlength=len(names)).astype(float)
     if task == "multiclass":
         k = int(t.max()) + 1
-        freq = np.stack([np.bincount(codes, weights=(t == c).astype(float), minlength=len(names))
-                         for c in range(k)], axis=1) / count[:, None]
+        freq = (
+            np.stack(
+                [
+                    np.bincount(codes, weights=(t == c).astype(float), minlength=len(names))
+                    for c in range(k)
+                ],
+                axis=1,
+            )
+            / count[:, None]
+        )
         return freq[codes]
     if task == "survival":
         events = np.bincount(codes, weights=t[:, 1], minlength=len(names))
@@ -268,8 +314,16 @@ def site_only_scores(task: str, targets: np.ndarray, sites: Sequence) -> np.ndar
 SITE_ONLY_METRIC = {"binary": "auc", "multiclass": "auc", "survival": "c_index", "regression": "r2"}
 
 
-def site_only_baseline(task: str, targets: np.ndarray, sites: Sequence, patients: Sequence | None = None,
-                       *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def site_only_baseline(
+    task: str,
+    targets: np.ndarray,
+    sites: Sequence,
+    patients: Sequence | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """``{metric: {value, ci_low, ci_high, ...}}`` of :func:`site_only_scores` (in-sample: the
     strength of the site-outcome association, not a model to deploy); the CI resamples
     patients with the site scores held fixed."""
@@ -286,10 +340,19 @@ def site_only_baseline(task: str, targets: np.ndarray, sites: Sequence, patients
     else:
         batch = lambda w: M.r2_batch(t, s, w)  # noqa: E731
     n = len(t)
-    est = bootstrap_ci(lambda idx: float(batch(np.bincount(idx, minlength=n)[None, :])[0]), n,
-                       groups=patients, n_boot=n_boot, seed=seed, level=level, batch_statistic=batch)
+    est = bootstrap_ci(
+        lambda idx: float(batch(np.bincount(idx, minlength=n)[None, :])[0]),
+        n,
+        groups=patients,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        batch_statistic=batch,
+    )
     d = est.to_dict()
-    return {SITE_ONLY_METRIC[task]: {k: d[k] for k in ("value", "ci_low", "ci_high", "n", "n_patients")}}
+    return {
+        SITE_ONLY_METRIC[task]: {k: d[k] for k in ("value", "ci_low", "ci_high", "n", "n_patients")}
+    }
 
 
 # --------------------------------------------------------------------------- image statistics
@@ -324,8 +387,11 @@ def intensity_features(images: np.ndarray, bins: int = HISTOGRAM_BINS) -> np.nda
 
 # --------------------------------------------------------------------------- verdict
 
-REPRESENTATION_LABEL = {"cnn": "the CNN's embeddings", "classical": "the classical features",
-                        "intensity": "simple intensity statistics"}
+REPRESENTATION_LABEL = {
+    "cnn": "the CNN's embeddings",
+    "classical": "the classical features",
+    "intensity": "simple intensity statistics",
+}
 
 
 def _fmt(entry: dict[str, Any]) -> str:
@@ -356,8 +422,14 @@ def site_verdict(audit: dict[str, Any], adversarial: bool = False) -> str:
     probes = audit.get("site_probe") or {}
     site_only = audit.get("site_only") or {}
     metric = next((m for m in ("auc", "c_index", "r2") if m in site_only), None)
-    only = (f"the site alone predicts the outcome ({'C-index' if metric == 'c_index' else metric.upper()} "
-            f"{_fmt(site_only[metric])})") if metric else ""
+    only = (
+        (
+            f"the site alone predicts the outcome ({'C-index' if metric == 'c_index' else metric.upper()} "
+            f"{_fmt(site_only[metric])})"
+        )
+        if metric
+        else ""
+    )
     rep = "cnn" if "cnn" in probes else next(iter(probes), None)
     if rep is None:
         return "No site audit: it needs at least two sites with two or more patients each."
@@ -369,15 +441,21 @@ def site_verdict(audit: dict[str, Any], adversarial: bool = False) -> str:
         strength = "strongly " if (probe["auc"].get("value") or 0) >= STRONG_AUC else ""
         head = f"The site is {strength}predictable from {where}{after} ({stat})"
         if metric and site_only_positive(site_only):
-            return (f"{head} and {only}: part of the model's performance may come from the "
-                    "site rather than the disease; judge it by the leave-one-site-out results.")
-        tail = (f", but {only.replace('predicts', 'does not clearly predict')}" if metric else "")
-        return (f"{head}{tail}: no sign that the site inflates the performance, but "
-                "performance at a new site may differ.")
+            return (
+                f"{head} and {only}: part of the model's performance may come from the "
+                "site rather than the disease; judge it by the leave-one-site-out results."
+            )
+        tail = f", but {only.replace('predicts', 'does not clearly predict')}" if metric else ""
+        return (
+            f"{head}{tail}: no sign that the site inflates the performance, but "
+            "performance at a new site may differ."
+        )
     head = f"No sign of site learning: the site is not predictable from {where} ({stat})"
     if adversarial:
-        head += (" after domain-adversarial training; this alone does not show better "
-                 "performance at a new site")
+        head += (
+            " after domain-adversarial training; this alone does not show better "
+            "performance at a new site"
+        )
     if metric and site_only_positive(site_only):
         return f"{head}, although {only}."
     return head + "."

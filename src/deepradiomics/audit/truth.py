@@ -52,8 +52,10 @@ def read_ground_truth(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable CSV: {err}") from None
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (expected the "
-                        "ground_truth.csv written by 'deepradiomics synth')")
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)} (expected the "
+            "ground_truth.csv written by 'deepradiomics synth')"
+        )
     dup = table["case_id"][table["case_id"].duplicated()]
     if len(dup):
         raise UserError(f"{path}: case_id {dup.iloc[0]} appears more than once")
@@ -62,13 +64,17 @@ def read_ground_truth(path: str | Path) -> pd.DataFrame:
         bad = ~np.isfinite(values.to_numpy(dtype=float))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{path}: line {row + 2}: column {col}: "
-                            f"'{table[col].iloc[row]}' is not a finite number")
+            raise UserError(
+                f"{path}: line {row + 2}: column {col}: "
+                f"'{table[col].iloc[row]}' is not a finite number"
+            )
         table[col] = values.astype(float)
     return table.set_index("case_id")
 
 
-def truth_for_cases(truth: pd.DataFrame, case_ids: Sequence[str], source: str = "ground truth") -> pd.DataFrame:
+def truth_for_cases(
+    truth: pd.DataFrame, case_ids: Sequence[str], source: str = "ground truth"
+) -> pd.DataFrame:
     """The rows of ``truth`` for ``case_ids``, in that order; cases it lacks are an error."""
     ids = [str(c) for c in case_ids]
     missing = [c for c in ids if c not in truth.index]
@@ -104,8 +110,14 @@ def component_correlations(
     out = {}
     for comp in COMPONENTS:
         eta = components[f"eta_{comp}"].to_numpy(dtype=float)
-        est = bootstrap_ci(lambda idx, e=eta: spearman(score[idx], e[idx]), len(score),
-                           groups=groups, n_boot=n_boot, seed=seed, level=level)
+        est = bootstrap_ci(
+            lambda idx, e=eta: spearman(score[idx], e[idx]),
+            len(score),
+            groups=groups,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+        )
         out[comp] = est.to_dict()
     return out
 
@@ -113,8 +125,10 @@ def component_correlations(
 def oracle_score(task: str, truth: pd.DataFrame) -> np.ndarray:
     """The generator's own risk score for ``task`` (see ``ORACLE_SCORE``)."""
     if task not in ORACLE_SCORE:
-        raise UserError(f"cohort.ground_truth: the truth audit covers binary and survival "
-                        f"outcomes (the generator's); this task is {task}")
+        raise UserError(
+            f"cohort.ground_truth: the truth audit covers binary and survival "
+            f"outcomes (the generator's); this task is {task}"
+        )
     return truth[ORACLE_SCORE[task]].to_numpy(dtype=float)
 
 
@@ -148,8 +162,12 @@ def truth_audit(
     patients = np.asarray(patient_ids).astype(str)
     idx0 = np.asarray(next(iter(scores.values()))[0])
     rows = truth_for_cases(truth, ids[idx0], "cohort.ground_truth")
-    common: dict[str, Any] = {"groups": patients[idx0], "n_boot": n_boot, "seed": seed,
-                              "level": level}
+    common: dict[str, Any] = {
+        "groups": patients[idx0],
+        "n_boot": n_boot,
+        "seed": seed,
+        "level": level,
+    }
     if task == "survival":
         y = {"time": targets[idx0, 0], "event": targets[idx0, 1]}
     else:
@@ -170,7 +188,10 @@ def truth_audit(
         if score.ndim != 1:
             continue  # multi-column scores have no single ranking to correlate
         part = truth_for_cases(truth, ids[idx], "cohort.ground_truth")
-        models[name] = {"components": component_correlations(
-            score, part, groups=patients[idx], n_boot=n_boot, seed=seed, level=level)}
+        models[name] = {
+            "components": component_correlations(
+                score, part, groups=patients[idx], n_boot=n_boot, seed=seed, level=level
+            )
+        }
     out["models"] = models
     return out

@@ -10,8 +10,8 @@ would interpolate across thick slices and invent detail between them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor

@@ -11,7 +11,8 @@ so a batch can be logged and reproduced from its parameters.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -40,7 +41,7 @@ class Augmenter(RandomTransform):
         return [t.sample(shape, generator) for t in self.transforms]
 
     def apply(self, image: Tensor, mask: Mask, params: list[Any]) -> tuple[Tensor, Mask]:
-        for t, p in zip(self.transforms, params):
+        for t, p in zip(self.transforms, params, strict=False):
             image, mask = t.apply(image, mask, p)
         return image, mask
 

@@ -9,7 +9,7 @@ different length or spacing are never swapped (the batch shape is kept).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -9,8 +9,8 @@ sample drew a rotation, zoom or deformation) they are applied exactly with permu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor

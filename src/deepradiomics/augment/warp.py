@@ -26,7 +26,8 @@ stays binary (or keeps its integer labels) and moves with the image.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,9 @@ def half_extent(
 ) -> Tensor:
     """Physical half-size (z, y, x) in mm of the voxel grid: ``n * s / 2`` per axis."""
     return torch.tensor(
-        [n * s / 2 for n, s in zip(spatial_shape, spacing)], device=device, dtype=dtype
+        [n * s / 2 for n, s in zip(spatial_shape, spacing, strict=False)],
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -64,7 +67,7 @@ def control_points(
     """[3, Kz, Ky, Kx] physical positions (mm, centred) of control points, corner to corner."""
     axes = [
         (torch.linspace(0, n - 1, k, device=device, dtype=dtype) - (n - 1) / 2) * s
-        for n, s, k in zip(spatial_shape, spacing, counts)
+        for n, s, k in zip(spatial_shape, spacing, counts, strict=False)
     ]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 

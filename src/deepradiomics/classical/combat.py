@@ -130,7 +130,9 @@ def _parametric(s, g_hat, d_hat, g_bar, t2, a, b, conv=1e-4, max_iter=10_000):
         g_new = _postmean(g_hat, g_bar, n, d_old, t2)
         d_new = _postvar(((s - g_new) ** 2).sum(axis=0), n, a, b)
         with np.errstate(divide="ignore", invalid="ignore"):  # a zero gamma: as neuroCombat, stop
-            change = max((np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max())
+            change = max(
+                (np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max()
+            )
         g_old, d_old = g_new, d_new
         if not change > conv:
             break
@@ -243,7 +245,7 @@ class ComBat(BaseEstimator):
         }
 
     # -- API -------------------------------------------------------------------
-    def fit(self, X: Any, site: Any, covariates: Any = None) -> "ComBat":
+    def fit(self, X: Any, site: Any, covariates: Any = None) -> ComBat:
         """Learn the grand mean, pooled variance, covariate effects and per-site EB estimates."""
         X = validate_data(self, X, dtype=np.float64, reset=True)
         n, p = X.shape
@@ -251,7 +253,9 @@ class ComBat(BaseEstimator):
         self.sites_, codes, self.site_counts_ = np.unique(
             labels, return_inverse=True, return_counts=True
         )
-        small = [f"{s} ({c})" for s, c in zip(self.sites_, self.site_counts_) if c < 2]
+        small = [
+            f"{s} ({c})" for s, c in zip(self.sites_, self.site_counts_, strict=False) if c < 2
+        ]
         if small:
             raise UserError(
                 f"ComBat: every site needs at least 2 cases to estimate its scale; too few: {small}"
@@ -387,7 +391,7 @@ class ComBatColumns(TransformerMixin, BaseEstimator):
         )
         return X[feat_cols], X[self.site_column], covs
 
-    def fit(self, X: Any, y: Any = None) -> "ComBatColumns":
+    def fit(self, X: Any, y: Any = None) -> ComBatColumns:
         feats, site, covs = self._split(X)
         self.combat_ = clone(self.combat if self.combat is not None else ComBat())
         self.combat_.fit(feats.to_numpy(dtype=float), site.to_numpy(), covs)

@@ -88,9 +88,7 @@ class RadiomicsSettings:
             )
 
     @classmethod
-    def for_modality(
-        cls, kind: Literal["ct", "mr", "pet"], **overrides: Any
-    ) -> "RadiomicsSettings":
+    def for_modality(cls, kind: Literal["ct", "mr", "pet"], **overrides: Any) -> RadiomicsSettings:
         """Defaults per modality kind, in physical units (CT in HU, PET in SUV).
 
         CT: bin width 25 HU and ``voxelArrayShift`` 1000 (PyRadiomics' CT example: energy
@@ -177,7 +175,7 @@ class _Volume:
     direction: tuple[float, ...]
 
     @classmethod
-    def from_image(cls, img: sitk.Image) -> "_Volume":
+    def from_image(cls, img: sitk.Image) -> _Volume:
         return cls(
             sitk.GetArrayFromImage(img), img.GetSpacing(), img.GetOrigin(), img.GetDirection()
         )
@@ -189,7 +187,7 @@ class _Volume:
         img.SetDirection(self.direction)
         return img
 
-    def digest(self, h: "hashlib._Hash") -> None:
+    def digest(self, h: hashlib._Hash) -> None:
         arr = np.ascontiguousarray(self.array)
         geometry = f"{self.spacing_xyz}|{self.origin}|{self.direction}"
         h.update(f"{arr.dtype.str}|{arr.shape}|{geometry}".encode())
@@ -197,7 +195,7 @@ class _Volume:
 
 
 def _as_volume(
-    obj: "VolumeLike | _Volume",
+    obj: VolumeLike | _Volume,
     spacing: tuple[float, float, float] | None,
     kind: str | None,
     what: str,
@@ -221,7 +219,7 @@ def _as_volume(
     )
 
 
-def _as_mask(obj: "VolumeLike | _Volume", like: _Volume, label: int, what: str) -> _Volume:
+def _as_mask(obj: VolumeLike | _Volume, like: _Volume, label: int, what: str) -> _Volume:
     """Integer label map; an array mask takes the image's geometry, an image mask keeps its
     own (PyRadiomics checks that it matches). Interpolated masks are rounded to labels."""
     if isinstance(obj, np.ndarray):

@@ -114,7 +114,7 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
     def __init__(self, threshold: float = 0.9) -> None:
         self.threshold = threshold
 
-    def fit(self, X: Any, y: Any = None) -> "CorrelationFilter":
+    def fit(self, X: Any, y: Any = None) -> CorrelationFilter:
         X = validate_data(self, X, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = np.abs(np.corrcoef(X, rowvar=False)) if X.shape[0] > 1 else np.eye(X.shape[1])
@@ -282,7 +282,10 @@ def _clinical_encoder() -> ColumnTransformer:
     """Numeric covariates: median + missing indicator + scaling; categorical: one-hot with
     missing as a level (unseen levels at prediction time encode as all zeros)."""
     numeric = Pipeline(
-        [("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]
+        [
+            ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+            ("scale", StandardScaler()),
+        ]
     )
     categorical = Pipeline(
         [
@@ -369,13 +372,15 @@ def neg_log_loss(estimator: Any, X: Any, y: Any) -> float:
     return -float(log_loss(y, estimator.predict_proba(X), labels=estimator.classes_))
 
 
-def _search(pipeline: Pipeline, grid: dict[str, list], task: BaselineTask, seed: int,
-            inner_folds: int) -> GridSearchCV:
+def _search(
+    pipeline: Pipeline, grid: dict[str, list], task: BaselineTask, seed: int, inner_folds: int
+) -> GridSearchCV:
     """Inner CV stratified by class or event (not by regression quantiles); classifiers
     scored by log-loss, the others by the model's own score (R^2, Harrell's C)."""
     spec = _check_task(task)
-    cv = InnerCV(n_splits=inner_folds, stratify=spec.stratifier in ("label", "event"),
-                 random_state=seed)
+    cv = InnerCV(
+        n_splits=inner_folds, stratify=spec.stratifier in ("label", "event"), random_state=seed
+    )
     scoring = neg_log_loss if spec.classes else None
     return GridSearchCV(pipeline, grid, scoring=scoring, cv=cv, refit=True, n_jobs=1)
 
@@ -415,6 +420,7 @@ def out_of_fold_scores(search: GridSearchCV, X: Any, y: Any, groups: Any) -> np.
     from sklearn.base import clone
     from sklearn.model_selection import cross_val_predict
 
-    scores = cross_val_predict(clone(search.best_estimator_), X, y, groups=groups, cv=search.cv,
-                               method="predict_proba")
+    scores = cross_val_predict(
+        clone(search.best_estimator_), X, y, groups=groups, cv=search.cv, method="predict_proba"
+    )
     return scores[:, 1]

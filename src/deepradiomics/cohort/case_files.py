@@ -72,9 +72,11 @@ class _CaseChecker:
             self.report("error", column, f"spacing {shown} is not positive", cell)
         elif min(spacing) < MIN_SPACING_MM or max(spacing) > MAX_SPACING_MM:
             self.report(
-                "error", column,
+                "error",
+                column,
                 f"spacing {shown} is implausible (expected {MIN_SPACING_MM} to "
-                f"{MAX_SPACING_MM:g} mm per axis; wrong units in the header?)", cell,
+                f"{MAX_SPACING_MM:g} mm per axis; wrong units in the header?)",
+                cell,
             )
         voxels = sitk.GetArrayViewFromImage(img)  # [z, y, x], as stored
         file = _File(column, cell, grid)
@@ -110,20 +112,26 @@ class _CaseChecker:
         odd = labels[(labels < 0) | (labels != np.round(labels))]
         if odd.size:
             self.report(
-                "error", file.column,
-                f"mask is not binary: it holds values {_list(odd)} (expected 0 and 1)", file.cell,
+                "error",
+                file.column,
+                f"mask is not binary: it holds values {_list(odd)} (expected 0 and 1)",
+                file.cell,
             )
         elif labels.size > 1:
             self.report(
-                "error", file.column,
+                "error",
+                file.column,
                 f"mask is not binary: it holds labels {_list(labels)} (expected 0 and 1; "
-                "for a label map, export the one structure to use)", file.cell,
+                "for a label map, export the one structure to use)",
+                file.cell,
             )
         elif labels.size == 1 and labels[0] != 1:
             self.report(
-                "warning", file.column,
+                "warning",
+                file.column,
                 f"mask uses the label {labels[0]:g} instead of 1; every non-zero voxel is taken "
-                "as foreground", file.cell,
+                "as foreground",
+                file.cell,
             )
         if not file.foreground:
             self.report("error", file.column, "mask is empty (no non-zero voxel)", file.cell)
@@ -134,14 +142,16 @@ class _CaseChecker:
             for ax in (2, 1, 0)
         ]
         file.fg_index_box = (
-            tuple(float(s[0]) - 0.5 for s in span), tuple(float(s[-1]) + 0.5 for s in span)
+            tuple(float(s[0]) - 0.5 for s in span),
+            tuple(float(s[-1]) + 0.5 for s in span),
         )
 
     # -- the case -----------------------------------------------------------------------
     def run(self) -> list[Problem]:
         cols = self.manifest.columns
         images = [
-            f for name, mod in cols.modalities.items()
+            f
+            for name, mod in cols.modalities.items()
             if (f := self.read(mod.column, mod.kind, is_mask=False)) is not None
         ]
         mask = self.read(cols.mask, None, is_mask=True) if cols.mask else None
@@ -154,9 +164,11 @@ class _CaseChecker:
                 diffs = mask.grid.differences(images[0].grid)
                 others = " (nor any other image)" if len(images) > 1 else ""
                 self.report(
-                    "error", mask.column,
+                    "error",
+                    mask.column,
                     f"mask geometry does not match column {images[0].column}{others}: "
-                    + "; ".join(diffs), mask.cell,
+                    + "; ".join(diffs),
+                    mask.cell,
                 )
         if reference is not None:
             for im in images:
@@ -169,9 +181,11 @@ class _CaseChecker:
         box, ref_box = im.grid.bounds(), reference.grid.bounds()
         if box_volume(*intersection(box, ref_box)) <= 0:
             self.report(
-                "error", im.column,
+                "error",
+                im.column,
                 f"image does not overlap column {reference.column} in physical space "
-                f"({describe_box(box)} vs {describe_box(ref_box)})", im.cell,
+                f"({describe_box(box)} vs {describe_box(ref_box)})",
+                im.cell,
             )
             return
         if mask is None or mask.fg_index_box is None or mask.grid.differences(reference.grid):
@@ -180,13 +194,17 @@ class _CaseChecker:
         covered = box_volume(*intersection(box, fg_box)) / max(box_volume(*fg_box), 1e-12)
         if covered <= 0:
             self.report(
-                "error", im.column,
-                f"image does not cover the mask's foreground ({describe_box(fg_box)})", im.cell,
+                "error",
+                im.column,
+                f"image does not cover the mask's foreground ({describe_box(fg_box)})",
+                im.cell,
             )
         elif covered < 1 - 1e-6:
             self.report(
-                "warning", im.column,
-                f"image covers only {covered:.0%} of the mask's foreground box", im.cell,
+                "warning",
+                im.column,
+                f"image covers only {covered:.0%} of the mask's foreground box",
+                im.cell,
             )
 
 

@@ -33,7 +33,7 @@ class Grid:
     direction: tuple[float, ...]  # row-major 3x3; column j is the physical direction of axis j
 
     @classmethod
-    def of(cls, img: sitk.Image) -> "Grid":
+    def of(cls, img: sitk.Image) -> Grid:
         return cls(
             size=tuple(int(s) for s in img.GetSize()),
             spacing=tuple(float(s) for s in img.GetSpacing()),
@@ -45,7 +45,7 @@ class Grid:
     def matrix(self) -> np.ndarray:
         return np.asarray(self.direction, dtype=float).reshape(3, 3)
 
-    def canonical(self) -> "Grid":
+    def canonical(self) -> Grid:
         """The same voxels with axes permuted/flipped to the nearest LPS orientation."""
         d = self.matrix
         dominant = [int(np.argmax(np.abs(d[:, j]))) for j in range(3)]
@@ -62,7 +62,7 @@ class Grid:
             out[:, k], size[k], spacing[k] = col, self.size[j], self.spacing[j]
         return Grid(tuple(size), tuple(spacing), tuple(origin), tuple(out.ravel()))
 
-    def differences(self, other: "Grid") -> list[str]:
+    def differences(self, other: Grid) -> list[str]:
         """What differs from ``other`` beyond the tolerances (empty when the grids match)."""
         a, b = self.canonical(), other.canonical()
         diffs: list[str] = []
@@ -87,7 +87,9 @@ class Grid:
         For oblique grids this box encloses the rotated one, so overlap tests built on it
         can only err towards "overlaps".
         """
-        corners = np.array(list(itertools.product(*zip(lo, hi))), dtype=float)  # 8 x (x, y, z)
+        corners = np.array(
+            list(itertools.product(*zip(lo, hi, strict=False))), dtype=float
+        )  # 8 x (x, y, z)
         # physical = origin + D @ (index * spacing), for every corner at once
         physical = np.asarray(self.origin) + (corners * np.asarray(self.spacing)) @ self.matrix.T
         return physical.min(axis=0), physical.max(axis=0)

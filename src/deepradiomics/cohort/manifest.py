@@ -89,8 +89,9 @@ class Manifest:
         return p if p.is_absolute() else (self.root / p)
 
 
-def _resolve_columns(cfg: CohortConfig, present: list[str], source: str,
-                     targets: bool = True) -> Columns:
+def _resolve_columns(
+    cfg: CohortConfig, present: list[str], source: str, targets: bool = True
+) -> Columns:
     explicit = cfg.model_fields_set
     missing: list[str] = []
 
@@ -162,8 +163,9 @@ def read_manifest(
     return manifest_from_table(table, path, cfg, targets)
 
 
-def manifest_from_table(table: pd.DataFrame, path: str | Path, cfg: CohortConfig | None = None,
-                        targets: bool = True) -> Manifest:
+def manifest_from_table(
+    table: pd.DataFrame, path: str | Path, cfg: CohortConfig | None = None, targets: bool = True
+) -> Manifest:
     """A manifest from rows already in memory (the Python API's DataFrame of cases): every
     cell becomes a stripped string ("" when missing), as ``read_manifest`` reads a CSV.
     ``path`` names the table in messages and its folder resolves relative file paths."""

@@ -35,7 +35,8 @@ def check_rows(manifest: Manifest, targets: bool = True) -> list[Problem]:
         case_id = row[cols.case_id]
 
         def add(severity: str, column: str, message: str, file: str | None = None) -> None:
-            problems.append(Problem(severity, message, case_id or None, line, column, file))
+            # called within this row's iteration only: the row's values are the ones meant
+            problems.append(Problem(severity, message, case_id or None, line, column, file))  # noqa: B023
 
         if not case_id:
             add("error", cols.case_id, "case id is empty")
@@ -79,12 +80,14 @@ def _target_problems(manifest: Manifest, row) -> list[tuple[str, str, str]]:
     checked too: a malformed value is an error (it breaks the task that uses the column), a
     missing one a warning.
     """
-    cfg, cols = manifest.cohort, manifest.columns
+    cfg = manifest.cohort
     found = [("error", col, msg) for col, msg, _ in _outcome_cells(manifest, cfg.task, row)]
     if "task" not in cfg.model_fields_set:
         other = "binary" if cfg.task == "survival" else "survival"
-        found += [("warning" if missing else "error", col, msg)
-                  for col, msg, missing in _outcome_cells(manifest, other, row)]
+        found += [
+            ("warning" if missing else "error", col, msg)
+            for col, msg, missing in _outcome_cells(manifest, other, row)
+        ]
     return found
 
 
@@ -103,14 +106,25 @@ def _outcome_cells(manifest: Manifest, task: str, row) -> list[tuple[str, str, b
     spec = get_task(task)
     if spec.classes and cols.target:
         label = row[cols.target]
-        if not missing(cols.target, "label") and cfg.classes is not None and label not in cfg.classes:
-            found.append((cols.target, f"label '{label}' is not one of the declared classes "
-                                       f"({', '.join(cfg.classes)})", False))
+        if (
+            not missing(cols.target, "label")
+            and cfg.classes is not None
+            and label not in cfg.classes
+        ):
+            found.append(
+                (
+                    cols.target,
+                    f"label '{label}' is not one of the declared classes "
+                    f"({', '.join(cfg.classes)})",
+                    False,
+                )
+            )
     elif spec.target_keys == ("target",) and cols.target:  # a value (regression)
         cell = row[cols.target]
         if not missing(cols.target, "target value") and as_number(cell) is None:
-            found.append((cols.target, f"target '{cell}' is not a finite number (regression)",
-                          False))
+            found.append(
+                (cols.target, f"target '{cell}' is not a finite number (regression)", False)
+            )
     elif spec.time_to_event:
         if cols.time and not missing(cols.time, "survival time"):
             time = row[cols.time]

@@ -53,7 +53,11 @@ def validate_manifest(
     from tqdm import tqdm
 
     bar = tqdm(
-        total=n, desc="validating", unit="case", file=sys.stderr, leave=False,
+        total=n,
+        desc="validating",
+        unit="case",
+        file=sys.stderr,
+        leave=False,
         disable=True if not progress or n < PROGRESS_MIN_CASES else None,  # None: TTY only
     )
     with bar, ThreadPoolExecutor(max_workers=workers) as pool:
@@ -65,7 +69,9 @@ def validate_manifest(
     return ValidationReport(problems=problems, n_cases=n)
 
 
-def load_validated(cfg: CohortConfig, targets: bool = True, workers: int | None = None) -> tuple[Manifest, list[Case]]:
+def load_validated(
+    cfg: CohortConfig, targets: bool = True, workers: int | None = None
+) -> tuple[Manifest, list[Case]]:
     """The manifest and its validated cases; ``UserError`` listing the errors when any.
 
     Warnings go to the ``deepradiomics.cohort.validate`` logger.

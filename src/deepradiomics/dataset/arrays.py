@@ -38,7 +38,7 @@ class ArrayData:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def subset(self, index: np.ndarray | list[int] | torch.Tensor) -> "ArrayData":
+    def subset(self, index: np.ndarray | list[int] | torch.Tensor) -> ArrayData:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         return replace(

@@ -59,7 +59,9 @@ def site_index(sites: np.ndarray | None, names: list[str]) -> torch.Tensor | Non
     return torch.tensor([lookup[s] for s in sites], dtype=torch.long)
 
 
-def encode_fold(arrays: CohortArrays, train_index: np.ndarray) -> tuple[ArrayData, dict[str, Any] | None]:
+def encode_fold(
+    arrays: CohortArrays, train_index: np.ndarray
+) -> tuple[ArrayData, dict[str, Any] | None]:
     """All cases with covariates encoded from the ``train_index`` rows, and the encoding."""
     data = replace(arrays.data, sites=site_index(arrays.sites, arrays.site_names))
     table = arrays.covariates

@@ -49,12 +49,16 @@ def task_classes(cfg: ExperimentConfig, cases: list[Case]) -> list[str]:
         return []
     classes = cfg.cohort.classes or _sort_labels({c.label for c in cases if c.label is not None})
     if task.n_classes is not None and len(classes) != task.n_classes:
-        raise UserError(f"cohort.{cfg.cohort.target}: a {task.name} task needs {task.n_classes} "
-                        f"classes, found {len(classes)} ({', '.join(classes)})")
+        raise UserError(
+            f"cohort.{cfg.cohort.target}: a {task.name} task needs {task.n_classes} "
+            f"classes, found {len(classes)} ({', '.join(classes)})"
+        )
     return classes
 
 
-def covariate_table(cases: list[Case], numeric: list[str], categorical: list[str]) -> pd.DataFrame | None:
+def covariate_table(
+    cases: list[Case], numeric: list[str], categorical: list[str]
+) -> pd.DataFrame | None:
     if not numeric and not categorical:
         return None
     rows = [{col: c.covariates.get(col) for col in numeric + categorical} for c in cases]
@@ -69,8 +73,12 @@ def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
     left out with their reason (in ``failures``) and the rest go on."""
     manifest, cases = load_validated(cfg.cohort)
     out = run_dir / "preprocess"
-    prepared = prepare_cohort(cases, manifest.columns.modalities, cfg.preprocess,
-                              cfg.preprocess.cache_dir or out / "cache")
+    prepared = prepare_cohort(
+        cases,
+        manifest.columns.modalities,
+        cfg.preprocess,
+        cfg.preprocess.cache_dir or out / "cache",
+    )
     prepared.save(out)
     for failure in prepared.failures:
         log.warning("left out: %s", failure)
@@ -93,9 +101,16 @@ def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
     sites = np.array([c.site or "unknown" for c in kept]) if cols.site else None
     plan = prepared.plan
     return CohortArrays(
-        task=task, data=data, classes=classes, sites=sites,
+        task=task,
+        data=data,
+        classes=classes,
+        sites=sites,
         covariates=covariate_table(kept, cols.covariates_numeric, cols.covariates_categorical),
         numeric_covariates=tuple(cols.covariates_numeric),
-        spacing=tuple(plan.spacing), anisotropic=plan.anisotropic, plan=plan, prepared=prepared,
-        failures=[str(f) for f in prepared.failures], cases=tuple(kept),
+        spacing=tuple(plan.spacing),
+        anisotropic=plan.anisotropic,
+        plan=plan,
+        prepared=prepared,
+        failures=[str(f) for f in prepared.failures],
+        cases=tuple(kept),
     )

@@ -25,9 +25,13 @@ def load_npz(path: str | Path) -> dict[str, ArrayData]:
     if not path.is_file():
         raise UserError(f"cohort file not found: {path}")
     with np.load(path) as npz:
-        missing = [f"{s}_{k}" for s in NPZ_SPLITS for k in ("images", "labels") if f"{s}_{k}" not in npz]
+        missing = [
+            f"{s}_{k}" for s in NPZ_SPLITS for k in ("images", "labels") if f"{s}_{k}" not in npz
+        ]
         if missing:
-            raise UserError(f"{path}: missing arrays {', '.join(missing)} (MedMNIST layout expected)")
+            raise UserError(
+                f"{path}: missing arrays {', '.join(missing)} (MedMNIST layout expected)"
+            )
         out = {}
         for split in NPZ_SPLITS:
             images = npz[f"{split}_images"]
@@ -35,7 +39,9 @@ def load_npz(path: str | Path) -> dict[str, ArrayData]:
             if images.ndim == 4:
                 images = images[:, None]
             if images.ndim != 5:
-                raise UserError(f"{path}: {split}_images has shape {images.shape}, expected N x D x H x W")
+                raise UserError(
+                    f"{path}: {split}_images has shape {images.shape}, expected N x D x H x W"
+                )
             scale = 255.0 if images.dtype == np.uint8 else 1.0
             ids = tuple(f"{split}_{i:05d}" for i in range(len(images)))
             out[split] = ArrayData(
@@ -50,8 +56,10 @@ def load_npz(path: str | Path) -> dict[str, ArrayData]:
 def npz_arrays(cfg: ExperimentConfig) -> CohortArrays:
     """Every case of the configured ``.npz`` cohort, with the official split per case."""
     if not get_task(cfg.cohort.task).classes:
-        raise UserError(f"cohort.task: a .npz cohort holds class labels; task '{cfg.cohort.task}' "
-                        "needs a CSV cohort")
+        raise UserError(
+            f"cohort.task: a .npz cohort holds class labels; task '{cfg.cohort.task}' "
+            "needs a CSV cohort"
+        )
     parts = load_npz(cfg.cohort.path)
     images = torch.cat([parts[s].images for s in NPZ_SPLITS])
     targets = torch.cat([parts[s].targets for s in NPZ_SPLITS])

@@ -25,13 +25,18 @@ SPLITS_FILE = "splits.csv"
 def splits_table(splits: SplitAssignment, arrays: CohortArrays) -> pd.DataFrame:
     """The assignment with each case's site (empty without one) after ``patient_id``."""
     table = splits.table.copy()
-    site = dict(zip(arrays.data.case_ids, arrays.sites)) if arrays.sites is not None else {}
+    site = (
+        dict(zip(arrays.data.case_ids, arrays.sites, strict=False))
+        if arrays.sites is not None
+        else {}
+    )
     table.insert(2, "site", table["case_id"].map(site).fillna(""))
     return table
 
 
-def save_splits(folder: Path, splits: SplitAssignment, arrays: CohortArrays,
-                resume: bool = False) -> Path:
+def save_splits(
+    folder: Path, splits: SplitAssignment, arrays: CohortArrays, resume: bool = False
+) -> Path:
     """Write ``folder/splits.csv``; with ``resume`` an existing file must hold the same
     assignment (a changed cohort or config would otherwise mix two splits in one run)."""
     path = folder / SPLITS_FILE
@@ -39,8 +44,10 @@ def save_splits(folder: Path, splits: SplitAssignment, arrays: CohortArrays,
     if resume and path.is_file():
         saved = pd.read_csv(path, dtype=str, keep_default_na=False)
         if not saved.equals(table.astype(str)):
-            raise UserError(f"{path} differs from the split of this cohort and config; the "
-                            "cohort changed since the run started: use a new --out folder")
+            raise UserError(
+                f"{path} differs from the split of this cohort and config; the "
+                "cohort changed since the run started: use a new --out folder"
+            )
         return path
     atomic_write_text(path, table.to_csv(index=False))
     return path
@@ -62,11 +69,22 @@ def single_split(cfg: ExperimentConfig, run_dir: Path) -> SingleSplit:
     arrays = load_cohort_arrays(cfg, run_dir)
     evaluate = cfg.evaluate
     if evaluate.split not in ("official", "holdout"):
-        evaluate = evaluate.model_copy(update={"split": "official" if arrays.official is not None else "holdout"})
-    splits = make_splits(evaluate, case_ids=arrays.data.case_ids, patient_ids=arrays.data.patient_ids,
-                         strata=arrays.strata(), sites=arrays.sites, official=arrays.official,
-                         val_fraction=cfg.train.val_fraction, seed=cfg.seed)
+        evaluate = evaluate.model_copy(
+            update={"split": "official" if arrays.official is not None else "holdout"}
+        )
+    splits = make_splits(
+        evaluate,
+        case_ids=arrays.data.case_ids,
+        patient_ids=arrays.data.patient_ids,
+        strata=arrays.strata(),
+        sites=arrays.sites,
+        official=arrays.official,
+        val_fraction=cfg.train.val_fraction,
+        seed=cfg.seed,
+    )
     save_splits(run_dir, splits, arrays)
-    index = {role: splits.indices(0, role, arrays.data.case_ids) for role in ("train", "val", "test")}
+    index = {
+        role: splits.indices(0, role, arrays.data.case_ids) for role in ("train", "val", "test")
+    }
     data, encoding = encode_fold(arrays, index["train"])
     return SingleSplit({role: data.subset(idx) for role, idx in index.items()}, arrays, encoding)

@@ -134,7 +134,7 @@ def segmentation_scores(
         raise ValueError(f"{len(pred_masks)} predicted masks but {len(true_masks)} true masks")
     per_case = spacing is not None and np.ndim(spacing) == 2
     dices, hds = [], []
-    for i, (p, t) in enumerate(zip(pred_masks, true_masks)):
+    for i, (p, t) in enumerate(zip(pred_masks, true_masks, strict=False)):
         pm = np.asarray(p) >= 0.5 if np.asarray(p).dtype.kind == "f" else np.asarray(p).astype(bool)
         dices.append(M.dice(pm, t))
         hds.append(M.hd95(pm, t, spacing[i] if per_case else spacing))
@@ -220,7 +220,7 @@ def metric_panel(
             method=method,
             batch_statistic=batch,
         )
-        panel.update({name: est.to_dict() for name, est in zip(names, estimates)})
+        panel.update({name: est.to_dict() for name, est in zip(names, estimates, strict=False)})
     return panel
 
 
@@ -252,8 +252,10 @@ def subgroup_panels(
         sub = dict(per_case)
         for key in _PER_CASE:
             v = per_case.get(key)
-            if v is None or (key == "spacing" and np.ndim(v) != 2) or (
-                key == "threshold" and np.ndim(v) != 1
+            if (
+                v is None
+                or (key == "spacing" and np.ndim(v) != 2)
+                or (key == "threshold" and np.ndim(v) != 1)
             ):
                 continue
             sub[key] = [v[i] for i in keep] if isinstance(v, list) else np.asarray(v)[keep]

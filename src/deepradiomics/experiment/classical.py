@@ -43,7 +43,9 @@ from deepradiomics.tasks import get_task
 log = logging.getLogger(__name__)
 
 
-def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progress: bool) -> pd.DataFrame:
+def cohort_features(
+    arrays: CohortArrays, cache_dir: Path, workers: int, progress: bool
+) -> pd.DataFrame:
     """PyRadiomics features of every case and channel (NaN rows for failed cases)."""
     plan, prepared = arrays.plan, arrays.prepared
     ids = list(arrays.data.case_ids)
@@ -55,8 +57,13 @@ def cohort_features(arrays: CohortArrays, cache_dir: Path, workers: int, progres
             norm = prepared.meta(cid)["normalisation"][mp.name]
             image = to_physical(arrays.data.images[i, c].numpy(), norm, plan.window_range)
             cases.append(RadiomicsCase(cid, image, masks[i], spacing=tuple(plan.spacing)))
-        result = extract_features(cases, RadiomicsSettings.for_modality(mp.kind),
-                                  cache_dir=cache_dir, workers=workers, progress=progress)
+        result = extract_features(
+            cases,
+            RadiomicsSettings.for_modality(mp.kind),
+            cache_dir=cache_dir,
+            workers=workers,
+            progress=progress,
+        )
         for cid, reason in result.failures.items():
             log.warning("classical features: case %s, channel %s: %s", cid, mp.name, reason)
         tables.append(result.features.add_prefix(f"{mp.name}__"))
@@ -78,14 +85,19 @@ def classical_scores(task: str, est, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(est.predict(X), dtype=float)  # regression value; survival log-risk
 
 
-def classical_design(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path,
-                     progress: bool = True) -> pd.DataFrame | None:
+def classical_design(
+    cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path, progress: bool = True
+) -> pd.DataFrame | None:
     """The baseline's input: features plus the site/covariate columns ComBat reads; None
     when the cohort has no masks or plan (a .npz cohort)."""
     if arrays.plan is None or arrays.data.masks is None:
-        log.warning("classical baseline skipped: it needs masks and a preprocessing plan (CSV cohort)")
+        log.warning(
+            "classical baseline skipped: it needs masks and a preprocessing plan (CSV cohort)"
+        )
         return None
-    features = cohort_features(arrays, run_dir / "classical" / "features", cfg.preprocess.workers, progress)
+    features = cohort_features(
+        arrays, run_dir / "classical" / "features", cfg.preprocess.workers, progress
+    )
     features.to_csv(run_dir / "classical" / "features.csv")
     sites = arrays.sites if arrays.sites is not None else np.full(len(features), "all")
     return with_site_columns(features.reset_index(drop=True), sites, arrays.covariates)
@@ -102,17 +114,26 @@ def fit_cases(cfg: ExperimentConfig, idx: dict[str, np.ndarray]) -> tuple[np.nda
     return part, part
 
 
-def baseline_fold(cfg: ExperimentConfig, arrays: CohortArrays, X: pd.DataFrame,
-                  idx: dict[str, np.ndarray], fold: int, combat: bool = False,
-                  clinical_only: bool = False) -> FoldPredictions:
+def baseline_fold(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    X: pd.DataFrame,
+    idx: dict[str, np.ndarray],
+    fold: int,
+    combat: bool = False,
+    clinical_only: bool = False,
+) -> FoldPredictions:
     """A tuned baseline fitted on the fold's training cases (``fit_cases``); its scores on the
     test and training cases and out-of-sample scores for the fold's threshold."""
     targets = arrays.data.targets.numpy()
     task = arrays.task
     covariates = arrays.covariates is not None
     seed = derive_seed(cfg.seed, "classical")
-    est = (make_clinical_baseline(task, seed=seed) if clinical_only
-           else make_baseline(task, combat=combat, seed=seed, covariates=covariates))
+    est = (
+        make_clinical_baseline(task, seed=seed)
+        if clinical_only
+        else make_baseline(task, combat=combat, seed=seed, covariates=covariates)
+    )
     fit, stop = fit_cases(cfg, idx)
     y, groups = classical_target(task, targets, fit), np.asarray(arrays.data.patient_ids)[fit]
     est.fit(X.iloc[fit], y, groups=groups)
@@ -123,9 +144,14 @@ def baseline_fold(cfg: ExperimentConfig, arrays: CohortArrays, X: pd.DataFrame,
     else:
         stop_score = classical_scores(task, est, X.iloc[stop])
     return FoldPredictions(
-        fold, idx["test"], classical_scores(task, est, X.iloc[idx["test"]]),
-        train=fit, train_score=classical_scores(task, est, X.iloc[fit]),
-        stop=stop if len(stop_score) else np.empty(0, int), stop_score=stop_score)
+        fold,
+        idx["test"],
+        classical_scores(task, est, X.iloc[idx["test"]]),
+        train=fit,
+        train_score=classical_scores(task, est, X.iloc[fit]),
+        stop=stop if len(stop_score) else np.empty(0, int),
+        stop_score=stop_score,
+    )
 
 
 BASELINES = {  # name: (ComBat, covariates only)
@@ -148,8 +174,9 @@ def baseline_inputs(name: str, arrays: CohortArrays) -> str:
     }.get(name, name)
 
 
-def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
-                     X: pd.DataFrame) -> list[ModelPredictions]:
+def classical_models(
+    cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment, X: pd.DataFrame
+) -> list[ModelPredictions]:
     """``classical``, (with several sites and ``evaluate.combat``) ``classical_combat``, and
     (with clinical covariates) ``clinical``, the covariates-only model."""
     names = ["classical"]
@@ -158,13 +185,19 @@ def classical_models(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitA
     if arrays.covariates is not None:
         names.append("clinical")
     folds = {f: fold_indices(splits, f, arrays.data.case_ids) for f in splits.folds}
-    return [ModelPredictions(name, [baseline_fold(cfg, arrays, X, idx, f, *BASELINES[name])
-                                    for f, idx in folds.items()], len(X))
-            for name in names]
+    return [
+        ModelPredictions(
+            name,
+            [baseline_fold(cfg, arrays, X, idx, f, *BASELINES[name]) for f, idx in folds.items()],
+            len(X),
+        )
+        for name in names
+    ]
 
 
-def embedding_combat_model(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
-                           folds: list) -> ModelPredictions:
+def embedding_combat_model(
+    cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment, folds: list
+) -> ModelPredictions:
     """``cnn_combat``: per fold and member, ComBat on the member's embeddings plus the tuned
     linear head of the baseline (fitted on training cases only), averaged over members."""
     sites = arrays.sites if arrays.sites is not None else np.full(len(arrays.data), "all")
@@ -173,10 +206,24 @@ def embedding_combat_model(cfg: ExperimentConfig, arrays: CohortArrays, splits: 
         idx = fold_indices(splits, f.fold, arrays.data.case_ids)
         per_member = []
         for emb in f.embeddings:
-            X = with_site_columns(pd.DataFrame(emb).add_prefix("embedding_"), sites, arrays.covariates)
+            X = with_site_columns(
+                pd.DataFrame(emb).add_prefix("embedding_"), sites, arrays.covariates
+            )
             per_member.append(baseline_fold(cfg, arrays, X, idx, f.fold, combat=True))
-        mean = lambda attr: np.mean([getattr(p, attr) for p in per_member], axis=0)  # noqa: E731
+
+        def mean(attr: str, members: list = per_member) -> np.ndarray:
+            return np.mean([getattr(p, attr) for p in members], axis=0)
+
         first = per_member[0]
-        out.append(FoldPredictions(f.fold, first.test, mean("score"), first.train, mean("train_score"),
-                                   first.stop, mean("stop_score")))
+        out.append(
+            FoldPredictions(
+                f.fold,
+                first.test,
+                mean("score"),
+                first.train,
+                mean("train_score"),
+                first.stop,
+                mean("stop_score"),
+            )
+        )
     return ModelPredictions("cnn_combat", out, len(arrays.data))

@@ -21,7 +21,9 @@ COHORT = {"cases": 300, "sites": 4, "seed": 0, "confounding": 0.3, "size": 96, "
 
 
 def demo_config(cohort_csv: Path) -> ExperimentConfig:
-    data = yaml.safe_load(resources.files("deepradiomics.experiment").joinpath("demo.yaml").read_text())
+    data = yaml.safe_load(
+        resources.files("deepradiomics.experiment").joinpath("demo.yaml").read_text()
+    )
     data["cohort"]["path"] = str(cohort_csv)
     data["cohort"]["ground_truth"] = str(cohort_csv.parent / "ground_truth.csv")
     return parse_config(data, source="demo.yaml")
@@ -33,7 +35,10 @@ def _cohort(out: Path) -> Path:
     stamp = folder / "demo_cohort.json"
     if csv.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == COHORT:
         return csv
-    print(f"generating the synthetic cohort ({COHORT['cases']} cases, {COHORT['sites']} sites) ...", flush=True)
+    print(
+        f"generating the synthetic cohort ({COHORT['cases']} cases, {COHORT['sites']} sites) ...",
+        flush=True,
+    )
     csv = generate_cohort(folder, workers=2, progress=True, **COHORT)
     stamp.write_text(json.dumps(COHORT))
     return csv

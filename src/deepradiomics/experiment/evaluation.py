@@ -21,7 +21,10 @@ from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.compare import delong_test, paired_difference
 from deepradiomics.evaluate.ensemble import ensemble_gain
 from deepradiomics.evaluate.panel import (
-    default_auc_times, default_ibs_times, metric_panel, subgroup_panels,
+    default_auc_times,
+    default_ibs_times,
+    metric_panel,
+    subgroup_panels,
 )
 from deepradiomics.evaluate.primary import primary_metric
 from deepradiomics.seeds import derive_seed
@@ -64,8 +67,10 @@ class ModelPredictions:
 def fold_thresholds(model: ModelPredictions, targets: np.ndarray, rule: str | float) -> list[float]:
     """``evaluate.threshold`` per fold, each on that fold's own out-of-sample training-part
     scores (never another fold's test cases); 0.5 for a fold without any."""
-    return [M.configured_threshold(targets[f.stop], f.stop_score, rule) if len(f.stop) else 0.5
-            for f in model.folds]
+    return [
+        M.configured_threshold(targets[f.stop], f.stop_score, rule) if len(f.stop) else 0.5
+        for f in model.folds
+    ]
 
 
 def deployment_threshold(fold_cuts: list[float]) -> float:
@@ -74,8 +79,9 @@ def deployment_threshold(fold_cuts: list[float]) -> float:
     return float(np.mean(fold_cuts))
 
 
-def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
-                    times: np.ndarray) -> np.ndarray | None:
+def survival_curves(
+    task: str, model: ModelPredictions, targets: np.ndarray, times: np.ndarray
+) -> np.ndarray | None:
     """Per-case survival at ``times`` from a Breslow baseline fitted in each fold on the
     model's training predictions; None when a fold lacks them."""
     if not get_task(task).time_to_event or any(f.train is None for f in model.folds):
@@ -87,28 +93,37 @@ def survival_curves(task: str, model: ModelPredictions, targets: np.ndarray,
     return np.concatenate(rows)
 
 
-def _panel_inputs(task: str, targets: np.ndarray, idx: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+def _panel_inputs(
+    task: str, targets: np.ndarray, idx: np.ndarray, score: np.ndarray
+) -> dict[str, Any]:
     if get_task(task).time_to_event:
         return {"time": targets[idx, 0], "event": targets[idx, 1], "y_score": score}
     return {"y_true": targets[idx], "y_score": score}
 
 
-def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions) -> dict[str, Any]:
+def model_metrics(
+    cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions
+) -> dict[str, Any]:
     """Pooled panel with CIs, per-site panels, per-fold point values, and the thresholds
     (binary: each fold's own, applied to its test cases; their mean for the bundle)."""
     task = arrays.task
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
     idx, score = model.stacked()
-    common: dict[str, Any] = {"groups": patients[idx], "n_boot": cfg.evaluate.bootstrap,
-                              "seed": derive_seed(cfg.seed, "bootstrap"),
-                              "level": cfg.evaluate.ci_level}
+    common: dict[str, Any] = {
+        "groups": patients[idx],
+        "n_boot": cfg.evaluate.bootstrap,
+        "seed": derive_seed(cfg.seed, "bootstrap"),
+        "level": cfg.evaluate.ci_level,
+    }
     out: dict[str, Any] = {}
     if get_task(task).n_classes == 2:  # a decision threshold per fold
         cuts = fold_thresholds(model, targets, cfg.evaluate.threshold)
         out["threshold"] = deployment_threshold(cuts)
         out["fold_thresholds"] = cuts
-        common["threshold"] = np.concatenate([[c] * len(f.test) for c, f in zip(cuts, model.folds)])
+        common["threshold"] = np.concatenate(
+            [[c] * len(f.test) for c, f in zip(cuts, model.folds, strict=False)]
+        )
     if get_task(task).time_to_event:
         common["auc_times"] = default_auc_times(targets[idx, 0], targets[idx, 1])  # shared by folds
         times = default_ibs_times(targets[:, 0])
@@ -125,8 +140,10 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     offset = 0
     for f in model.folds:
         n = len(f.test)
-        sub = {k: (v[offset:offset + n] if k in ("groups", "survival", "threshold") else v)
-               for k, v in common.items()}
+        sub = {
+            k: (v[offset : offset + n] if k in ("groups", "survival", "threshold") else v)
+            for k, v in common.items()
+        }
         sub["n_boot"] = 0
         panel = metric_panel(task, **_panel_inputs(task, targets, f.test, f.score), **sub)
         per_fold.append({"fold": f.fold, "n": n, **{k: v["value"] for k, v in panel.items()}})
@@ -135,8 +152,9 @@ def model_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredi
     return out
 
 
-def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredictions,
-                   b: ModelPredictions) -> list[dict[str, Any]]:
+def compare_models(
+    cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredictions, b: ModelPredictions
+) -> list[dict[str, Any]]:
     """Paired patient-bootstrap difference in the primary metric, pooled and per site; for
     binary tasks also DeLong's test (pooled)."""
     task = get_task(arrays.task)
@@ -157,17 +175,32 @@ def compare_models(cfg: ExperimentConfig, arrays: CohortArrays, a: ModelPredicti
     for scope, keep in scopes.items():
         yk = y[keep]
         try:
-            cmp = paired_difference(primary_metric(task.name), yk, sa[keep], sb[keep],
-                                    groups=patients[keep], n_boot=cfg.evaluate.bootstrap,
-                                    seed=derive_seed(cfg.seed, "bootstrap"),
-                                    level=cfg.evaluate.ci_level)
+            cmp = paired_difference(
+                primary_metric(task.name),
+                yk,
+                sa[keep],
+                sb[keep],
+                groups=patients[keep],
+                n_boot=cfg.evaluate.bootstrap,
+                seed=derive_seed(cfg.seed, "bootstrap"),
+                level=cfg.evaluate.ci_level,
+            )
         except ValueError:
             continue
         d = cmp.difference.to_dict()
-        row = {"a": a.name, "b": b.name, "metric": task.primary_metric, "scope": scope,
-               "value_a": cmp.value_a, "value_b": cmp.value_b, "difference": d["value"],
-               "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": cmp.p_value,
-               "delong_p": None}
+        row = {
+            "a": a.name,
+            "b": b.name,
+            "metric": task.primary_metric,
+            "scope": scope,
+            "value_a": cmp.value_a,
+            "value_b": cmp.value_b,
+            "difference": d["value"],
+            "ci_low": d["ci_low"],
+            "ci_high": d["ci_high"],
+            "p_value": cmp.p_value,
+            "delong_p": None,
+        }
         if task.n_classes == 2 and scope == "pooled":  # DeLong: two ROC AUCs
             try:
                 row["delong_p"] = delong_test(yk, sa[keep], sb[keep]).p_value
@@ -188,11 +221,20 @@ def ensemble_summary(arrays: CohortArrays, folds: list[Any]) -> dict[str, Any] |
     members = np.stack([np.concatenate([f.members[m] for f in folds]) for m in range(n_members)])
     if kind == "log_risk":
         y, metric = targets[idx], "1 - c_index"
-        gain = ensemble_gain(members, np.arange(len(idx)), kind=kind,
-                             error=lambda i, s: 1.0 - M.harrell_c_index(y[i, 0], y[i, 1], s))
+        gain = ensemble_gain(
+            members,
+            np.arange(len(idx)),
+            kind=kind,
+            error=lambda i, s: 1.0 - M.harrell_c_index(y[i, 0], y[i, 1], s),
+        )
     else:
         metric = "brier" if kind == "probability" else "mse"
         gain = ensemble_gain(members, targets[idx], error="squared", kind=kind)
-    return {"members": n_members, "metric": metric, "member_error": gain.mean_member_error,
-            "ensemble_error": gain.ensemble_error, "reduction": gain.reduction,
-            "per_member": [float(e) for e in gain.member_errors]}
+    return {
+        "members": n_members,
+        "metric": metric,
+        "member_error": gain.mean_member_error,
+        "ensemble_error": gain.ensemble_error,
+        "reduction": gain.reduction,
+        "per_member": [float(e) for e in gain.member_errors],
+    }

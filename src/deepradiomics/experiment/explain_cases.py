@@ -40,8 +40,8 @@ from deepradiomics.explain.occlusion import occlusion
 from deepradiomics.explain.receptive_field import receptive_field
 from deepradiomics.explain.sanity import cascading_randomisation
 from deepradiomics.files import write_json
-from deepradiomics.io.readers import read_image
 from deepradiomics.inference import cohort_config
+from deepradiomics.io.readers import read_image
 from deepradiomics.preprocess.case import prepare_images
 from deepradiomics.preprocess.source import read_case
 
@@ -58,8 +58,8 @@ def attribution(method: str, model: Any, x: Any, covariates: Any = None, chunk: 
     ``chunk`` cases at a time."""
     maps = []
     for i in range(0, len(x), chunk):
-        xi = x[i:i + chunk]
-        ci = None if covariates is None else covariates[i:i + chunk]
+        xi = x[i : i + chunk]
+        ci = None if covariates is None else covariates[i : i + chunk]
         if method == "occlusion":
             maps.append(occlusion(model, xi, covariates=ci))
         else:
@@ -75,8 +75,14 @@ def _bundle_dir(run: Path) -> Path:
     raise UsageError(f"{run}: not a run folder (no bundle/bundle.json)")
 
 
-def figure(path: Path, image: np.ndarray, mask: np.ndarray | None, amap: np.ndarray,
-           spacing: tuple[float, float, float], title: str) -> None:
+def figure(
+    path: Path,
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    amap: np.ndarray,
+    spacing: tuple[float, float, float],
+    title: str,
+) -> None:
     """Three orthogonal planes through the lesion centre: image, mask outline, map."""
     if mask is not None and mask.any():
         centre = [int(round(c)) for c in np.argwhere(mask).mean(axis=0)]
@@ -84,14 +90,24 @@ def figure(path: Path, image: np.ndarray, mask: np.ndarray | None, amap: np.ndar
         centre = [n // 2 for n in image.shape]
     top = float(amap.max()) if float(amap.max()) > 0 else 1.0
     fig = Figure(figsize=(9, 3.4))
-    planes = [("axial", 0, (spacing[1], spacing[2])), ("coronal", 1, (spacing[0], spacing[2])),
-              ("sagittal", 2, (spacing[0], spacing[1]))]
+    planes = [
+        ("axial", 0, (spacing[1], spacing[2])),
+        ("coronal", 1, (spacing[0], spacing[2])),
+        ("sagittal", 2, (spacing[0], spacing[1])),
+    ]
     for k, (name, axis, (sr, sc)) in enumerate(planes):
         ax = fig.add_subplot(1, 3, k + 1)
-        take = lambda v: np.take(v, centre[axis], axis=axis)  # noqa: E731
+        take = lambda v, axis=axis: np.take(v, centre[axis], axis=axis)  # noqa: E731
         ax.imshow(take(image), cmap="gray", aspect=sr / sc, origin="lower")
-        im = ax.imshow(np.ma.masked_less_equal(take(amap), 0), cmap="inferno", alpha=0.55,
-                       vmin=0, vmax=top, aspect=sr / sc, origin="lower")
+        im = ax.imshow(
+            np.ma.masked_less_equal(take(amap), 0),
+            cmap="inferno",
+            alpha=0.55,
+            vmin=0,
+            vmax=top,
+            aspect=sr / sc,
+            origin="lower",
+        )
         if mask is not None and take(mask).any():
             ax.contour(take(mask), levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(name, fontsize=9)
@@ -102,9 +118,14 @@ def figure(path: Path, image: np.ndarray, mask: np.ndarray | None, amap: np.ndar
     fig.savefig(path, dpi=90)
 
 
-def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
-                  methods: tuple[str, ...] = ("gradcam",), sanity: bool = False,
-                  figures: bool = True) -> dict[str, Any]:
+def explain_cases(
+    run: str | Path,
+    cases_csv: str | Path,
+    out: str | Path,
+    methods: tuple[str, ...] = ("gradcam",),
+    sanity: bool = False,
+    figures: bool = True,
+) -> dict[str, Any]:
     """Explain the cases of ``cases_csv`` with the run's bundle (see module doc)."""
     for m in methods:
         if m not in METHODS:
@@ -120,9 +141,16 @@ def explain_cases(run: str | Path, cases_csv: str | Path, out: str | Path,
     return explain_case_list(bundle, cases, table, Path(out), methods, sanity, figures)
 
 
-def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
-                      methods: tuple[str, ...], sanity: bool = False, figures: bool = True,
-                      max_sanity_cases: int = 8) -> dict[str, Any]:
+def explain_case_list(
+    bundle: Any,
+    cases: list[Any],
+    covariates: Any,
+    out: Path,
+    methods: tuple[str, ...],
+    sanity: bool = False,
+    figures: bool = True,
+    max_sanity_cases: int = 8,
+) -> dict[str, Any]:
     """Maps, figures and ``explain.json`` for ``cases`` (``Case`` objects) with their
     covariate table (one row per case, in order), using ``bundle``'s members."""
     out.mkdir(parents=True, exist_ok=True)
@@ -134,8 +162,9 @@ def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
         try:
             images, mask = read_case(case, reading)
             prepared.append((case, prepare_images(case.case_id, images, mask, plan)))
-            references.append(read_image(case.images[first.name], kind=first.kind, suv=False,
-                                         orient=False))
+            references.append(
+                read_image(case.images[first.name], kind=first.kind, suv=False, orient=False)
+            )
             rows.append(i)
         except UserError as err:
             failures[case.case_id] = str(err)
@@ -147,8 +176,11 @@ def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
     models = []
     for member in bundle.members:
         model = load_member(bundle, member).eval()
-        cov = (None if member.encoding is None or cov_table is None
-               else torch.from_numpy(apply_encoding(cov_table, member.encoding)).float())
+        cov = (
+            None
+            if member.encoding is None or cov_table is None
+            else torch.from_numpy(apply_encoding(cov_table, member.encoding)).float()
+        )
         models.append((model, cov))
     spacing = tuple(float(s) for s in plan.spacing)
     per_case: dict[str, dict[str, Any]] = {c.case_id: {} for c, _ in prepared}
@@ -158,40 +190,71 @@ def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
         start = time.perf_counter()
         maps = torch.stack([attribution(method, m, x, cov) for m, cov in models]).mean(0).numpy()
         locs = []
-        for (case, prep), ref, amap in zip(prepared, references, maps):
+        for (case, prep), ref, amap in zip(prepared, references, maps, strict=False):
             name = f"{safe_name(case.case_id)}_{method}"
             sitk.WriteImage(to_original(amap, prep.meta, ref), str(out / f"{name}.nii.gz"))
             loc = localise(amap, prep.mask, body_mask(prep.image[0]), spacing)
             locs.append(loc)
-            per_case[case.case_id][method] = {**loc.to_dict(), "map_max": float(amap.max()),
-                                              "file": f"{name}.nii.gz"}
+            per_case[case.case_id][method] = {
+                **loc.to_dict(),
+                "map_max": float(amap.max()),
+                "file": f"{name}.nii.gz",
+            }
             if figures:
-                figure(out / f"{name}.png", prep.image[0], prep.mask, amap, spacing,
-                       f"{case.case_id}: {method} (ensemble of {len(models)})")
+                figure(
+                    out / f"{name}.png",
+                    prep.image[0],
+                    prep.mask,
+                    amap,
+                    spacing,
+                    f"{case.case_id}: {method} (ensemble of {len(models)})",
+                )
         seconds[method] = round(time.perf_counter() - start, 2)
         summary[method] = summarise(locs)
     result: dict[str, Any] = {
-        "methods": list(methods), "members": len(models), "cases": per_case,
-        "localisation": summary, "failures": failures, "seconds": seconds,
+        "methods": list(methods),
+        "members": len(models),
+        "cases": per_case,
+        "localisation": summary,
+        "failures": failures,
+        "seconds": seconds,
         "display_scaling": "figures: 0 to each case's map maximum; NIfTI maps are raw "
-                           "(members' mean, score units), zero outside the crop",
+        "(members' mean, score units), zero outside the crop",
     }
-    backbone = build_backbone(bundle.cfg.model.name, dict(bundle.cfg.model.kwargs),
-                              bundle.spacing or spacing, bundle.in_channels)
-    lesions = [np.ptp(np.argwhere(p.mask), axis=0) + 1 for _, p in prepared
-               if p.mask is not None and p.mask.any()]
-    lesion_mm = (tuple(round(float(v * s), 2) for v, s in zip(np.median(lesions, axis=0), spacing))
-                 if lesions else None)
+    backbone = build_backbone(
+        bundle.cfg.model.name,
+        dict(bundle.cfg.model.kwargs),
+        bundle.spacing or spacing,
+        bundle.in_channels,
+    )
+    lesions = [
+        np.ptp(np.argwhere(p.mask), axis=0) + 1
+        for _, p in prepared
+        if p.mask is not None and p.mask.any()
+    ]
+    lesion_mm = (
+        tuple(
+            round(float(v * s), 2)
+            for v, s in zip(np.median(lesions, axis=0), spacing, strict=False)
+        )
+        if lesions
+        else None
+    )
     result["receptive_field"] = field_summary(
-        receptive_field(backbone, plan.shape, spacing, bundle.in_channels), spacing,
-        plan.crop_mm, plan.shape, lesion_mm)
+        receptive_field(backbone, plan.shape, spacing, bundle.in_channels),
+        spacing,
+        plan.crop_mm,
+        plan.shape,
+        lesion_mm,
+    )
     if sanity:  # on the first member: the check is about the method, not the ensemble
         model, cov = models[0]
         xs = x[:max_sanity_cases]
         cs = None if cov is None else cov[:max_sanity_cases]
         result["sanity"] = {
             m: cascading_randomisation(
-                model, xs, lambda mod, v, m=m: attribution(m, mod, v, cs), m).to_dict()
+                model, xs, lambda mod, v, m=m: attribution(m, mod, v, cs), m
+            ).to_dict()
             for m in methods
         }
     write_json(out / "explain.json", result, indent=1)
@@ -201,24 +264,31 @@ def explain_case_list(bundle: Any, cases: list[Any], covariates: Any, out: Path,
 PER_GROUP = 2  # cases per group (true positive, false positive, false negative) in a run
 
 
-def pick_cases(predictions: Any, threshold: float | None, per_group: int = PER_GROUP
-               ) -> list[tuple[str, str, float]]:
+def pick_cases(
+    predictions: Any, threshold: float | None, per_group: int = PER_GROUP
+) -> list[tuple[str, str, float]]:
     """``(case_id, group, probability)``: the most confident true and false positives and
     the most confidently missed positives of the out-of-fold CNN predictions."""
     t = 0.5 if threshold is None else float(threshold)
     p, y = predictions["cnn_prob"].astype(float), predictions["y_true"].astype(float)
-    groups = {"true positive": (y == 1) & (p >= t), "false positive": (y == 0) & (p >= t),
-              "false negative": (y == 1) & (p < t)}
+    groups = {
+        "true positive": (y == 1) & (p >= t),
+        "false positive": (y == 0) & (p >= t),
+        "false negative": (y == 1) & (p < t),
+    }
     picked = []
     for group, sel in groups.items():
         rows = predictions[sel].assign(picked_prob=p[sel])
         rows = rows.sort_values("picked_prob", ascending=group == "false negative").head(per_group)
-        picked += [(str(r.case_id), group, round(float(r.picked_prob), 4)) for r in rows.itertuples()]
+        picked += [
+            (str(r.case_id), group, round(float(r.picked_prob), 4)) for r in rows.itertuples()
+        ]
     return picked
 
 
-def explain_run(run_dir: Path, arrays: Any, threshold: float | None,
-                progress: bool = False) -> dict[str, Any] | None:
+def explain_run(
+    run_dir: Path, arrays: Any, threshold: float | None, progress: bool = False
+) -> dict[str, Any] | None:
     """Grad-CAM of the run's ensemble on a few TPs / FPs / FNs (binary CSV cohorts), with the
     sanity check and the receptive field: ``RUN/explain/`` and ``metrics.json["explain"]``."""
     if arrays.task != "binary" or arrays.plan is None or not arrays.cases:
@@ -230,11 +300,27 @@ def explain_run(run_dir: Path, arrays: Any, threshold: float | None,
     position = {c.case_id: i for i, c in enumerate(arrays.cases)}
     rows = [position[cid] for cid, _, _ in picked]
     covariates = None if arrays.covariates is None else arrays.covariates.iloc[rows]
-    result = explain_case_list(load_bundle(run_dir / "bundle"), [arrays.cases[i] for i in rows],
-                               covariates, run_dir / "explain", ("gradcam",), sanity=True)
+    result = explain_case_list(
+        load_bundle(run_dir / "bundle"),
+        [arrays.cases[i] for i in rows],
+        covariates,
+        run_dir / "explain",
+        ("gradcam",),
+        sanity=True,
+    )
     for cid, group, prob in picked:
         if cid in result["cases"]:
             result["cases"][cid].update(group=group, prob=prob)
     write_json(run_dir / "explain" / "explain.json", result, indent=1)
-    return {k: result[k] for k in ("sanity", "localisation", "receptive_field", "cases",
-                                   "seconds", "display_scaling") if k in result}
+    return {
+        k: result[k]
+        for k in (
+            "sanity",
+            "localisation",
+            "receptive_field",
+            "cases",
+            "seconds",
+            "display_scaling",
+        )
+        if k in result
+    }

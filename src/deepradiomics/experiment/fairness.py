@@ -29,8 +29,12 @@ def subgroup_columns(cfg: ExperimentConfig, arrays: CohortArrays) -> dict[str, n
     return columns
 
 
-def fairness_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions,
-                     threshold: float | np.ndarray | None) -> dict[str, Any]:
+def fairness_metrics(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    model: ModelPredictions,
+    threshold: float | np.ndarray | None,
+) -> dict[str, Any]:
     """``{column: subgroup_audit(...)}`` of ``model``'s pooled test predictions (empty when
     there is no subgroup column or the task has no fairness metrics)."""
     columns = subgroup_columns(cfg, arrays)
@@ -46,9 +50,15 @@ def fairness_metrics(cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPr
     patients = np.asarray(arrays.data.patient_ids)[idx]
     rule = cfg.evaluate.fairness
     return {
-        col: subgroup_audit(labels[idx], outcomes, patients=patients,
-                            n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
-                            level=cfg.evaluate.ci_level, min_patients=rule.min_patients,
-                            min_events=rule.min_events)
+        col: subgroup_audit(
+            labels[idx],
+            outcomes,
+            patients=patients,
+            n_boot=cfg.evaluate.bootstrap,
+            seed=cfg.seed,
+            level=cfg.evaluate.ci_level,
+            min_patients=rule.min_patients,
+            min_events=rule.min_events,
+        )
         for col, labels in columns.items()
     }

@@ -51,31 +51,46 @@ def cnn_predictions(folds: list[FoldResult], n: int) -> ModelPredictions:
     return ModelPredictions("cnn", [f.predictions for f in folds], n)
 
 
-def fold_indices(splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]) -> dict[str, np.ndarray]:
+def fold_indices(
+    splits: SplitAssignment, fold: int, case_ids: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     return {role: splits.indices(fold, role, case_ids) for role in ("train", "val", "test")}
 
 
-def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment, fold: int,
-             run_dir: Path, progress: bool = True) -> FoldResult:
+def run_fold(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    splits: SplitAssignment,
+    fold: int,
+    run_dir: Path,
+    progress: bool = True,
+) -> FoldResult:
     idx = fold_indices(splits, fold, arrays.data.case_ids)
     training_part = np.sort(np.concatenate([idx["train"], idx["val"]]))
     data, encoding = encode_fold(arrays, training_part)
     width = 0 if encoding is None else encoding_width(encoding)
-    jobs = member_jobs(cfg, arrays, fold, idx["train"], idx["val"], idx["test"],
-                       run_dir / "folds" / f"fold_{fold}")
+    jobs = member_jobs(
+        cfg, arrays, fold, idx["train"], idx["val"], idx["test"], run_dir / "folds" / f"fold_{fold}"
+    )
     outs = [run_member(cfg, arrays, data, job, width, progress) for job in jobs]
     kind = get_task(arrays.task).ensemble or "regression"
     offsets = [float(np.mean(o.train)) for o in outs] if kind == "log_risk" else None
     ens = combine_members([o.test for o in outs], kind=kind, offsets=offsets)
     shift = offsets or [0.0] * len(outs)
     centred = [o.test - shift[i] for i, o in enumerate(outs)]
-    stop, stop_score = out_of_bag_mean([j.stop for j in jobs],
-                                       [o.stop - shift[i] for i, o in enumerate(outs)])
-    predictions = FoldPredictions(fold, idx["test"], ens.mean, std=ens.uncertainty, stop=stop,
-                                  stop_score=stop_score)
+    stop, stop_score = out_of_bag_mean(
+        [j.stop for j in jobs], [o.stop - shift[i] for i, o in enumerate(outs)]
+    )
+    predictions = FoldPredictions(
+        fold, idx["test"], ens.mean, std=ens.uncertainty, stop=stop, stop_score=stop_score
+    )
     result = FoldResult(
-        predictions, members=centred, seconds=sum(o.seconds for o in outs), encoding=encoding,
-        member_dirs=[j.folder for j in jobs], offsets=offsets,
+        predictions,
+        members=centred,
+        seconds=sum(o.seconds for o in outs),
+        encoding=encoding,
+        member_dirs=[j.folder for j in jobs],
+        offsets=offsets,
         embeddings=[o.embedding for o in outs if o.embedding is not None],
         trained=np.unique(np.concatenate([j.train for j in jobs])),
     )
@@ -85,7 +100,7 @@ def run_fold(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignmen
         common = training_part
         preds = np.zeros(len(common))
         counts = np.zeros(len(common))
-        for j, (cases, o) in enumerate(zip(train_sets, outs)):
+        for j, (cases, o) in enumerate(zip(train_sets, outs, strict=False)):
             pos = np.searchsorted(common, cases)
             preds[pos] += o.train - offsets[j]
             counts[pos] += 1

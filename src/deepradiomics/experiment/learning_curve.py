@@ -29,7 +29,9 @@ from deepradiomics.seeds import derive_seed, fraction_key
 from deepradiomics.tasks import get_task
 
 
-def training_subset(arrays: CohortArrays, train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def training_subset(
+    arrays: CohortArrays, train: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
     """A grouped, stratified ``fraction`` of the patients of ``train`` (all of it at 1.0)."""
     if fraction >= 1.0:
         return train
@@ -40,30 +42,54 @@ def training_subset(arrays: CohortArrays, train: np.ndarray, fraction: float, se
     return train[~dropped]
 
 
-def _cnn_point(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, width: int, sub: np.ndarray,
-               idx: dict[str, np.ndarray], folder: Path, progress: bool) -> tuple[float, float]:
+def _cnn_point(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    data: ArrayData,
+    width: int,
+    sub: np.ndarray,
+    idx: dict[str, np.ndarray],
+    folder: Path,
+    progress: bool,
+) -> tuple[float, float]:
     job = MemberJob(0, 0, sub, idx["val"], idx["test"], folder)
     out = run_member(cfg, arrays, data, job, width, progress)
     targets = arrays.data.targets.numpy()
-    return (primary_score(arrays.task, targets[np.unique(sub)], out.train),
-            primary_score(arrays.task, targets[idx["test"]], out.test))
+    return (
+        primary_score(arrays.task, targets[np.unique(sub)], out.train),
+        primary_score(arrays.task, targets[idx["test"]], out.test),
+    )
 
 
-def _classical_point(cfg: ExperimentConfig, arrays: CohortArrays, X: Any, sub: np.ndarray,
-                     idx: dict[str, np.ndarray]) -> tuple[float, float]:
+def _classical_point(
+    cfg: ExperimentConfig, arrays: CohortArrays, X: Any, sub: np.ndarray, idx: dict[str, np.ndarray]
+) -> tuple[float, float]:
     targets = arrays.data.targets.numpy()
     patients = np.asarray(arrays.data.patient_ids)
-    est = make_baseline(arrays.task, seed=derive_seed(cfg.seed, "classical"),
-                        covariates=arrays.covariates is not None)
+    est = make_baseline(
+        arrays.task,
+        seed=derive_seed(cfg.seed, "classical"),
+        covariates=arrays.covariates is not None,
+    )
     est.fit(X.iloc[sub], classical_target(arrays.task, targets, sub), groups=patients[sub])
-    return (primary_score(arrays.task, targets[sub], classical_scores(arrays.task, est, X.iloc[sub])),
-            primary_score(arrays.task, targets[idx["test"]],
-                          classical_scores(arrays.task, est, X.iloc[idx["test"]])))
+    return (
+        primary_score(arrays.task, targets[sub], classical_scores(arrays.task, est, X.iloc[sub])),
+        primary_score(
+            arrays.task,
+            targets[idx["test"]],
+            classical_scores(arrays.task, est, X.iloc[idx["test"]]),
+        ),
+    )
 
 
-def learning_curve(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
-                   run_dir: Path, progress: bool = True,
-                   classical_X: Any = None) -> list[dict[str, Any]]:
+def learning_curve(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    splits: SplitAssignment,
+    run_dir: Path,
+    progress: bool = True,
+    classical_X: Any = None,
+) -> list[dict[str, Any]]:
     """Rows ``{model, fraction, n_train, repeat, train_score, test_score, metric}``; each
     point is stored in ``run_dir/learning_curve`` so a rerun reuses it."""
     lc = cfg.evaluate.learning_curve
@@ -75,18 +101,27 @@ def learning_curve(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAss
     rows = []
     for fraction in sorted(lc.fractions):
         for repeat in range(lc.repeats):
-            sub = training_subset(arrays, idx["train"], fraction, seed=derive_seed(
-                cfg.seed, "learning_curve_subset", repeat, fraction_key(fraction)))
+            sub = training_subset(
+                arrays,
+                idx["train"],
+                fraction,
+                seed=derive_seed(cfg.seed, "learning_curve_subset", repeat, fraction_key(fraction)),
+            )
             folder = root / f"fraction_{fraction:g}_repeat_{repeat}"
             point = folder / "point.json"
             if point.is_file():
                 rows += json.loads(point.read_text())
                 continue
-            common = {"fraction": fraction, "n_train": int(len(sub)), "repeat": repeat,
-                      "metric": get_task(arrays.task).primary_metric}
+            common = {
+                "fraction": fraction,
+                "n_train": int(len(sub)),
+                "repeat": repeat,
+                "metric": get_task(arrays.task).primary_metric,
+            }
             # one model seed per repeat, shared by its fractions
             cfg_r = cfg.model_copy(
-                update={"seed": derive_seed(cfg.seed, "learning_curve_model", repeat)})
+                update={"seed": derive_seed(cfg.seed, "learning_curve_model", repeat)}
+            )
             tr, te = _cnn_point(cfg_r, arrays, data, width, sub, idx, folder / "cnn", progress)
             new = [{"model": "cnn", **common, "train_score": tr, "test_score": te}]
             if classical_X is not None:

@@ -47,8 +47,15 @@ class MemberOutput:
     embedding: np.ndarray | None = None  # [N cohort cases, F]: combat_embeddings, site audit
 
 
-def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: np.ndarray,
-                val: np.ndarray, test: np.ndarray, folder: Path) -> list[MemberJob]:
+def member_jobs(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    fold: int,
+    train: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    folder: Path,
+) -> list[MemberJob]:
     """One job (train on train, stop on val), or M bootstrap members of the training part
     (train + val) that stop on their out-of-bag cases."""
     m = cfg.evaluate.ensemble_members
@@ -57,43 +64,91 @@ def member_jobs(cfg: ExperimentConfig, arrays: CohortArrays, fold: int, train: n
     pool = np.sort(np.concatenate([train, val]))
     patients = np.asarray(arrays.data.patient_ids)[pool]
     samples = member_resamples(patients, m, seed=derive_seed(cfg.seed, "member_resample", fold))
-    return [MemberJob(fold, i, pool[s.in_bag], pool[s.out_of_bag], test, folder / f"member_{i}")
-            for i, s in enumerate(samples)]
+    return [
+        MemberJob(fold, i, pool[s.in_bag], pool[s.out_of_bag], test, folder / f"member_{i}")
+        for i, s in enumerate(samples)
+    ]
 
 
-def run_member(cfg: ExperimentConfig, arrays: CohortArrays, data: ArrayData, job: MemberJob,
-               n_covariates: int, progress: bool = True) -> MemberOutput:
+def run_member(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    data: ArrayData,
+    job: MemberJob,
+    n_covariates: int,
+    progress: bool = True,
+) -> MemberOutput:
     """Train (or resume, or reuse) one member and return its predictions."""
     done = job.folder / DONE
     if done.is_file():
         info = json.loads(done.read_text())
         with np.load(job.folder / PREDICTIONS) as p:
-            return MemberOutput(p["train"], p["stop"], p["test"], info["best_epoch"], info["seconds"],
-                                p["embedding"] if "embedding" in p else None)
+            return MemberOutput(
+                p["train"],
+                p["stop"],
+                p["test"],
+                info["best_epoch"],
+                info["seconds"],
+                p["embedding"] if "embedding" in p else None,
+            )
     job.folder.mkdir(parents=True, exist_ok=True)
     cfg_m = cfg.model_copy(update={"seed": derive_seed(cfg.seed, "member", job.fold, job.member)})
-    model = build_from_config(cfg_m, arrays.task, arrays.in_channels, arrays.n_classes, arrays.spacing,
-                        n_covariates=n_covariates, n_sites=len(arrays.site_names))
-    setup = setup_from_config(cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing)
+    model = build_from_config(
+        cfg_m,
+        arrays.task,
+        arrays.in_channels,
+        arrays.n_classes,
+        arrays.spacing,
+        n_covariates=n_covariates,
+        n_sites=len(arrays.site_names),
+    )
+    setup = setup_from_config(
+        cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing
+    )
     stop = data.subset(job.stop) if len(job.stop) else None
-    result = fit(model, data.subset(job.train), stop, setup, job.folder, resume=True, progress=progress)
+    result = fit(
+        model, data.subset(job.train), stop, setup, job.folder, resume=True, progress=progress
+    )
     device = resolve_device(cfg.train.device)
 
     def outputs(index: np.ndarray, tta: bool) -> np.ndarray:
         if not len(index):
             return np.zeros((0,), dtype=np.float32)
-        return predict(model, data.subset(index), arrays.task, device, tta=tta,
-                       anisotropic=arrays.anisotropic)
+        return predict(
+            model, data.subset(index), arrays.task, device, tta=tta, anisotropic=arrays.anisotropic
+        )
 
     unique_train = np.unique(job.train)
-    wanted = cfg.evaluate.combat_embeddings or (cfg.evaluate.audit.site and len(arrays.site_names) > 1)
+    wanted = cfg.evaluate.combat_embeddings or (
+        cfg.evaluate.audit.site and len(arrays.site_names) > 1
+    )
     embedding = embed(model, data, device) if wanted else None
-    out = MemberOutput(outputs(unique_train, False), outputs(job.stop, cfg.train.tta),
-                       outputs(job.test, cfg.train.tta), result.best_epoch, result.seconds, embedding)
+    out = MemberOutput(
+        outputs(unique_train, False),
+        outputs(job.stop, cfg.train.tta),
+        outputs(job.test, cfg.train.tta),
+        result.best_epoch,
+        result.seconds,
+        embedding,
+    )
     extra = {} if embedding is None else {"embedding": embedding}
-    arrays_out = dict(train=out.train, stop=out.stop, test=out.test, train_index=unique_train,
-                      stop_index=job.stop, **extra)
+    arrays_out = dict(
+        train=out.train,
+        stop=out.stop,
+        test=out.test,
+        train_index=unique_train,
+        stop_index=job.stop,
+        **extra,
+    )
     atomic_write(job.folder / PREDICTIONS, lambda f: np.savez(f, **arrays_out))
-    done.write_text(json.dumps({"best_epoch": out.best_epoch, "seconds": round(out.seconds, 2),
-                                "epochs_run": result.epochs_run, "best_score": result.best_score}))
+    done.write_text(
+        json.dumps(
+            {
+                "best_epoch": out.best_epoch,
+                "seconds": round(out.seconds, 2),
+                "epochs_run": result.epochs_run,
+                "best_score": result.best_score,
+            }
+        )
+    )
     return out

@@ -34,9 +34,13 @@ def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
     d = arrays.data
     targets = d.targets.numpy()
     summary: dict[str, Any] = {
-        "n_cases": len(d), "n_patients": len(set(d.patient_ids)), "task": arrays.task,
-        "classes": arrays.classes, "channels": int(d.images.shape[1]),
-        "input_shape": list(d.images.shape[2:]), **_outcome_summary(arrays.task, targets),
+        "n_cases": len(d),
+        "n_patients": len(set(d.patient_ids)),
+        "task": arrays.task,
+        "classes": arrays.classes,
+        "channels": int(d.images.shape[1]),
+        "input_shape": list(d.images.shape[2:]),
+        **_outcome_summary(arrays.task, targets),
         "left_out": arrays.failures,
     }
     if arrays.plan is not None:
@@ -46,9 +50,11 @@ def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
         sites = {}
         for s in arrays.site_names:
             keep = arrays.sites == s
-            sites[s] = {"n_cases": int(keep.sum()),
-                        "n_patients": len(set(np.asarray(d.patient_ids)[keep])),
-                        **_outcome_summary(arrays.task, targets[keep])}
+            sites[s] = {
+                "n_cases": int(keep.sum()),
+                "n_patients": len(set(np.asarray(d.patient_ids)[keep])),
+                **_outcome_summary(arrays.task, targets[keep]),
+            }
         summary["sites"] = sites
     if arrays.covariates is not None:
         cov = {}
@@ -58,8 +64,10 @@ def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
                 v = pd.to_numeric(values, errors="coerce")
                 cov[col] = {"missing": int(v.isna().sum()), "mean": float(v.mean())}
             else:
-                cov[col] = {"missing": int((values == "").sum()),
-                            "levels": sorted(set(values) - {""})}
+                cov[col] = {
+                    "missing": int((values == "").sum()),
+                    "levels": sorted(set(values) - {""}),
+                }
         summary["covariates"] = cov
     return summary
 
@@ -74,19 +82,26 @@ def _score_columns(task: str, name: str, score: np.ndarray) -> dict[str, np.ndar
     return {col: score}
 
 
-def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
-                      std: np.ndarray | None,
-                      thresholds: dict[str, list[float]] | None = None) -> pd.DataFrame:
+def predictions_table(
+    arrays: CohortArrays,
+    models: list[ModelPredictions],
+    std: np.ndarray | None,
+    thresholds: dict[str, list[float]] | None = None,
+) -> pd.DataFrame:
     """One row per tested case (first model's order): ids, fold, truth, each model's scores
     and (binary, ``thresholds``: the model's per-fold cuts) the threshold its fold applied."""
     d = arrays.data
     first = models[0]
     idx, _ = first.stacked()
     fold = np.concatenate([[f.fold] * len(f.test) for f in first.folds])
-    table = pd.DataFrame({
-        "case_id": np.asarray(d.case_ids)[idx], "patient_id": np.asarray(d.patient_ids)[idx],
-        "site": arrays.sites[idx] if arrays.sites is not None else "", "fold": fold,
-    })
+    table = pd.DataFrame(
+        {
+            "case_id": np.asarray(d.case_ids)[idx],
+            "patient_id": np.asarray(d.patient_ids)[idx],
+            "site": arrays.sites[idx] if arrays.sites is not None else "",
+            "fold": fold,
+        }
+    )
     targets = d.targets.numpy()
     truth = get_task(arrays.task).truth_columns
     if truth == ("time", "event"):
@@ -102,7 +117,8 @@ def predictions_table(arrays: CohortArrays, models: list[ModelPredictions],
         cuts = (thresholds or {}).get(model.name)
         if cuts:
             table[f"{model.name}_threshold"] = table["fold"].map(
-                {f.fold: c for f, c in zip(model.folds, cuts)})
+                {f.fold: c for f, c in zip(model.folds, cuts, strict=False)}
+            )
     if std is not None:
         table[f"{first.name}_std"] = std
     return table

@@ -14,8 +14,18 @@ from typing import Any
 
 import deepradiomics
 
-PACKAGES = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "scikit-survival", "SimpleITK",
-            "pydicom", "monai", "pyradiomics-bhklab")
+PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "scikit-survival",
+    "SimpleITK",
+    "pydicom",
+    "monai",
+    "pyradiomics-bhklab",
+)
 
 
 def _version(package: str) -> str | None:
@@ -27,8 +37,9 @@ def _version(package: str) -> str | None:
 
 def _git(args: list[str], where: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
-                             timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()

@@ -27,7 +27,10 @@ from deepradiomics.dataset.splits import save_splits
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.classical import (
-    baseline_inputs, classical_design, classical_models, embedding_combat_model,
+    baseline_inputs,
+    classical_design,
+    classical_models,
+    embedding_combat_model,
 )
 from deepradiomics.experiment.evaluation import (
     ModelPredictions,
@@ -39,8 +42,8 @@ from deepradiomics.experiment.explain_cases import explain_run
 from deepradiomics.experiment.fairness import fairness_metrics
 from deepradiomics.experiment.folds import cnn_predictions, run_fold
 from deepradiomics.experiment.learning_curve import learning_curve
-from deepradiomics.experiment.provenance import software_versions
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table
+from deepradiomics.experiment.provenance import software_versions
 from deepradiomics.experiment.site_audit import site_audit
 from deepradiomics.files import atomic_write_text, write_json
 from deepradiomics.report import write_checklist, write_model_card, write_report
@@ -58,29 +61,42 @@ def _check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
     now = config_to_dict(cfg)
     if before != now:
         keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        raise UserError(f"{run_dir} holds a run with a different config (sections differ: "
-                        f"{', '.join(keys)}); use a new --out folder or restore the config")
+        raise UserError(
+            f"{run_dir} holds a run with a different config (sections differ: "
+            f"{', '.join(keys)}); use a new --out folder or restore the config"
+        )
 
 
 def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path) -> SplitAssignment:
     """The configured split, saved as ``splits.csv`` (with the site); an existing file from an
     interrupted run must agree with it."""
     d = arrays.data
-    splits = make_splits(cfg.evaluate, case_ids=d.case_ids, patient_ids=d.patient_ids,
-                         strata=arrays.strata(), sites=arrays.sites, official=arrays.official,
-                         val_fraction=cfg.train.val_fraction, seed=cfg.seed)
+    splits = make_splits(
+        cfg.evaluate,
+        case_ids=d.case_ids,
+        patient_ids=d.patient_ids,
+        strata=arrays.strata(),
+        sites=arrays.sites,
+        official=arrays.official,
+        val_fraction=cfg.train.val_fraction,
+        seed=cfg.seed,
+    )
     save_splits(run_dir, splits, arrays, resume=True)
     return splits
 
 
-def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+def run_experiment(
+    cfg: ExperimentConfig, run_dir: str | Path, progress: bool = True
+) -> dict[str, Any]:
     """Run (or resume) the experiment into ``run_dir``; returns the metrics written."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if get_task(cfg.cohort.task).dense:  # before minutes of preprocessing
-        raise UserError(f"cohort.task: 'run' evaluates prediction tasks; train {cfg.cohort.task} "
-                        "models with 'deepradiomics train'")
+        raise UserError(
+            f"cohort.task: 'run' evaluates prediction tasks; train {cfg.cohort.task} "
+            "models with 'deepradiomics train'"
+        )
     _check_same_config(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
     arrays = load_cohort_arrays(cfg, run_dir)
@@ -90,8 +106,10 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     n = len(arrays.data)
     folds = []
     for k, fold in enumerate(splits.folds):
-        _say(progress, f"fold {k + 1}/{len(splits.folds)}: training "
-             f"{cfg.evaluate.ensemble_members} member(s)")
+        _say(
+            progress,
+            f"fold {k + 1}/{len(splits.folds)}: training {cfg.evaluate.ensemble_members} member(s)",
+        )
         folds.append(run_fold(cfg, arrays, splits, fold, run_dir, progress))
     train_seconds = sum(f.seconds for f in folds)
     models = [cnn_predictions(folds, n)]
@@ -104,26 +122,42 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
     if cfg.evaluate.combat_embeddings and len(arrays.site_names) > 1:
         _say(progress, "ComBat on the CNN embeddings + linear head, on the same folds")
         models.append(embedding_combat_model(cfg, arrays, splits, folds))
-    per_model = {m.name: {"inputs": baseline_inputs(m.name, arrays), **model_metrics(cfg, arrays, m)}
-                 for m in models}
+    per_model = {
+        m.name: {"inputs": baseline_inputs(m.name, arrays), **model_metrics(cfg, arrays, m)}
+        for m in models
+    }
     cnn = per_model["cnn"]
     metrics: dict[str, Any] = {
-        "name": cfg.name, "task": arrays.task, "split": cfg.evaluate.split,
-        "date": dt.date.today().isoformat(), "threshold": cnn.get("threshold"),
+        "name": cfg.name,
+        "task": arrays.task,
+        "split": cfg.evaluate.split,
+        "date": dt.date.today().isoformat(),
+        "threshold": cnn.get("threshold"),
         "fold_thresholds": cnn.get("fold_thresholds"),
         "early_stopping": "out_of_bag" if cfg.evaluate.ensemble_members > 1 else "validation",
         "threshold_selection": "per_fold" if cnn.get("fold_thresholds") else None,
-        "test": cnn["test"], "per_site": cnn["per_site"], "per_fold": cnn["per_fold"],
+        "test": cnn["test"],
+        "per_site": cnn["per_site"],
+        "per_fold": cnn["per_fold"],
         "models": per_model,
     }
     names = [m.name for m in models]
-    pairs = [(a, b) for a, b in (("cnn", "classical"), ("cnn", "classical_combat"),
-                                 ("cnn", "clinical"), ("classical", "clinical"),
-                                 ("classical_combat", "classical"), ("cnn_combat", "cnn"))
-             if a in names and b in names]
+    pairs = [
+        (a, b)
+        for a, b in (
+            ("cnn", "classical"),
+            ("cnn", "classical_combat"),
+            ("cnn", "clinical"),
+            ("classical", "clinical"),
+            ("classical_combat", "classical"),
+            ("cnn_combat", "cnn"),
+        )
+        if a in names and b in names
+    ]
     by_name = {m.name: m for m in models}
-    metrics["comparisons"] = [row for a, b in pairs
-                              for row in compare_models(cfg, arrays, by_name[a], by_name[b])]
+    metrics["comparisons"] = [
+        row for a, b in pairs for row in compare_models(cfg, arrays, by_name[a], by_name[b])
+    ]
     if cfg.evaluate.audit.site and len(arrays.site_names) > 1:
         _say(progress, "site audit: can the site be told from the model's inputs and embeddings?")
         metrics["audit"] = site_audit(cfg, arrays, splits, folds, X, run_dir, progress)
@@ -131,7 +165,12 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
     cut = cnn.get("threshold")
     if cnn.get("fold_thresholds"):  # each fold's own threshold on its own test cases
-        cut = np.concatenate([[c] * len(f.test) for c, f in zip(cnn["fold_thresholds"], models[0].folds)])
+        cut = np.concatenate(
+            [
+                [c] * len(f.test)
+                for c, f in zip(cnn["fold_thresholds"], models[0].folds, strict=False)
+            ]
+        )
     fairness = fairness_metrics(cfg, arrays, models[0], cut)
     if fairness:
         metrics["fairness"] = fairness
@@ -142,7 +181,9 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         _say(progress, "learning curve")
         metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress, X)
     cuts = {name: m["fold_thresholds"] for name, m in per_model.items() if "fold_thresholds" in m}
-    table = predictions_table(arrays, models, np.concatenate([f.predictions.std for f in folds]), cuts)
+    table = predictions_table(
+        arrays, models, np.concatenate([f.predictions.std for f in folds]), cuts
+    )
     atomic_write_text(run_dir / "predictions.csv", table.to_csv(index=False))
     write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
     if cfg.evaluate.explain:
@@ -151,8 +192,10 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, progress: bool = 
         if explained:
             metrics["explain"] = explained
     metrics["software"] = software_versions()
-    metrics["timing"] = {"total_seconds": round(time.perf_counter() - t0, 1),
-                         "train_seconds": round(train_seconds, 1)}
+    metrics["timing"] = {
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": round(train_seconds, 1),
+    }
     write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir)
     write_model_card(run_dir)
@@ -165,17 +208,28 @@ def _ground_truth(cfg: ExperimentConfig, arrays: CohortArrays) -> pd.DataFrame |
     if cfg.cohort.ground_truth is None:
         return None
     truth = read_ground_truth(cfg.cohort.ground_truth)
-    oracle_score(arrays.task, truth_for_cases(truth, arrays.data.case_ids, str(cfg.cohort.ground_truth)))
+    oracle_score(
+        arrays.task, truth_for_cases(truth, arrays.data.case_ids, str(cfg.cohort.ground_truth))
+    )
     return truth
 
 
-def _truth_audit(cfg: ExperimentConfig, arrays: CohortArrays, models: list[ModelPredictions],
-                 truth: pd.DataFrame) -> dict[str, Any]:
+def _truth_audit(
+    cfg: ExperimentConfig, arrays: CohortArrays, models: list[ModelPredictions], truth: pd.DataFrame
+) -> dict[str, Any]:
     """``metrics.truth``: the oracle and each model's correlation with the risk components."""
     d = arrays.data
-    return truth_audit(arrays.task, truth, d.case_ids,
-                       d.patient_ids, d.targets.numpy(), {m.name: m.stacked() for m in models},
-                       n_boot=cfg.evaluate.bootstrap, seed=cfg.seed, level=cfg.evaluate.ci_level)
+    return truth_audit(
+        arrays.task,
+        truth,
+        d.case_ids,
+        d.patient_ids,
+        d.targets.numpy(),
+        {m.name: m.stacked() for m in models},
+        n_boot=cfg.evaluate.bootstrap,
+        seed=cfg.seed,
+        level=cfg.evaluate.ci_level,
+    )
 
 
 def _say(progress: bool, message: str) -> None:

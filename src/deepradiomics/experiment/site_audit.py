@@ -23,43 +23,55 @@ import numpy as np
 import pandas as pd
 
 from deepradiomics.audit.site import (
-    intensity_features, probe_positive, site_only_baseline, site_only_positive, site_probe,
+    intensity_features,
+    probe_positive,
+    site_only_baseline,
+    site_only_positive,
+    site_probe,
     site_verdict,
 )
 from deepradiomics.classical.combat import META_PREFIX
 from deepradiomics.config import ExperimentConfig
-from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.dataset.splits import save_splits
+from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.evaluation import compare_models
 from deepradiomics.experiment.folds import FoldResult, cnn_predictions, run_fold
 
 UNSEEN = "cases no member of the fold trained on (held-out and early-stopping), per fold"
-ALL = ("every case, embedded by each fold's model (a fold's unseen cases span fewer than "
-       "two sites)")
+ALL = "every case, embedded by each fold's model (a fold's unseen cases span fewer than two sites)"
 
 
-def _cnn_rows(folds: list[FoldResult], n: int, unseen: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _cnn_rows(
+    folds: list[FoldResult], n: int, unseen: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(embeddings, cohort index, fold) of the rows to probe; None without embeddings."""
     X, index, block = [], [], []
     for f in folds:
         if not f.embeddings:
             return None
         emb = np.hstack(f.embeddings)
-        rows = np.setdiff1d(np.arange(n), f.trained) if unseen and f.trained is not None else np.arange(n)
+        rows = (
+            np.setdiff1d(np.arange(n), f.trained)
+            if unseen and f.trained is not None
+            else np.arange(n)
+        )
         X.append(emb[rows])
         index.append(rows)
         block.append(np.full(len(rows), f.fold))
     return np.concatenate(X), np.concatenate(index), np.concatenate(block)
 
 
-def site_probes(cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldResult],
-                X: pd.DataFrame | None) -> dict[str, Any]:
+def site_probes(
+    cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldResult], X: pd.DataFrame | None
+) -> dict[str, Any]:
     """``{representation: probe dict}`` for the representations this run has."""
     a = cfg.evaluate
     sites = arrays.sites
     patients = np.asarray(arrays.data.patient_ids)
-    kw = dict(n_permutations=a.audit.permutations, n_boot=a.bootstrap, seed=cfg.seed, level=a.ci_level)
+    kw = dict(
+        n_permutations=a.audit.permutations, n_boot=a.bootstrap, seed=cfg.seed, level=a.ci_level
+    )
     out: dict[str, Any] = {}
     n = len(arrays.data)
     for unseen, cases in ((True, UNSEEN), (False, ALL)):
@@ -73,27 +85,44 @@ def site_probes(cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldRes
             break
     if X is not None:
         features = X.loc[:, [c for c in X.columns if not str(c).startswith(META_PREFIX)]]
-        probe = site_probe(features.to_numpy(dtype=float), sites, patients, cases="every case", **kw)
+        probe = site_probe(
+            features.to_numpy(dtype=float), sites, patients, cases="every case", **kw
+        )
         if probe is not None:
             out["classical"] = probe.to_dict()
-    probe = site_probe(intensity_features(arrays.data.images.numpy()), sites, patients,
-                       cases="every case", **kw)
+    probe = site_probe(
+        intensity_features(arrays.data.images.numpy()), sites, patients, cases="every case", **kw
+    )
     if probe is not None:
         out["intensity"] = probe.to_dict()
     return out
 
 
-def loso_gap(cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldResult], run_dir: Path,
-             progress: bool = True) -> dict[str, Any]:
+def loso_gap(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    folds: list[FoldResult],
+    run_dir: Path,
+    progress: bool = True,
+) -> dict[str, Any]:
     """The CNN under the other split scheme (k-fold <-> leave-one-site-out, trained into
     ``run_dir/loso_gap``) and the paired difference leave-one-site-out minus random split of
     the headline metric on the same cases, with its patient-bootstrap CI."""
     other = "kfold" if cfg.evaluate.split == "loso" else "loso"
-    cfg_other = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"split": other})})
+    cfg_other = cfg.model_copy(
+        update={"evaluate": cfg.evaluate.model_copy(update={"split": other})}
+    )
     d = arrays.data
-    splits = make_splits(cfg_other.evaluate, case_ids=d.case_ids, patient_ids=d.patient_ids,
-                         strata=arrays.strata(), sites=arrays.sites, official=arrays.official,
-                         val_fraction=cfg.train.val_fraction, seed=cfg.seed)
+    splits = make_splits(
+        cfg_other.evaluate,
+        case_ids=d.case_ids,
+        patient_ids=d.patient_ids,
+        strata=arrays.strata(),
+        sites=arrays.sites,
+        official=arrays.official,
+        val_fraction=cfg.train.val_fraction,
+        seed=cfg.seed,
+    )
     folder = run_dir / "loso_gap"
     folder.mkdir(parents=True, exist_ok=True)
     save_splits(folder, splits, arrays)
@@ -104,23 +133,40 @@ def loso_gap(cfg: ExperimentConfig, arrays: CohortArrays, folds: list[FoldResult
     out = {}
     for row in compare_models(cfg, arrays, loso, random):
         if row["scope"] == "pooled":
-            out[row["metric"]] = {"value": row["difference"], "ci_low": row["ci_low"],
-                                  "ci_high": row["ci_high"], "loso": row["value_a"],
-                                  "random_split": row["value_b"], "random_split_scheme": random.name}
+            out[row["metric"]] = {
+                "value": row["difference"],
+                "ci_low": row["ci_low"],
+                "ci_high": row["ci_high"],
+                "loso": row["value_a"],
+                "random_split": row["value_b"],
+                "random_split_scheme": random.name,
+            }
     return out
 
 
-def site_audit(cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment,
-               folds: list[FoldResult], X: pd.DataFrame | None, run_dir: Path,
-               progress: bool = True) -> dict[str, Any]:
+def site_audit(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    splits: SplitAssignment,
+    folds: list[FoldResult],
+    X: pd.DataFrame | None,
+    run_dir: Path,
+    progress: bool = True,
+) -> dict[str, Any]:
     """``metrics.audit``: site probes, site-only baseline, the LOSO gap when configured, the
     verdict, and the verdict again under ``warnings`` when confounding is suspected."""
     a = cfg.evaluate
     audit: dict[str, Any] = {"site_probe": site_probes(cfg, arrays, folds, X)}
     if arrays.task in ("binary", "multiclass", "survival", "regression"):
         audit["site_only"] = site_only_baseline(
-            arrays.task, arrays.data.targets.numpy(), arrays.sites, arrays.data.patient_ids,
-            n_boot=a.bootstrap, seed=cfg.seed, level=a.ci_level)
+            arrays.task,
+            arrays.data.targets.numpy(),
+            arrays.sites,
+            arrays.data.patient_ids,
+            n_boot=a.bootstrap,
+            seed=cfg.seed,
+            level=a.ci_level,
+        )
     if a.audit.loso_gap:
         audit["loso_gap"] = loso_gap(cfg, arrays, folds, run_dir, progress)
     audit["adversarial"] = cfg.model.site_adversary

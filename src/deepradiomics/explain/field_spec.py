@@ -30,8 +30,12 @@ def _fmt(v: Any) -> str:
     return " x ".join(f"{float(a):g}" for a in v)
 
 
-def field_table(stages: list[StageField], crop_mm: Triple | None, shape: tuple[int, ...],
-                lesion_mm: Triple | None) -> list[str]:
+def field_table(
+    stages: list[StageField],
+    crop_mm: Triple | None,
+    shape: tuple[int, ...],
+    lesion_mm: Triple | None,
+) -> list[str]:
     """Human lines: one per stage, then the crop and the lesion, all (z, y, x)."""
     lines = [f"{'stage':>5}  {'stride (vox)':>14}  {'field (vox)':>16}  {'field (mm)':>22}"]
     for s in stages:
@@ -40,23 +44,36 @@ def field_table(stages: list[StageField], crop_mm: Triple | None, shape: tuple[i
     lines.append(f"crop   {crop} -> {_fmt(shape)} voxels")
     if lesion_mm is not None:
         lines.append(f"lesion median extent {_fmt(lesion_mm)} mm")
-        covers = [s.stage for s in stages if all(m >= e for m, e in zip(s.mm, lesion_mm))]
-        lines.append(f"first stage whose field covers the median lesion: "
-                     f"{covers[0] if covers else 'none'}")
+        covers = [
+            s.stage for s in stages if all(m >= e for m, e in zip(s.mm, lesion_mm, strict=False))
+        ]
+        lines.append(
+            f"first stage whose field covers the median lesion: {covers[0] if covers else 'none'}"
+        )
     if crop_mm is not None:
-        covers = [s.stage for s in stages if all(m >= c for m, c in zip(s.mm, crop_mm))]
-        lines.append(f"first stage whose field covers the whole crop: "
-                     f"{covers[0] if covers else 'none'}")
+        covers = [
+            s.stage for s in stages if all(m >= c for m, c in zip(s.mm, crop_mm, strict=False))
+        ]
+        lines.append(
+            f"first stage whose field covers the whole crop: {covers[0] if covers else 'none'}"
+        )
     return lines
 
 
-def field_summary(stages: list[StageField], spacing: Triple, crop_mm: Triple | None,
-                  shape: tuple[int, ...], lesion_mm: Triple | None) -> dict[str, Any]:
+def field_summary(
+    stages: list[StageField],
+    spacing: Triple,
+    crop_mm: Triple | None,
+    shape: tuple[int, ...],
+    lesion_mm: Triple | None,
+) -> dict[str, Any]:
     """JSON-safe summary (``metrics.json["explain"]["receptive_field"]`` and the report)."""
     return {
         "spacing_mm": list(spacing),
-        "stages": [{"stage": s.stage, "stride": list(s.stride), "voxels": list(s.voxels),
-                    "mm": list(s.mm)} for s in stages],
+        "stages": [
+            {"stage": s.stage, "stride": list(s.stride), "voxels": list(s.voxels), "mm": list(s.mm)}
+            for s in stages
+        ],
         "crop_mm": None if crop_mm is None else list(crop_mm),
         "shape": list(shape),
         "lesion_median_mm": None if lesion_mm is None else list(lesion_mm),
@@ -90,19 +107,31 @@ def _from_config(path: Path, plan_dir: Path | None) -> dict[str, Any]:
     else:
         raise UserError(
             f"{path}: preprocess.spacing is 'auto'; pass --plan DIR (a run folder or "
-            "`deepradiomics preprocess CONFIG --out DIR`) or --spacing Z Y X")
-    crop = (pre.crop_mm if isinstance(pre.crop_mm, tuple)
-            else plan.crop_mm if plan is not None else None)
+            "`deepradiomics preprocess CONFIG --out DIR`) or --spacing Z Y X"
+        )
+    crop = (
+        pre.crop_mm
+        if isinstance(pre.crop_mm, tuple)
+        else plan.crop_mm
+        if plan is not None
+        else None
+    )
     if isinstance(pre.shape, tuple):
         shape = pre.shape
     elif plan is not None:
         shape = tuple(plan.shape)
     elif crop is not None:
-        shape = tuple(int(np.ceil(c / s / 8) * 8) for c, s in zip(crop, spacing))
+        shape = tuple(int(np.ceil(c / s / 8) * 8) for c, s in zip(crop, spacing, strict=False))
     else:
         shape = DEFAULT_SHAPE
-    return {"model": cfg.model.name, "kwargs": dict(cfg.model.kwargs), "spacing": spacing,
-            "crop": crop, "shape": shape, "lesion": lesion}
+    return {
+        "model": cfg.model.name,
+        "kwargs": dict(cfg.model.kwargs),
+        "spacing": spacing,
+        "crop": crop,
+        "shape": shape,
+        "lesion": lesion,
+    }
 
 
 def build_backbone(name: str, kwargs: dict[str, Any], spacing: Triple, in_channels: int | None):
@@ -133,8 +162,12 @@ class FieldSpec:
         return f"model {self.model}, spacing {_fmt(self.spacing)} mm (z, y, x)"
 
 
-def field_spec(source: str | Path, plan: str | Path | None = None,
-               spacing: Triple | None = None, shape: tuple[int, ...] | None = None) -> FieldSpec:
+def field_spec(
+    source: str | Path,
+    plan: str | Path | None = None,
+    spacing: Triple | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> FieldSpec:
     """The spec of an experiment YAML (``source`` ending in .yaml / .yml) or a registry model
     name; ``plan``, ``spacing`` and ``shape`` as the command's options."""
     source = str(source)
@@ -150,11 +183,23 @@ def field_spec(source: str | Path, plan: str | Path | None = None,
             spacing_, crop, shape_, lesion = (1.0, 1.0, 1.0), None, DEFAULT_SHAPE, None
         if spacing:
             spacing_ = tuple(spacing)
-        spec = {"model": source, "kwargs": {}, "spacing": spacing_, "crop": crop,
-                "shape": shape_, "lesion": lesion}
+        spec = {
+            "model": source,
+            "kwargs": {},
+            "spacing": spacing_,
+            "crop": crop,
+            "shape": shape_,
+            "lesion": lesion,
+        }
     if shape:
         spec["shape"] = tuple(shape)
     if any(s <= 0 for s in spec["spacing"]):
         raise UsageError(f"--spacing must be positive (z y x mm), got {spec['spacing']}")
-    return FieldSpec(model=spec["model"], spacing=spec["spacing"], shape=spec["shape"],
-                     crop=spec["crop"], lesion=spec["lesion"], kwargs=spec["kwargs"])
+    return FieldSpec(
+        model=spec["model"],
+        spacing=spec["spacing"],
+        shape=spec["shape"],
+        crop=spec["crop"],
+        lesion=spec["lesion"],
+        kwargs=spec["kwargs"],
+    )

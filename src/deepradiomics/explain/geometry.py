@@ -22,8 +22,10 @@ def grid_image(values: np.ndarray, meta: Mapping[str, Any]) -> sitk.Image:
     """``values [D, H, W]`` on the crop grid described by a prepared case's ``meta``."""
     shape = tuple(int(n) for n in meta["shape"])
     if tuple(values.shape) != shape:
-        raise UserError(f"case {meta.get('case_id')}: map shape {tuple(values.shape)} differs "
-                        f"from the network input's {shape}")
+        raise UserError(
+            f"case {meta.get('case_id')}: map shape {tuple(values.shape)} differs "
+            f"from the network input's {shape}"
+        )
     img = sitk.GetImageFromArray(np.asarray(values, dtype=np.float32))
     img.SetOrigin(tuple(float(v) for v in meta["origin"]))
     img.SetSpacing(tuple(float(s) for s in reversed(meta["spacing"])))  # (z, y, x) -> (x, y, z)
@@ -33,5 +35,11 @@ def grid_image(values: np.ndarray, meta: Mapping[str, Any]) -> sitk.Image:
 
 def to_original(values: np.ndarray, meta: Mapping[str, Any], reference: sitk.Image) -> sitk.Image:
     """The map resampled onto ``reference``'s grid (the case's original image)."""
-    return sitk.Resample(grid_image(values, meta), reference, sitk.Transform(), sitk.sitkLinear,
-                         0.0, sitk.sitkFloat32)
+    return sitk.Resample(
+        grid_image(values, meta),
+        reference,
+        sitk.Transform(),
+        sitk.sitkLinear,
+        0.0,
+        sitk.sitkFloat32,
+    )

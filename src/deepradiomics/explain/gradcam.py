@@ -26,8 +26,12 @@ from torch import nn
 from deepradiomics.errors import UserError
 
 METHODS = ("gradcam", "gradcampp")
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool2d,
-                 nn.AdaptiveMaxPool2d)
+_GLOBAL_POOLS = (
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool3d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+)
 
 
 def default_layer(model: nn.Module, input_shape: Sequence[int]) -> str:
@@ -64,8 +68,9 @@ def _layer(model: nn.Module, name: str) -> nn.Module:
         return model.get_submodule(name)
     except AttributeError:
         names = [n for n, _ in model.named_modules() if n]
-        raise UserError(f"Grad-CAM layer {name!r} is not in the model; e.g. "
-                        f"{', '.join(names[-5:])}") from None
+        raise UserError(
+            f"Grad-CAM layer {name!r} is not in the model; e.g. {', '.join(names[-5:])}"
+        ) from None
 
 
 def target_score(out: torch.Tensor, target: int | None = None) -> torch.Tensor:
@@ -97,19 +102,25 @@ def _to_input(cam: torch.Tensor, input_shape: Sequence[int], slices: int | None)
     placed on the ``slices`` central slices the 2D model saw; zero elsewhere)."""
     d, h, w = (int(n) for n in input_shape[-3:])
     if cam.dim() == 4:
-        return F.interpolate(cam[:, None], size=(d, h, w), mode="trilinear",
-                             align_corners=False)[:, 0]
+        return F.interpolate(cam[:, None], size=(d, h, w), mode="trilinear", align_corners=False)[
+            :, 0
+        ]
     plane = F.interpolate(cam[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
     out = cam.new_zeros(cam.shape[0], d, h, w)
     k = slices or 1
     start = d // 2 - k // 2
-    out[:, start:start + k] = plane[:, None]
+    out[:, start : start + k] = plane[:, None]
     return out
 
 
 def grad_cam(
-    model: nn.Module, x: torch.Tensor, *, layer: str | None = None, method: str = "gradcam",
-    target: int | None = None, covariates: torch.Tensor | None = None,
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    layer: str | None = None,
+    method: str = "gradcam",
+    target: int | None = None,
+    covariates: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(map [N, D, H, W] at the input's size, raw map at the layer's size)`` for a batch.
 

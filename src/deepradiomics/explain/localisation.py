@@ -43,8 +43,13 @@ class Localisation:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def localise(attribution: np.ndarray, lesion: np.ndarray | None, body: np.ndarray,
-             spacing: Sequence[float], margin_mm: float = MARGIN_MM) -> Localisation:
+def localise(
+    attribution: np.ndarray,
+    lesion: np.ndarray | None,
+    body: np.ndarray,
+    spacing: Sequence[float],
+    margin_mm: float = MARGIN_MM,
+) -> Localisation:
     """Shares of ``attribution``'s positive part in lesion / margin / body / outside."""
     pos = np.clip(np.asarray(attribution, dtype=np.float64), 0, None)
     total = pos.sum()

@@ -37,8 +37,13 @@ def default_patch(shape: Sequence[int], cells: int = 6) -> tuple[int, int, int]:
 
 
 def occlusion(
-    model: nn.Module, x: torch.Tensor, *, patch: Sequence[int] | None = None,
-    stride: Sequence[int] | None = None, batch: int = 32, target: int | None = None,
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    patch: Sequence[int] | None = None,
+    stride: Sequence[int] | None = None,
+    batch: int = 32,
+    target: int | None = None,
     covariates: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Occlusion map ``[N, D, H, W]`` (score drop per voxel) for a batch ``x [N, C, D, H, W]``."""
@@ -49,15 +54,18 @@ def occlusion(
     stride = tuple(int(s) for s in (stride or patch))
     if any(p < 1 for p in patch) or any(s < 1 for s in stride):
         raise UserError(f"occlusion patch {patch} and stride {stride} must be positive")
-    boxes = [(z, y, w) for z in _starts(shape[0], patch[0], stride[0])
-             for y in _starts(shape[1], patch[1], stride[1])
-             for w in _starts(shape[2], patch[2], stride[2])]
+    boxes = [
+        (z, y, w)
+        for z in _starts(shape[0], patch[0], stride[0])
+        for y in _starts(shape[1], patch[1], stride[1])
+        for w in _starts(shape[2], patch[2], stride[2])
+    ]
     model.eval()
     maps = []
     with torch.no_grad():
         for i in range(x.shape[0]):
-            xi = x[i:i + 1]
-            cov = None if covariates is None else covariates[i:i + 1]
+            xi = x[i : i + 1]
+            cov = None if covariates is None else covariates[i : i + 1]
             out = model(xi, cov)["out"]
             # multiclass: keep explaining the class predicted for the intact case
             t = target if target is not None or out.dim() == 1 else int(out[0].argmax())
@@ -66,15 +74,18 @@ def occlusion(
             total = torch.zeros(shape)
             count = torch.zeros(shape)
             for j in range(0, len(boxes), batch):
-                chunk = boxes[j:j + batch]
+                chunk = boxes[j : j + batch]
                 occluded = xi.repeat(len(chunk), 1, 1, 1, 1)
                 for k, (z, y, w) in enumerate(chunk):
-                    occluded[k, :, z:z + patch[0], y:y + patch[1], w:w + patch[2]] = fill[0]
+                    occluded[k, :, z : z + patch[0], y : y + patch[1], w : w + patch[2]] = fill[0]
                 covs = None if cov is None else cov.repeat(len(chunk), 1)
                 drop = base - target_score(model(occluded, covs)["out"], t)
                 for k, (z, y, w) in enumerate(chunk):
-                    region = (slice(z, z + patch[0]), slice(y, y + patch[1]),
-                              slice(w, w + patch[2]))
+                    region = (
+                        slice(z, z + patch[0]),
+                        slice(y, y + patch[1]),
+                        slice(w, w + patch[2]),
+                    )
                     total[region] += drop[k].float()
                     count[region] += 1
             maps.append(total / count.clamp(min=1))

@@ -63,8 +63,9 @@ class StageField:
         """Voxels of an input of ``input_shape`` seen by the stage's central unit
         (index ``n // 2`` per axis): the receptive field clipped to the input."""
         out = []
-        for r, j, s0, n_out, n_in in zip(self.voxels, self.stride, self.start, self.shape,
-                                         input_shape):
+        for r, j, s0, n_out, n_in in zip(
+            self.voxels, self.stride, self.start, self.shape, input_shape, strict=False
+        ):
             centre = s0 + (n_out // 2) * j
             lo = max(0, math.ceil(centre - (r - 1) / 2 - 1e-6))
             hi = min(int(n_in) - 1, math.floor(centre + (r - 1) / 2 + 1e-6))
@@ -73,8 +74,10 @@ class StageField:
 
 
 _POOLS = {
-    aten.max_pool3d_with_indices.default, aten.max_pool2d_with_indices.default,
-    aten.avg_pool3d.default, aten.avg_pool2d.default,
+    aten.max_pool3d_with_indices.default,
+    aten.max_pool2d_with_indices.default,
+    aten.avg_pool3d.default,
+    aten.avg_pool2d.default,
 }
 
 
@@ -87,12 +90,17 @@ def _expand(v: int | Sequence[int], n: int, default: Sequence[int] | None = None
     return v * n if len(v) == 1 else v
 
 
-def _apply(field: Field, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
-           dilation: Sequence[int]) -> Field:
+def _apply(
+    field: Field,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+) -> Field:
     """One conv / pool over the last ``len(kernel)`` axes (2D layers leave z alone)."""
     size, jump, start = list(field.size), list(field.jump), list(field.start)
     offset = 3 - len(kernel)
-    for a, (k, s, p, d) in enumerate(zip(kernel, stride, padding, dilation)):
+    for a, (k, s, p, d) in enumerate(zip(kernel, stride, padding, dilation, strict=False)):
         i = a + offset
         start[i] += ((k - 1) * d / 2 - p) * jump[i]
         size[i] += (k - 1) * d * jump[i]
@@ -116,8 +124,11 @@ class _FieldTracer(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        inputs = [self.fields[id(a)] for a in tree_leaves((args, kwargs))
-                  if isinstance(a, torch.Tensor) and id(a) in self.fields]
+        inputs = [
+            self.fields[id(a)]
+            for a in tree_leaves((args, kwargs))
+            if isinstance(a, torch.Tensor) and id(a) in self.fields
+        ]
         if not inputs:
             return out
         if func is aten.convolution.default:
@@ -125,16 +136,23 @@ class _FieldTracer(TorchDispatchMode):
             if transposed:
                 raise UserError("receptive field: transposed convolutions are not supported")
             n = weight.dim() - 2
-            field = _apply(inputs[0], weight.shape[2:], _expand(stride, n),
-                           _expand(padding, n), _expand(dilation, n))
+            field = _apply(
+                inputs[0],
+                weight.shape[2:],
+                _expand(stride, n),
+                _expand(padding, n),
+                _expand(dilation, n),
+            )
         elif func in _POOLS:
             x, kernel = args[0], args[1]
             n = x.dim() - 2
             kernel = _expand(kernel, n)
             stride = _expand(args[2] if len(args) > 2 else kwargs.get("stride", []), n, kernel)
             padding = _expand(args[3] if len(args) > 3 else kwargs.get("padding", 0), n)
-            is_max = func in (aten.max_pool3d_with_indices.default,
-                              aten.max_pool2d_with_indices.default)
+            is_max = func in (
+                aten.max_pool3d_with_indices.default,
+                aten.max_pool2d_with_indices.default,
+            )
             dilation = _expand(args[4] if is_max and len(args) > 4 else 1, n)
             field = _apply(inputs[0], kernel, stride, padding, dilation)
         else:
@@ -149,8 +167,9 @@ class _FieldTracer(TorchDispatchMode):
         return out
 
 
-def _stages(layers: list[tuple[Field, torch.Tensor]], spacing: Sequence[float]) -> tuple[
-        list[StageField], list[torch.Tensor]]:
+def _stages(
+    layers: list[tuple[Field, torch.Tensor]], spacing: Sequence[float]
+) -> tuple[list[StageField], list[torch.Tensor]]:
     best: dict[tuple[int, int, int], tuple[Field, torch.Tensor]] = {}
     for field, t in layers:  # later maps win ties: the stage's last feature map
         if field.jump not in best or math.prod(field.size) >= math.prod(best[field.jump][0].size):
@@ -161,11 +180,16 @@ def _stages(layers: list[tuple[Field, torch.Tensor]], spacing: Sequence[float]) 
         shape = tuple(t.shape[2:])
         if len(shape) == 2:
             shape = (1, *shape)
-        stages.append(StageField(
-            stage=i + 1, stride=jump, voxels=field.size,
-            mm=tuple(round(r * float(s), 3) for r, s in zip(field.size, spacing)),  # type: ignore[arg-type]
-            start=field.start, shape=shape,  # type: ignore[arg-type]
-        ))
+        stages.append(
+            StageField(
+                stage=i + 1,
+                stride=jump,
+                voxels=field.size,
+                mm=tuple(round(r * float(s), 3) for r, s in zip(field.size, spacing, strict=False)),  # type: ignore[arg-type]
+                start=field.start,
+                shape=shape,  # type: ignore[arg-type]
+            )
+        )
         tensors.append(t)
     return stages, tensors
 
@@ -175,8 +199,9 @@ def _slices(backbone: nn.Module) -> int | None:
     return getattr(backbone, "slices", None)
 
 
-def _trace(backbone: nn.Module, x: torch.Tensor, spacing: Sequence[float]) -> tuple[
-        list[StageField], list[torch.Tensor]]:
+def _trace(
+    backbone: nn.Module, x: torch.Tensor, spacing: Sequence[float]
+) -> tuple[list[StageField], list[torch.Tensor]]:
     tracer = _FieldTracer(x)
     with tracer:
         backbone.forward_features(x)
@@ -184,14 +209,24 @@ def _trace(backbone: nn.Module, x: torch.Tensor, spacing: Sequence[float]) -> tu
     k = _slices(backbone)
     if k is not None:  # a 2D backbone on the k slices around D // 2: it sees k slices along z
         centre = float(x.shape[2] // 2)
-        stages = [StageField(s.stage, s.stride, (k, *s.voxels[1:]),  # type: ignore[arg-type]
-                             (round(k * float(spacing[0]), 3), *s.mm[1:]),  # type: ignore[arg-type]
-                             (centre, *s.start[1:]), s.shape) for s in stages]  # type: ignore[arg-type]
+        stages = [
+            StageField(
+                s.stage,
+                s.stride,
+                (k, *s.voxels[1:]),  # type: ignore[arg-type]
+                (round(k * float(spacing[0]), 3), *s.mm[1:]),  # type: ignore[arg-type]
+                (centre, *s.start[1:]),
+                s.shape,
+            )
+            for s in stages
+        ]  # type: ignore[arg-type]
     return stages, tensors
 
 
 def receptive_field(
-    backbone: nn.Module, input_shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    backbone: nn.Module,
+    input_shape: Sequence[int],
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
     in_channels: int | None = None,
 ) -> list[StageField]:
     """Theoretical receptive field of every stage of ``backbone`` for an input of
@@ -226,7 +261,9 @@ class _AveragePools(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in (F.max_pool3d, F.max_pool2d):
             names = ("input", "kernel_size", "stride", "padding")
-            p = dict(zip(names, args)) | {k: v for k, v in kwargs.items() if k in names}
+            p = dict(zip(names, args, strict=False)) | {
+                k: v for k, v in kwargs.items() if k in names
+            }
             avg = F.avg_pool3d if func is F.max_pool3d else F.avg_pool2d
             return avg(p["input"], p["kernel_size"], p.get("stride"), p.get("padding", 0))
         return func(*args, **kwargs)

@@ -38,8 +38,11 @@ def parameter_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
     hooks = []
     for name, module in model.named_modules():
         if name and any(True for _ in module.parameters(recurse=False)):
-            hooks.append(module.register_forward_hook(
-                lambda m, i, o, name=name: order.append(name) if name not in order else None))
+            hooks.append(
+                module.register_forward_hook(
+                    lambda m, i, o, name=name: order.append(name) if name not in order else None
+                )
+            )
     was_training = model.training
     model.eval()
     try:
@@ -78,6 +81,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
     """Mean SSIM of two maps, each scaled to [0, 1] by its maximum absolute value."""
+
     def scaled(m: np.ndarray) -> np.ndarray:
         top = float(np.abs(m).max())
         return np.asarray(m, dtype=np.float64) / top if top > 0 else np.zeros(m.shape)
@@ -90,7 +94,9 @@ def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
     var_b = mean(b * b) - mu_b**2
     cov = mean(a * b) - mu_a * mu_b
     c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )
     return float(s.mean())
 
 
@@ -117,17 +123,24 @@ class SanityResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("spearman_cases")
-        d.update(final_spearman=round(self.final_spearman, 4), final_ssim=round(self.ssim[-1], 4),
-                 passed=self.passed,
-                 rule=f"passes when the median Spearman correlation between the trained and "
-                      f"the fully randomised model's maps is below {self.threshold}")
+        d.update(
+            final_spearman=round(self.final_spearman, 4),
+            final_ssim=round(self.ssim[-1], 4),
+            passed=self.passed,
+            rule=f"passes when the median Spearman correlation between the trained and "
+            f"the fully randomised model's maps is below {self.threshold}",
+        )
         d["spearman"] = [round(v, 4) for v in self.spearman]
         d["ssim"] = [round(v, 4) for v in self.ssim]
         return d
 
 
 def cascading_randomisation(
-    model: nn.Module, x: torch.Tensor, method: Method, name: str = "method", seed: int = 0,
+    model: nn.Module,
+    x: torch.Tensor,
+    method: Method,
+    name: str = "method",
+    seed: int = 0,
     max_steps: int = 8,
 ) -> SanityResult:
     """Run the check for ``method`` on cases ``x`` (the model itself is not modified).
@@ -139,7 +152,9 @@ def cascading_randomisation(
     layers = parameter_layers(model, x)[::-1]  # top (head) first
     if not layers:
         raise ValueError("the model has no parameters to randomise")
-    steps = sorted({int(round(v)) for v in np.linspace(0, len(layers) - 1, min(max_steps, len(layers)))})
+    steps = sorted(
+        {int(round(v)) for v in np.linspace(0, len(layers) - 1, min(max_steps, len(layers)))}
+    )
     reference = method(model, x).detach().cpu().numpy()
     generator = torch.Generator().manual_seed(seed)
     rho, sim, per_case, names = [], [], [], []
@@ -148,8 +163,8 @@ def cascading_randomisation(
         if k not in steps:
             continue
         maps = method(model, x).detach().cpu().numpy()
-        r = [spearman(a, b) for a, b in zip(reference, maps)]
-        s = [ssim(a, b) for a, b in zip(reference, maps)]
+        r = [spearman(a, b) for a, b in zip(reference, maps, strict=False)]
+        s = [ssim(a, b) for a, b in zip(reference, maps, strict=False)]
         per_case.append(r)
         rho.append(float(np.median(r)))
         sim.append(float(np.median(s)))

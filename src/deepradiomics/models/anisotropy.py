@@ -51,7 +51,7 @@ def stage_kernels(
         kernel = tuple(1 if c else 3 for c in coarse)
         pool = tuple(1 if c else 2 for c in coarse)
         plan.append((kernel, pool))  # type: ignore[arg-type]
-        spacing = [s * p for s, p in zip(spacing, pool)]
+        spacing = [s * p for s, p in zip(spacing, pool, strict=False)]
     return plan
 
 

@@ -21,9 +21,16 @@ if TYPE_CHECKING:
     from deepradiomics.config import ExperimentConfig
 
 
-def build_from_config(cfg: ExperimentConfig, task: str, in_channels: int, n_classes: int,
-                      spacing: tuple[float, float, float] | None, n_covariates: int = 0,
-                      n_sites: int = 0, load_pretrained: bool = True) -> RadiomicsNet:
+def build_from_config(
+    cfg: ExperimentConfig,
+    task: str,
+    in_channels: int,
+    n_classes: int,
+    spacing: tuple[float, float, float] | None,
+    n_covariates: int = 0,
+    n_sites: int = 0,
+    load_pretrained: bool = True,
+) -> RadiomicsNet:
     """The configured model, initialised from the config's seed (stream ``init``), then from
     ``model.pretrained``'s published trunk weights unless ``load_pretrained`` is false
     (``predict`` loads the bundle's weights over it anyway)."""
@@ -35,9 +42,14 @@ def build_from_config(cfg: ExperimentConfig, task: str, in_channels: int, n_clas
         kwargs.setdefault("spacing", tuple(spacing))
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = create_model(
-        cfg.model.name, task=task, in_channels=in_channels,
-        num_outputs=n_classes if get_task(task).scores_per_class else None, n_covariates=n_covariates,
-        n_sites=n_sites if cfg.model.site_adversary else 0, dropout=cfg.model.dropout, **kwargs,
+        cfg.model.name,
+        task=task,
+        in_channels=in_channels,
+        num_outputs=n_classes if get_task(task).scores_per_class else None,
+        n_covariates=n_covariates,
+        n_sites=n_sites if cfg.model.site_adversary else 0,
+        dropout=cfg.model.dropout,
+        **kwargs,
     )
     if pretrained is not None and load_pretrained:
         published.load_pretrained(model, pretrained, cfg.model.name)

@@ -152,7 +152,9 @@ class SymmetricMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
-        kernel = tuple(1 if p == 1 else (2 if n % 2 == 0 else 3) for p, n in zip(self.pool, size))
+        kernel = tuple(
+            1 if p == 1 else (2 if n % 2 == 0 else 3) for p, n in zip(self.pool, size, strict=False)
+        )
         padding = tuple(k // 2 if k == 3 else 0 for k in kernel)
         return F.max_pool3d(x, kernel, self.pool, padding)
 
@@ -190,7 +192,7 @@ class GroupCNN(nn.Module):
         plan = plan_for(spacing, len(widths), anisotropy_ratio)
         layers: list[nn.Module] = []
         cin = in_channels
-        for i, (width, (kernel, _)) in enumerate(zip(widths, plan)):
+        for i, (width, (kernel, _)) in enumerate(zip(widths, plan, strict=False)):
             if i == 0:
                 layers.append(LiftingConv(self.group, cin, width, kernel))
             else:

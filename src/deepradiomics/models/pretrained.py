@@ -104,7 +104,7 @@ def _fmcib_split(obj: Any, path: Path) -> tuple[Weights, list[str]]:
             continue
         for prefix in ("model.trunk.", "model.backbone.", "trunk."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
                 break
         trunk[key] = value  # an unprefixed stray key is reported as unexpected
     return trunk, heads
@@ -112,8 +112,12 @@ def _fmcib_split(obj: Any, path: Path) -> tuple[Weights, list[str]]:
 
 def _medicalnet_architecture(name: str) -> dict[str, Any]:
     basic_a = name in ("resnet18", "resnet34")  # MONAI: get_medicalnet_pretrained_resnet_args
-    return {"shortcut_type": "A" if basic_a else "B", "bias_downsample": False,
-            "conv1_t_size": 7, "conv1_t_stride": 2}
+    return {
+        "shortcut_type": "A" if basic_a else "B",
+        "bias_downsample": False,
+        "conv1_t_size": 7,
+        "conv1_t_stride": 2,
+    }
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -124,9 +128,13 @@ LAYOUTS: dict[str, Layout] = {
     ),
     "fmcib": Layout(
         models=("resnet50",),
-        architecture=lambda name: {"widen_factor": 2, "shortcut_type": "B",
-                                   "bias_downsample": True, "conv1_t_size": 7,
-                                   "conv1_t_stride": 2},
+        architecture=lambda name: {
+            "widen_factor": 2,
+            "shortcut_type": "B",
+            "bias_downsample": True,
+            "conv1_t_size": 7,
+            "conv1_t_stride": 2,
+        },
         split=_fmcib_split,
     ),
 }
@@ -212,7 +220,11 @@ def map_trunk(trunk: nn.Module, weights: Weights, source: str) -> Weights:
     if FIRST_CONV in weights and FIRST_CONV in expected:
         want = expected[FIRST_CONV]
         got = weights[FIRST_CONV]
-        if got.dim() == want.dim() and got.shape[0] == want.shape[0] and got.shape[2:] == want.shape[2:]:
+        if (
+            got.dim() == want.dim()
+            and got.shape[0] == want.shape[0]
+            and got.shape[2:] == want.shape[2:]
+        ):
             weights[FIRST_CONV] = adapt_first_conv(got, want.shape[1])
     missing = [k for k in expected if k not in weights and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in weights if k not in expected]
@@ -223,11 +235,17 @@ def map_trunk(trunk: nn.Module, weights: Weights, source: str) -> Weights:
     ]
     problems = [
         _listed(kind, keys)
-        for kind, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
+        for kind, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatch", shapes),
+        )
         if keys
     ]
     if problems:
-        raise UserError(f"{source}: the weights do not fit the model's trunk: " + "; ".join(problems))
+        raise UserError(
+            f"{source}: the weights do not fit the model's trunk: " + "; ".join(problems)
+        )
     return {k: v for k, v in weights.items() if k in expected}
 
 
@@ -240,7 +258,9 @@ class LoadedTrunk:
     frozen: bool
 
 
-def load_pretrained(model: RadiomicsNet, pretrained: PretrainedConfig, model_name: str) -> LoadedTrunk:
+def load_pretrained(
+    model: RadiomicsNet, pretrained: PretrainedConfig, model_name: str
+) -> LoadedTrunk:
     """Load ``pretrained``'s published weights into ``model``'s trunk (hash checked, keys
     mapped, every trunk tensor required) and freeze the trunk when the config says so."""
     spec = check_layout(pretrained.layout, model_name)

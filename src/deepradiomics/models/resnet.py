@@ -120,7 +120,9 @@ class ResNetBackbone(nn.Module):
                     stride = (1, 1, 1)
                     if name != "layer1" and i == 0 and j == 0:  # the stage's strided entry
                         if not isinstance(block.downsample, nn.Sequential):
-                            raise UserError("anisotropic ResNets need model.kwargs.shortcut_type 'B'")
+                            raise UserError(
+                                "anisotropic ResNets need model.kwargs.shortcut_type 'B'"
+                            )
                         block.downsample[0] = _reshaped(block.downsample[0], (1, 1, 1), pool)
                         stride, stage = pool, stage + 1
                     setattr(block, conv, _reshaped(getattr(block, conv), kernel, stride))

@@ -16,12 +16,12 @@ from torch import nn
 from deepradiomics.models.anisotropy import plan_for
 from deepradiomics.models.registry import register_model
 
-
 NORMS = ("batch", "instance")
 
 
-def _conv_bn_relu(cin: int, cout: int, kernel: Sequence[int], spatial_dims: int,
-                  norm: str = "batch") -> list[nn.Module]:
+def _conv_bn_relu(
+    cin: int, cout: int, kernel: Sequence[int], spatial_dims: int, norm: str = "batch"
+) -> list[nn.Module]:
     conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
     if norm == "batch":
         layer = (nn.BatchNorm3d if spatial_dims == 3 else nn.BatchNorm2d)(cout)
@@ -68,7 +68,7 @@ class SmallCNN(nn.Module):
         pool = nn.MaxPool3d if spatial_dims == 3 else nn.MaxPool2d
         layers: list[nn.Module] = []
         cin = in_channels
-        for i, (width, (kernel, _)) in enumerate(zip(widths, plan)):
+        for i, (width, (kernel, _)) in enumerate(zip(widths, plan, strict=False)):
             if i > 0:  # the pool that ends the previous stage
                 prev_pool = plan[i - 1][1]
                 layers.append(pool(prev_pool, prev_pool))

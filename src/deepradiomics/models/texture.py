@@ -42,8 +42,9 @@ class InPlaneConv(nn.Conv3d):
     torch.channels_last_3d)`` (the training loop) applies to it like to any Conv3d."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__(cin, cout, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1),
-                         bias=False)
+        super().__init__(
+            cin, cout, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight[:, :, 0], None, self.stride[1:], self.padding[1:])
@@ -53,12 +54,21 @@ def _block(cin: int, cout: int, kernel_z: int, stride: int = 1) -> nn.Sequential
     """conv-BN-ReLU; in-plane only (2D on z-folded input, see ``InPlaneConv``) when
     ``kernel_z`` is 1, else ``(kernel_z, 3, 3)`` with in-plane ``stride``."""
     if kernel_z == 1:
-        return nn.Sequential(InPlaneConv(cin, cout, stride), nn.BatchNorm2d(cout),
-                             nn.ReLU(inplace=True))
+        return nn.Sequential(
+            InPlaneConv(cin, cout, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
     return nn.Sequential(
-        nn.Conv3d(cin, cout, (kernel_z, 3, 3), stride=(1, stride, stride),
-                  padding=(kernel_z // 2, 1, 1), bias=False),
-        nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+        nn.Conv3d(
+            cin,
+            cout,
+            (kernel_z, 3, 3),
+            stride=(1, stride, stride),
+            padding=(kernel_z // 2, 1, 1),
+            bias=False,
+        ),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def masked_moments(feat: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +104,9 @@ class LesionTextureNet(nn.Module):
             raise ValueError(f"z_slices must be at least 1, got {z_slices}")
         self.z_slices = z_slices
         if in_channels < 2:
-            raise ValueError("lesion_texture needs an image channel and the mask as the last channel")
+            raise ValueError(
+                "lesion_texture needs an image channel and the mask as the last channel"
+            )
         if len(widths) != 2:
             raise ValueError(f"widths must be two numbers (stage 1, stage 2), got {tuple(widths)}")
         w1, w2 = (int(w) for w in widths)
@@ -103,11 +115,15 @@ class LesionTextureNet(nn.Module):
         self.stage2 = nn.Sequential(_block(w1, w2, kernel_z, 2), _block(w2, w2, kernel_z))
         self.reduce = nn.Conv3d(w1, cov_channels, 1)
         n_cov = cov_channels * (cov_channels + 1) // 2
-        self.register_buffer("_triu", torch.triu_indices(cov_channels, cov_channels), persistent=False)
+        self.register_buffer(
+            "_triu", torch.triu_indices(cov_channels, cov_channels), persistent=False
+        )
         pooled = w1 + w2 + n_cov + 1
         # per-feature standardisation across the batch (a per-sample LayerNorm would divide
         # out the overall texture energy that distinguishes lesions)
-        self.mlp = nn.Sequential(nn.BatchNorm1d(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True))
+        self.mlp = nn.Sequential(
+            nn.BatchNorm1d(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True)
+        )
         self.num_features = hidden
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +133,7 @@ class LesionTextureNet(nn.Module):
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
         if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
             lo = (x.shape[2] - self.z_slices) // 2
-            x, mask = x[:, :, lo:lo + self.z_slices], mask[:, :, lo:lo + self.z_slices]
+            x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
         if self.in_plane:  # [N, C, D, H, W] -> [N * D, C, H, W] and back
             n, _, d = x.shape[:3]
             flat = x.transpose(1, 2).flatten(0, 1)

@@ -66,7 +66,7 @@ class UNetBackbone(nn.Module):
 
     def _check_size(self, x: torch.Tensor) -> None:
         size = tuple(x.shape[2:])
-        if len(size) != 3 or any(n % d for n, d in zip(size, self.divisor)):
+        if len(size) != 3 or any(n % d for n, d in zip(size, self.divisor, strict=False)):
             raise UserError(
                 f"model 'unet': input size (z, y, x) = {size} must be a multiple of {self.divisor} "
                 "on each axis; choose preprocess.shape accordingly"
@@ -83,7 +83,7 @@ class UNetBackbone(nn.Module):
         """``([N, filters[0], D, H, W] decoder map, [N, filters[-1]] bottleneck embedding)``."""
         skips, h = self._encode(x)
         embedding = h.flatten(2).mean(-1)
-        for up, skip in zip(self.upsamples, reversed(skips)):
+        for up, skip in zip(self.upsamples, reversed(skips), strict=False):
             h = up(h, skip)
         return h, embedding
 

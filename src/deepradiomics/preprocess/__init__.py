@@ -30,11 +30,21 @@ config. Modules: ``fingerprint`` (cohort statistics), ``plan`` (pure planning ru
 from deepradiomics.preprocess.case import PreparedCase, apply_plan
 from deepradiomics.preprocess.fingerprint import Fingerprint
 from deepradiomics.preprocess.pipeline import (
-    CaseFailure, PreparedCohort, prepare_cohort, prepare_experiment,
+    CaseFailure,
+    PreparedCohort,
+    prepare_cohort,
+    prepare_experiment,
 )
 from deepradiomics.preprocess.plan import Plan, make_plan
 
 __all__ = [
-    "CaseFailure", "Fingerprint", "Plan", "PreparedCase", "PreparedCohort", "apply_plan",
-    "make_plan", "prepare_cohort", "prepare_experiment",
+    "CaseFailure",
+    "Fingerprint",
+    "Plan",
+    "PreparedCase",
+    "PreparedCohort",
+    "apply_plan",
+    "make_plan",
+    "prepare_cohort",
+    "prepare_experiment",
 ]

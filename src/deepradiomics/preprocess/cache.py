@@ -37,13 +37,13 @@ CACHE_VERSION = 1  # bump when the preprocessing code changes its output
 _CHUNK = 1 << 20
 
 
-def _hash_file(h: "hashlib._Hash", path: Path) -> None:
+def _hash_file(h: hashlib._Hash, path: Path) -> None:
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
 
 
-def _hash_path(h: "hashlib._Hash", path: Path) -> None:
+def _hash_path(h: hashlib._Hash, path: Path) -> None:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
         if not files:
@@ -85,8 +85,13 @@ def case_key(digest: str, plan: Plan) -> str:
 
 def fingerprint_key(digest: str, modalities: Mapping[str, tuple[str, bool]]) -> str:
     """Key of a case fingerprint: content, and how each modality is read (kind, SUV)."""
-    return _key({"content": digest, "fingerprint_version": FINGERPRINT_VERSION,
-                 "fingerprint_of": {k: list(v) for k, v in modalities.items()}})
+    return _key(
+        {
+            "content": digest,
+            "fingerprint_version": FINGERPRINT_VERSION,
+            "fingerprint_of": {k: list(v) for k, v in modalities.items()},
+        }
+    )
 
 
 class CaseCache:

@@ -44,8 +44,9 @@ def apply_plan(case: Case, plan: Plan) -> PreparedCase:
     return prepare_images(case.case_id, images, mask, plan)
 
 
-def _crop_centre(case_id: str, reference: sitk.Image, box: MaskBox | None, mask: sitk.Image | None,
-                 plan: Plan) -> tuple[float, float, float]:
+def _crop_centre(
+    case_id: str, reference: sitk.Image, box: MaskBox | None, mask: sitk.Image | None, plan: Plan
+) -> tuple[float, float, float]:
     if not plan.centre_on_mask:
         return image_centre(reference)
     if mask is None:
@@ -93,8 +94,9 @@ def _zscore_stats(
     return float(np.mean(values, dtype=np.float64)), float(np.std(values, dtype=np.float64))
 
 
-def _channel(case_id: str, mp: ModalityPlan, img: sitk.Image, mask: sitk.Image | None,
-             grid: Grid, plan: Plan) -> tuple[np.ndarray, dict[str, float]]:
+def _channel(
+    case_id: str, mp: ModalityPlan, img: sitk.Image, mask: sitk.Image | None, grid: Grid, plan: Plan
+) -> tuple[np.ndarray, dict[str, float]]:
     fill = mp.fill if mp.fill is not None else float(np.min(sitk.GetArrayViewFromImage(img)))
     arr = resample_onto(img, grid, plan.interpolation, fill)
     if mp.kind == "mr":
@@ -103,7 +105,9 @@ def _channel(case_id: str, mp: ModalityPlan, img: sitk.Image, mask: sitk.Image |
     if mp.window is None:
         raise UserError(f"plan: channel {mp.name} ({mp.kind}) has no intensity window")
     return scale_window(arr, mp.window[0], mp.window[1], plan.window_range), {
-        "low": mp.window[0], "high": mp.window[1]}
+        "low": mp.window[0],
+        "high": mp.window[1],
+    }
 
 
 def prepare_images(

@@ -50,7 +50,7 @@ class Grid:
     @property
     def extent_mm(self) -> Triple:
         """Physical size (z, y, x) covered by the voxels."""
-        extent = (float(n * s) for n, s in zip(self.shape, self.spacing))
+        extent = (float(n * s) for n, s in zip(self.shape, self.spacing, strict=False))
         return tuple(extent)  # type: ignore[return-value]
 
 
@@ -77,10 +77,10 @@ def mask_box(mask: sitk.Image) -> MaskBox | None:
             return None
         lo.append(int(idx[0]))
         hi.append(int(idx[-1]))
-    centre_zyx = [(a + b) / 2.0 for a, b in zip(lo, hi)]
+    centre_zyx = [(a + b) / 2.0 for a, b in zip(lo, hi, strict=False)]
     centre = mask.TransformContinuousIndexToPhysicalPoint(centre_zyx[::-1])
     spacing = spacing_zyx(mask)
-    extent = tuple(float((b - a + 1) * s) for a, b, s in zip(lo, hi, spacing))
+    extent = tuple(float((b - a + 1) * s) for a, b, s in zip(lo, hi, spacing, strict=False))
     voxels = int(np.count_nonzero(arr))
     return MaskBox(
         centre=tuple(float(c) for c in centre),  # type: ignore[arg-type]
@@ -98,7 +98,10 @@ def image_centre(img: sitk.Image) -> Triple:
 
 
 def centred_grid(
-    reference: sitk.Image, centre: Triple, spacing: Triple, shape: tuple[int, int, int],
+    reference: sitk.Image,
+    centre: Triple,
+    spacing: Triple,
+    shape: tuple[int, int, int],
     snap: bool = False,
 ) -> Grid:
     """Grid of ``shape`` voxels at ``spacing`` (z, y, x) whose centre is the physical ``centre``.
@@ -109,8 +112,12 @@ def centred_grid(
     instead of a half-voxel interpolation blur.
     """
     direction = np.asarray(reference.GetDirection(), dtype=np.float64).reshape(3, 3)
-    half_xyz = np.array([(shape[2] - 1) * spacing[2], (shape[1] - 1) * spacing[1],
-                         (shape[0] - 1) * spacing[0]]) / 2.0
+    half_xyz = (
+        np.array(
+            [(shape[2] - 1) * spacing[2], (shape[1] - 1) * spacing[1], (shape[0] - 1) * spacing[0]]
+        )
+        / 2.0
+    )
     origin = np.asarray(centre, dtype=np.float64) - direction @ half_xyz
     if snap:
         index = np.round(reference.TransformPhysicalPointToContinuousIndex(tuple(origin)))
@@ -127,5 +134,7 @@ def whole_volume_grid(img: sitk.Image, spacing: Triple) -> Grid:
     """Grid covering ``img``'s extent at a new spacing (same centre, size rounded)."""
     old = spacing_zyx(img)
     size = img.GetSize()[::-1]
-    shape = tuple(max(1, int(round(n * s / t))) for n, s, t in zip(size, old, spacing))
+    shape = tuple(
+        max(1, int(round(n * s / t))) for n, s, t in zip(size, old, spacing, strict=False)
+    )
     return centred_grid(img, image_centre(img), spacing, shape)  # type: ignore[arg-type]

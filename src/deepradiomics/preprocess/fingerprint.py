@@ -45,7 +45,7 @@ class CaseFingerprint:
     intensity: dict[str, dict[str, Stats | None]] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CaseFingerprint":
+    def from_dict(cls, d: Mapping[str, Any]) -> CaseFingerprint:
         ext = d.get("mask_extent_mm")
         floats = lambda v: tuple(float(x) for x in v)  # noqa: E731
         return cls(
@@ -76,8 +76,9 @@ class Fingerprint:
 
     def image_extents_mm(self, modality: str | None = None) -> np.ndarray:
         m = modality or self.reference
-        return np.array([np.multiply(c.size[m], c.spacing[m]) for c in self.cases],
-                        dtype=np.float64).reshape(-1, 3)
+        return np.array(
+            [np.multiply(c.size[m], c.spacing[m]) for c in self.cases], dtype=np.float64
+        ).reshape(-1, 3)
 
     def mask_extents_mm(self) -> np.ndarray:
         """``[M, 3]`` bounding-box extents of the cases that have a non-empty mask."""
@@ -127,7 +128,7 @@ class Fingerprint:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Fingerprint":
+    def from_dict(cls, d: Mapping[str, Any]) -> Fingerprint:
         return cls(
             modalities=dict(d["modalities"]),
             cases=[CaseFingerprint.from_dict(c) for c in d["cases"]],
@@ -137,12 +138,14 @@ class Fingerprint:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Fingerprint":
+    def load(cls, path: str | Path) -> Fingerprint:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def fingerprint_images(
-    case_id: str, images: Mapping[str, sitk.Image], mask: sitk.Image | None,
+    case_id: str,
+    images: Mapping[str, sitk.Image],
+    mask: sitk.Image | None,
     kinds: Mapping[str, str],
 ) -> CaseFingerprint:
     """Fingerprint of one case from images already in memory."""

@@ -86,11 +86,15 @@ def intensity_stats(values: np.ndarray) -> dict[str, float] | None:
     }
 
 
-def to_physical(arr: np.ndarray, norm: dict[str, float], out_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+def to_physical(
+    arr: np.ndarray, norm: dict[str, float], out_range: tuple[float, float] = (0.0, 1.0)
+) -> np.ndarray:
     """Undo a channel's normalisation (``meta["normalisation"][channel]`` of a prepared case):
     back to HU / SUV for windowed channels (values beyond the window stay at its bounds),
     back to scanner units for z-scored MR."""
     if "mean" in norm:
-        return (arr * (norm["std"] if norm["std"] > 1e-8 else 1.0) + norm["mean"]).astype(np.float32)
+        return (arr * (norm["std"] if norm["std"] > 1e-8 else 1.0) + norm["mean"]).astype(
+            np.float32
+        )
     a, b = out_range
     return (norm["low"] + (arr - a) / (b - a) * (norm["high"] - norm["low"])).astype(np.float32)

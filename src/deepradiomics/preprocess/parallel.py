@@ -63,8 +63,12 @@ def case_pool(workers: int, n_cases: int, preload: str) -> Iterator[Executor | N
         yield None
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=min(workers, n_cases), mp_context=_mp_context(preload),
-                               initializer=_init_worker, initargs=(threads,))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, n_cases),
+        mp_context=_mp_context(preload),
+        initializer=_init_worker,
+        initargs=(threads,),
+    )
     try:
         yield pool
     finally:
@@ -72,14 +76,23 @@ def case_pool(workers: int, n_cases: int, preload: str) -> Iterator[Executor | N
 
 
 def run_jobs(
-    job: Callable[..., Outcome], arglist: Sequence[tuple], pool: Executor | None, desc: str,
+    job: Callable[..., Outcome],
+    arglist: Sequence[tuple],
+    pool: Executor | None,
+    desc: str,
     progress: bool,
 ) -> Iterator[tuple[int, Outcome]]:
     """Run ``job(*args)`` for each args (in ``pool`` or in this process), yielding as they end."""
     from tqdm import tqdm
 
-    with tqdm(total=len(arglist), desc=desc, unit="case", file=sys.stderr, disable=not progress,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=len(arglist),
+        desc=desc,
+        unit="case",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
         if pool is None:
             for i, args in enumerate(arglist):
                 out = job(*args)
@@ -92,8 +105,10 @@ def run_jobs(
                 try:
                     out = fut.result()
                 except Exception as err:  # BrokenProcessPool: a worker died (e.g. out of memory)
-                    out = Outcome(reason=f"worker process died ({type(err).__name__}: {err}); "
-                                         "finished cases are cached, rerun to continue")
+                    out = Outcome(
+                        reason=f"worker process died ({type(err).__name__}: {err}); "
+                        "finished cases are cached, rerun to continue"
+                    )
                 bar.update()
                 yield futures[fut], out
         finally:

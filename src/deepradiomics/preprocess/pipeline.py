@@ -26,7 +26,11 @@ import pandas as pd
 
 from deepradiomics.cohort.manifest import Case, build_cases, read_manifest
 from deepradiomics.config import (
-    CohortConfig, ExperimentConfig, ModalityConfig, PreprocessConfig, load_config,
+    CohortConfig,
+    ExperimentConfig,
+    ModalityConfig,
+    PreprocessConfig,
+    load_config,
 )
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.preprocess.cache import CaseCache, case_key, content_digest, fingerprint_key
@@ -148,7 +152,7 @@ class PreparedCohort:
         return [out / FINGERPRINT_FILE, out / PLAN_FILE, out / INDEX_FILE]
 
     @classmethod
-    def open(cls, out_dir: str | Path) -> "PreparedCohort":
+    def open(cls, out_dir: str | Path) -> PreparedCohort:
         """Reopen what ``save`` wrote (the cache must still be where it was)."""
         out = Path(out_dir)
         path = out / INDEX_FILE
@@ -229,15 +233,23 @@ def prepare_cohort(
                 counts[out.cached] += 1
     failures.sort(key=lambda f: f.line)
     return PreparedCohort(
-        plan=plan, fingerprint=fingerprint, cache_dir=cache_root,
-        keys={cases[i].case_id: keys[i] for i in sorted(keys)}, failures=failures,
-        computed=counts[False], reused=counts[True],
+        plan=plan,
+        fingerprint=fingerprint,
+        cache_dir=cache_root,
+        keys={cases[i].case_id: keys[i] for i in sorted(keys)},
+        failures=failures,
+        computed=counts[False],
+        reused=counts[True],
     )
 
 
 def prepare_experiment(
-    cfg: ExperimentConfig, out_dir: str | Path, *, workers: int | None = None,
-    progress: bool = True, plan: Plan | None = None,
+    cfg: ExperimentConfig,
+    out_dir: str | Path,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    plan: Plan | None = None,
 ) -> PreparedCohort:
     """Read the config's manifest, prepare it and save fingerprint / plan / index in ``out_dir``.
 
@@ -253,8 +265,13 @@ def prepare_experiment(
     out = Path(out_dir)
     cache = cfg.preprocess.cache_dir or (out / "cache")
     prepared = prepare_cohort(
-        build_cases(manifest), manifest.columns.modalities, cfg.preprocess, cache,
-        workers=workers, plan=plan, progress=progress,
+        build_cases(manifest),
+        manifest.columns.modalities,
+        cfg.preprocess,
+        cache,
+        workers=workers,
+        plan=plan,
+        progress=progress,
     )
     prepared.save(out)
     return prepared
@@ -275,8 +292,15 @@ def config_for_source(source: Path) -> ExperimentConfig:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UserError(f"{source}: not a readable CSV: {err}") from None
     # preprocessing needs no outcome: pick a task the CSV's columns satisfy
-    task = ("binary" if "label" in columns else "survival" if {"time", "event"} <= columns
-            else "segmentation" if "mask" in columns else "binary")
+    task = (
+        "binary"
+        if "label" in columns
+        else "survival"
+        if {"time", "event"} <= columns
+        else "segmentation"
+        if "mask" in columns
+        else "binary"
+    )
     return ExperimentConfig(cohort=CohortConfig(path=source.resolve(), task=task))
 
 
@@ -285,8 +309,9 @@ def describe_plan(plan: Plan) -> list[str]:
     z, y, x = plan.spacing
     lines = [f"spacing  {z:g} x {y:g} x {x:g} mm (z, y, x): {plan.spacing_rule}"]
     if plan.anisotropic:
-        lines.append(f"         anisotropic along axis {plan.anisotropic_axis}: "
-                     "use in-plane kernels there")
+        lines.append(
+            f"         anisotropic along axis {plan.anisotropic_axis}: use in-plane kernels there"
+        )
     shape = " x ".join(str(n) for n in plan.shape)
     if plan.crop_mm is None:
         lines.append(f"crop     whole volume, centred crop/pad to {shape} voxels")
@@ -294,7 +319,10 @@ def describe_plan(plan: Plan) -> list[str]:
         crop = " x ".join(f"{c:g}" for c in plan.crop_mm)
         lines.append(f"crop     {crop} mm centred on the mask -> {shape} voxels")
     for m in plan.modalities:
-        what = (f"[{m.window[0]:g}, {m.window[1]:g}] -> {list(plan.window_range)}"
-                if m.window is not None else "")
+        what = (
+            f"[{m.window[0]:g}, {m.window[1]:g}] -> {list(plan.window_range)}"
+            if m.window is not None
+            else ""
+        )
         lines.append(f"channel  {m.name} ({m.kind}): {m.window_source} {what}".rstrip())
     return lines

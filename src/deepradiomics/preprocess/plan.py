@@ -87,27 +87,31 @@ class Plan:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Plan":
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
         if d.get("version") != PLAN_VERSION:
             raise UserError(
                 f"plan version {d.get('version')} is not {PLAN_VERSION}; rerun preprocess"
             )
         tup = lambda v, t=float: None if v is None else tuple(t(x) for x in v)  # noqa: E731
-        mods = tuple(
-            ModalityPlan(**{**m, "window": tup(m["window"])}) for m in d["modalities"]
-        )
+        mods = tuple(ModalityPlan(**{**m, "window": tup(m["window"])}) for m in d["modalities"])
         return cls(
-            spacing=tup(d["spacing"]), shape=tup(d["shape"], int), crop_mm=tup(d["crop_mm"]),
-            anisotropic=bool(d["anisotropic"]), anisotropic_axis=d["anisotropic_axis"],
-            interpolation=d["interpolation"], window_range=tup(d["window_range"]),
-            modalities=mods, spacing_rule=d["spacing_rule"], version=d["version"],
+            spacing=tup(d["spacing"]),
+            shape=tup(d["shape"], int),
+            crop_mm=tup(d["crop_mm"]),
+            anisotropic=bool(d["anisotropic"]),
+            anisotropic_axis=d["anisotropic_axis"],
+            interpolation=d["interpolation"],
+            window_range=tup(d["window_range"]),
+            modalities=mods,
+            spacing_rule=d["spacing_rule"],
+            version=d["version"],
         )
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Plan":
+    def load(cls, path: str | Path) -> Plan:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"plan file not found: {path}")
@@ -138,9 +142,11 @@ def target_spacing(fp: Fingerprint, cfg: PreprocessConfig) -> tuple[Triple, int 
     coarse = float(np.percentile(spacings[:, axis], COARSE_AXIS_PERCENTILE))
     target = median.copy()
     target[axis] = max(coarse, float(np.delete(median, axis).max()))
-    rule = (f"median; axis {axis} anisotropic (median {median[axis]:g} mm > "
-            f"{cfg.anisotropy_ratio:g} x in-plane), kept coarse at its "
-            f"{COARSE_AXIS_PERCENTILE:g}th percentile")
+    rule = (
+        f"median; axis {axis} anisotropic (median {median[axis]:g} mm > "
+        f"{cfg.anisotropy_ratio:g} x in-plane), kept coarse at its "
+        f"{COARSE_AXIS_PERCENTILE:g}th percentile"
+    )
     # the target grid decides the kernels: thin-slice sites can make it near-isotropic
     return tuple(target.tolist()), _ratio_axis(target, cfg.anisotropy_ratio), rule  # type: ignore[return-value]
 
@@ -187,8 +193,14 @@ def _modality_plan(name: str, mod: ModalityConfig, fp: Fingerprint) -> ModalityP
     else:
         region, source = mod.zscore_region, f"z-score inside {mod.zscore_region}"
     return ModalityPlan(
-        name=name, column=mod.column, kind=mod.kind, suv=mod.suv, window=window,
-        zscore_region=region, fill=fill, window_source=source,
+        name=name,
+        column=mod.column,
+        kind=mod.kind,
+        suv=mod.suv,
+        window=window,
+        zscore_region=region,
+        fill=fill,
+        window_source=source,
     )
 
 
@@ -222,7 +234,7 @@ def make_plan(
         shape = tuple(int(n) for n in cfg.shape)
     else:
         field = crop if crop is not None else np.median(fp.image_extents_mm(), axis=0)
-        shape = tuple(_round_up(f / s) for f, s in zip(field, spacing))
+        shape = tuple(_round_up(f / s) for f, s in zip(field, spacing, strict=False))
     return Plan(
         spacing=tuple(round(float(s), 5) for s in spacing),  # type: ignore[arg-type]
         shape=shape,  # type: ignore[arg-type]

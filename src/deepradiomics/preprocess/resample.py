@@ -23,8 +23,15 @@ def resample_image(
 ) -> sitk.Image:
     """``img`` resampled onto ``grid`` as float32; outside the source volume: ``fill``."""
     return sitk.Resample(
-        img, grid.size_xyz, sitk.Transform(), INTERPOLATORS[interpolation], grid.origin,
-        grid.spacing_xyz, grid.direction, float(fill), sitk.sitkFloat32,
+        img,
+        grid.size_xyz,
+        sitk.Transform(),
+        INTERPOLATORS[interpolation],
+        grid.origin,
+        grid.spacing_xyz,
+        grid.direction,
+        float(fill),
+        sitk.sitkFloat32,
     )
 
 
@@ -39,14 +46,22 @@ def resample_mask(mask: sitk.Image, grid: Grid) -> np.ndarray:
     """Binary mask (any non-zero label is 1) on ``grid``, nearest neighbour, uint8 ``[z, y, x]``."""
     # nearest neighbour in the mask's own type, binarised on the (small) grid afterwards
     out = sitk.Resample(
-        mask, grid.size_xyz, sitk.Transform(), sitk.sitkNearestNeighbor, grid.origin,
-        grid.spacing_xyz, grid.direction, 0,
+        mask,
+        grid.size_xyz,
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        grid.origin,
+        grid.spacing_xyz,
+        grid.direction,
+        0,
     )
     return (sitk.GetArrayViewFromImage(out) != 0).astype(np.uint8)
 
 
 def resample_to_spacing(
-    img: sitk.Image, spacing: tuple[float, float, float], interpolation: str = "linear",
+    img: sitk.Image,
+    spacing: tuple[float, float, float],
+    interpolation: str = "linear",
     fill: float = 0.0,
 ) -> sitk.Image:
     """The whole volume at a new (z, y, x) spacing (the full-volume path; crops use grids)."""

@@ -7,8 +7,11 @@ from typing import Any
 from deepradiomics.report.formatting import fmt_estimate, fmt_number, fmt_p
 from deepradiomics.report.tables import Grid
 
-REPRESENTATIONS = {"cnn": "CNN embeddings", "classical": "classical features",
-                   "intensity": "intensity statistics"}
+REPRESENTATIONS = {
+    "cnn": "CNN embeddings",
+    "classical": "classical features",
+    "intensity": "intensity statistics",
+}
 
 
 def site_probe_grid(audit: dict[str, Any]) -> Grid:
@@ -16,14 +19,27 @@ def site_probe_grid(audit: dict[str, Any]) -> Grid:
     rows = []
     for rep, probe in (audit.get("site_probe") or {}).items():
         chance = probe.get("chance") or {}
-        rows.append([
-            REPRESENTATIONS.get(rep, rep), fmt_estimate(probe.get("auc") or {}),
-            fmt_estimate(probe.get("balanced_accuracy") or {}),
-            f"{fmt_number(chance.get('auc'))} / {fmt_number(chance.get('balanced_accuracy'))}",
-            fmt_p(probe.get("p_permutation")), probe.get("cases", ""),
-        ])
-    return Grid(["site predicted from", "macro AUC", "balanced accuracy",
-                 "chance (AUC / bal. acc.)", "permutation p", "cases"], rows)
+        rows.append(
+            [
+                REPRESENTATIONS.get(rep, rep),
+                fmt_estimate(probe.get("auc") or {}),
+                fmt_estimate(probe.get("balanced_accuracy") or {}),
+                f"{fmt_number(chance.get('auc'))} / {fmt_number(chance.get('balanced_accuracy'))}",
+                fmt_p(probe.get("p_permutation")),
+                probe.get("cases", ""),
+            ]
+        )
+    return Grid(
+        [
+            "site predicted from",
+            "macro AUC",
+            "balanced accuracy",
+            "chance (AUC / bal. acc.)",
+            "permutation p",
+            "cases",
+        ],
+        rows,
+    )
 
 
 def outcome_grid(audit: dict[str, Any]) -> Grid:
@@ -32,7 +48,12 @@ def outcome_grid(audit: dict[str, Any]) -> Grid:
     for metric, est in (audit.get("site_only") or {}).items():
         rows.append([f"outcome from the site alone ({metric})", fmt_estimate(est)])
     for metric, gap in (audit.get("loso_gap") or {}).items():
-        rows.append([f"leave-one-site-out − {gap.get('random_split_scheme', 'random split')} "
-                     f"({metric}; {fmt_number(gap.get('loso'))} vs "
-                     f"{fmt_number(gap.get('random_split'))})", fmt_estimate(gap)])
+        rows.append(
+            [
+                f"leave-one-site-out − {gap.get('random_split_scheme', 'random split')} "
+                f"({metric}; {fmt_number(gap.get('loso'))} vs "
+                f"{fmt_number(gap.get('random_split'))})",
+                fmt_estimate(gap),
+            ]
+        )
     return Grid(["", "value [CI]"], rows)

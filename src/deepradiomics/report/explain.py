@@ -21,19 +21,38 @@ def cases_grid(explain: dict[str, Any], method: str = "gradcam") -> Grid:
     rows = []
     for cid, info in (explain.get("cases") or {}).items():
         shares = info.get(method) or {}
-        rows.append([cid, info.get("group", ""), info.get("prob", ""),
-                     *(_pct(shares.get(r)) for r in REGIONS),
-                     "yes" if shares.get("flagged") else ""])
-    return Grid(["case", "group", "CNN probability", "in lesion", "margin", "rest of body",
-                 "outside body", "flagged"], rows)
+        rows.append(
+            [
+                cid,
+                info.get("group", ""),
+                info.get("prob", ""),
+                *(_pct(shares.get(r)) for r in REGIONS),
+                "yes" if shares.get("flagged") else "",
+            ]
+        )
+    return Grid(
+        [
+            "case",
+            "group",
+            "CNN probability",
+            "in lesion",
+            "margin",
+            "rest of body",
+            "outside body",
+            "flagged",
+        ],
+        rows,
+    )
 
 
 def field_grid(explain: dict[str, Any]) -> Grid:
     """Receptive field of each stage (mm) next to the crop and the median lesion."""
     rf = explain.get("receptive_field") or {}
     mm = lambda v: " x ".join(f"{float(a):g}" for a in v) if v else ""  # noqa: E731
-    rows = [[f"stage {s['stage']} (stride {mm(s['stride'])})", mm(s["voxels"]), mm(s["mm"])]
-            for s in rf.get("stages") or []]
+    rows = [
+        [f"stage {s['stage']} (stride {mm(s['stride'])})", mm(s["voxels"]), mm(s["mm"])]
+        for s in rf.get("stages") or []
+    ]
     rows.append(["crop", mm(rf.get("shape")), mm(rf.get("crop_mm")) or "whole volume"])
     if rf.get("lesion_median_mm"):
         rows.append(["median lesion (explained cases)", "", mm(rf["lesion_median_mm"])])
@@ -47,7 +66,8 @@ def sanity_lines(explain: dict[str, Any]) -> list[str]:
         out.append(
             f"{method}: {verdict}. Median Spearman correlation between the trained model's "
             f"maps and those of the model with every layer re-initialised (top to bottom): "
-            f"{s.get('final_spearman')}, SSIM {s.get('final_ssim')}; {s.get('rule')}.")
+            f"{s.get('final_spearman')}, SSIM {s.get('final_ssim')}; {s.get('rule')}."
+        )
     return out
 
 
@@ -55,18 +75,23 @@ def localisation_line(explain: dict[str, Any], method: str = "gradcam") -> str:
     s = (explain.get("localisation") or {}).get(method) or {}
     if not s.get("cases"):
         return ""
-    line = (f"Median share of positive {method} attribution over {s['cases']} cases: lesion "
-            f"{_pct(s.get('lesion_median'))}, within {s.get('margin_mm')} mm around it "
-            f"{_pct(s.get('margin_median'))}, rest of the body {_pct(s.get('body_median'))}, "
-            f"outside the body {_pct(s.get('outside_median'))}.")
+    line = (
+        f"Median share of positive {method} attribution over {s['cases']} cases: lesion "
+        f"{_pct(s.get('lesion_median'))}, within {s.get('margin_mm')} mm around it "
+        f"{_pct(s.get('margin_median'))}, rest of the body {_pct(s.get('body_median'))}, "
+        f"outside the body {_pct(s.get('outside_median'))}."
+    )
     if s.get("flagged_outside_body"):
-        line += (f" {s['flagged_outside_body']} case(s) put most attribution outside the body "
-                 f"({s.get('flag_rule')}): a possible shortcut.")
+        line += (
+            f" {s['flagged_outside_body']} case(s) put most attribution outside the body "
+            f"({s.get('flag_rule')}): a possible shortcut."
+        )
     return line
 
 
-def case_images(run_dir: Path, explain: dict[str, Any], method: str = "gradcam",
-                limit: int = 6) -> list[tuple[str, str]]:
+def case_images(
+    run_dir: Path, explain: dict[str, Any], method: str = "gradcam", limit: int = 6
+) -> list[tuple[str, str]]:
     """``(caption, data URI)`` of the explained cases' PNG figures that exist."""
     out = []
     for cid, info in (explain.get("cases") or {}).items():

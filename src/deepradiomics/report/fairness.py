@@ -17,8 +17,12 @@ from deepradiomics.report.formatting import DASH, fmt_estimate, metric_label
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.tables import Grid
 
-COUNT_LABELS = {"n_patients": "patients", "n_cases": "cases", "n_positives": "positives",
-                "n_events": "events"}
+COUNT_LABELS = {
+    "n_patients": "patients",
+    "n_cases": "cases",
+    "n_positives": "positives",
+    "n_events": "events",
+}
 
 
 def fairness_audits(run: RunData) -> dict[str, dict[str, Any]]:
@@ -26,8 +30,11 @@ def fairness_audits(run: RunData) -> dict[str, dict[str, Any]]:
     raw = run.metrics.get("fairness")
     if not isinstance(raw, dict):
         return {}
-    return {str(c): a for c, a in raw.items()
-            if isinstance(a, dict) and isinstance(a.get("by_group"), dict) and a["by_group"]}
+    return {
+        str(c): a
+        for c, a in raw.items()
+        if isinstance(a, dict) and isinstance(a.get("by_group"), dict) and a["by_group"]
+    }
 
 
 def audit_metrics(audit: dict[str, Any]) -> list[str]:
@@ -42,21 +49,33 @@ def by_group_grid(audit: dict[str, Any]) -> Grid:
     """One row per group: counts, whether it is compared, each metric with its CI."""
     metrics = audit_metrics(audit)
     groups = audit["by_group"]
-    counts = [k for k in COUNT_LABELS if any(k in g for g in groups.values() if isinstance(g, dict))]
-    header = ["group", *(COUNT_LABELS[k] for k in counts), "compared",
-              *(metric_label(m) for m in metrics)]
+    counts = [
+        k for k in COUNT_LABELS if any(k in g for g in groups.values() if isinstance(g, dict))
+    ]
+    header = [
+        "group",
+        *(COUNT_LABELS[k] for k in counts),
+        "compared",
+        *(metric_label(m) for m in metrics),
+    ]
     rows = []
     overall = audit.get("overall") or {}
     if overall:
-        rows.append(["all", *([DASH] * len(counts)), DASH,
-                     *(fmt_estimate(overall.get(m)) for m in metrics)])
+        rows.append(
+            ["all", *([DASH] * len(counts)), DASH, *(fmt_estimate(overall.get(m)) for m in metrics)]
+        )
     for name, entry in groups.items():
         if not isinstance(entry, dict):
             continue
         compared = entry.get("compared")
-        rows.append([str(name), *(entry.get(k, DASH) for k in counts),
-                     "yes" if compared else "no (too small)" if compared is False else DASH,
-                     *(fmt_estimate(entry.get(m)) for m in metrics)])
+        rows.append(
+            [
+                str(name),
+                *(entry.get(k, DASH) for k in counts),
+                "yes" if compared else "no (too small)" if compared is False else DASH,
+                *(fmt_estimate(entry.get(m)) for m in metrics),
+            ]
+        )
     return Grid(header, rows)
 
 
@@ -66,17 +85,34 @@ def gaps_grid(audit: dict[str, Any]) -> Grid:
     metrics = audit_metrics(audit)
     vs_ref = audit.get("vs_reference") or {}
     reference = audit.get("reference", "reference")
-    header = ["metric", "difference (max − min)", "ratio (min / max)", "smallest group value",
-              *(f"{g} − {reference}" for g in vs_ref)]
+    header = [
+        "metric",
+        "difference (max − min)",
+        "ratio (min / max)",
+        "smallest group value",
+        *(f"{g} − {reference}" for g in vs_ref),
+    ]
     rows = []
     for m in metrics:
         cells = [(audit.get(key) or {}).get(m) for key in ("difference", "ratio", "group_min")]
-        rows.append([metric_label(m), *(fmt_estimate(c) if c else DASH for c in cells),
-                     *(fmt_estimate((vs_ref[g] or {}).get(m)) for g in vs_ref)])
+        rows.append(
+            [
+                metric_label(m),
+                *(fmt_estimate(c) if c else DASH for c in cells),
+                *(fmt_estimate((vs_ref[g] or {}).get(m)) for g in vs_ref),
+            ]
+        )
     eo = audit.get("equalized_odds_difference")
     if isinstance(eo, dict):
-        rows.append(["Equalised-odds difference (max of TPR and FPR differences)",
-                     fmt_estimate(eo), DASH, DASH, *([DASH] * len(vs_ref))])
+        rows.append(
+            [
+                "Equalised-odds difference (max of TPR and FPR differences)",
+                fmt_estimate(eo),
+                DASH,
+                DASH,
+                *([DASH] * len(vs_ref)),
+            ]
+        )
     return Grid(header, rows)
 
 
@@ -96,8 +132,13 @@ def forest_rows(audits: dict[str, dict[str, Any]]) -> list[ForestRow]:
                 continue
             n = entry.get("n_patients")
             label = f"{column}: {name}" + (f" (n = {n})" if n is not None else "")
-            rows.append(ForestRow(label, bool(entry.get("compared", True)),
-                                  {k: v for k, v in entry.items() if isinstance(v, dict)}))
+            rows.append(
+                ForestRow(
+                    label,
+                    bool(entry.get("compared", True)),
+                    {k: v for k, v in entry.items() if isinstance(v, dict)},
+                )
+            )
     return rows
 
 
@@ -115,8 +156,8 @@ def forest_figure(audits: dict[str, dict[str, Any]]) -> str:
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
     ypos = np.arange(len(rows))[::-1]
     first = next(iter(audits.values()))
-    for ax, metric in zip(axes, metrics):
-        for y, row in zip(ypos, rows):
+    for ax, metric in zip(axes, metrics, strict=False):
+        for y, row in zip(ypos, rows, strict=False):
             e = row.estimates.get(metric) or {}
             v, lo, hi = (finite(e.get(k)) for k in ("value", "ci_low", "ci_high"))
             if v is None:
@@ -124,15 +165,21 @@ def forest_figure(audits: dict[str, dict[str, Any]]) -> str:
             col = "#1f77b4" if row.compared else "#9a9a9a"
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [y, y], color=col, lw=1.4)
-            ax.plot([v], [y], "s" if row.compared else "o", color=col, ms=5,
-                    mfc=col if row.compared else "white")
+            ax.plot(
+                [v],
+                [y],
+                "s" if row.compared else "o",
+                color=col,
+                ms=5,
+                mfc=col if row.compared else "white",
+            )
         overall = finite(((first.get("overall") or {}).get(metric) or {}).get("value"))
         if overall is not None:
             ax.axvline(overall, ls="--", lw=1, color="#d7301f")
         ax.set_title(metric_label(metric), fontsize=9)
         ax.set_yticks(ypos, [r.label for r in rows])
         ax.grid(axis="x", color="#e5e5e5", lw=0.6)
-    for ax in axes[len(metrics):]:
+    for ax in axes[len(metrics) :]:
         ax.set_visible(False)
     return to_svg(fig, "fairness-forest")
 
@@ -168,4 +215,3 @@ def fairness_findings(audits: dict[str, dict[str, Any]]) -> list[str]:
                 "performance there is unknown."
             )
     return out
-

@@ -132,8 +132,8 @@ def calibration_figure(
 def km_figure(groups: Mapping[str, RiskGroups], p_texts: Mapping[str, str]) -> str:
     """Kaplan-Meier curves of the low/high predicted-risk groups, one panel per model."""
     fig = new_figure(4.4 * len(groups), 3.8, ncols=len(groups))
-    for ax, (model, g) in zip(fig.axes, groups.items()):
-        for curve, col in zip(g.curves, ("#2b8cbe", "#d7301f")):
+    for ax, (model, g) in zip(fig.axes, groups.items(), strict=False):
+        for curve, col in zip(g.curves, ("#2b8cbe", "#d7301f"), strict=False):
             ax.step(
                 curve.time,
                 curve.survival,
@@ -237,15 +237,27 @@ def truth_figure(
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(components))
     for i, model in enumerate(models):
-        vals = np.array([correlations[model].get(c, (np.nan,) * 3) for c in components], dtype=float)
+        vals = np.array(
+            [correlations[model].get(c, (np.nan,) * 3) for c in components], dtype=float
+        )
         value, low, high = vals[:, 0], vals[:, 1], vals[:, 2]
         err = np.vstack([value - low, high - value])
         err = np.where(np.isfinite(err), err, 0.0)
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(value), width,
-               yerr=err, capsize=2, color=color(model, i), label=model_label(model))
+        ax.bar(
+            x + (i - (len(models) - 1) / 2) * width,
+            np.nan_to_num(value),
+            width,
+            yerr=err,
+            capsize=2,
+            color=color(model, i),
+            label=model_label(model),
+        )
     ax.axhline(0.0, color="#57606a", lw=0.8)
     ax.set_xticks(x, list(components))
-    ax.set(xlabel="component of the true risk", ylabel="rank correlation with the score",
-           ylim=(-0.5, 1.0))
+    ax.set(
+        xlabel="component of the true risk",
+        ylabel="rank correlation with the score",
+        ylim=(-0.5, 1.0),
+    )
     legend_below(fig, ncols=min(len(models), 3))
     return to_svg(fig, "truth")

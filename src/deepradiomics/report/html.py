@@ -372,8 +372,10 @@ def truth_section(run: RunData) -> str:
         return ""
     metric = PRIMARY_METRIC.get(run.task, "auc")
     rows = []
-    for key, label in (("oracle", "oracle: the true risk"),
-                       ("oracle_image", "oracle, image part only (visible + spatial)")):
+    for key, label in (
+        ("oracle", "oracle: the true risk"),
+        ("oracle_image", "oracle, image part only (visible + spatial)"),
+    ):
         panel = truth.get(key)
         if isinstance(panel, dict) and isinstance(panel.get(metric), dict):
             rows.append([label, fmt_estimate(panel[metric])])
@@ -384,19 +386,35 @@ def truth_section(run: RunData) -> str:
     body = f'<p class="note">{esc(TRUTH_NOTE)}</p><p class="note">{esc(TRUTH_EVIDENCE)}</p>'
     if rows:
         body += html_table(tables.Grid(["score", metric_label(metric)], rows), cls="metrics")
-    models = {m: v.get("components") for m, v in (truth.get("models") or {}).items()
-              if isinstance(v, dict) and isinstance(v.get("components"), dict)}
+    models = {
+        m: v.get("components")
+        for m, v in (truth.get("models") or {}).items()
+        if isinstance(v, dict) and isinstance(v.get("components"), dict)
+    }
     components = [c for c in TRUTH_COMPONENTS if any(c in comp for comp in models.values())]
     if models and components:
-        grid = tables.Grid(["model", *components], [
-            [model_label(m), *(fmt_estimate(comp.get(c)) for c in components)]
-            for m, comp in models.items()])
+        grid = tables.Grid(
+            ["model", *components],
+            [
+                [model_label(m), *(fmt_estimate(comp.get(c)) for c in components)]
+                for m, comp in models.items()
+            ],
+        )
         body += html_table(grid, cls="metrics")
-        bars = {m: {c: tuple(finite((comp.get(c) or {}).get(k)) or float("nan")
-                             for k in ("value", "ci_low", "ci_high")) for c in components}
-                for m, comp in models.items()}
-        caption = ("Spearman correlation of each model's out-of-fold score with each part of "
-                   "the true risk, with its patient-bootstrap CI.")
+        bars = {
+            m: {
+                c: tuple(
+                    finite((comp.get(c) or {}).get(k)) or float("nan")
+                    for k in ("value", "ci_low", "ci_high")
+                )
+                for c in components
+            }
+            for m, comp in models.items()
+        }
+        caption = (
+            "Spearman correlation of each model's out-of-fold score with each part of "
+            "the true risk, with its patient-bootstrap CI."
+        )
         body += figure(figures.truth_figure(bars, components), caption)
     return section("truth", "What the models learned (synthetic truth audit)", body)
 
@@ -480,15 +498,21 @@ def explain_section(run: RunData) -> str:
     parts = [f"<p>{esc(line)}</p>" for line in ex.sanity_lines(info)]
     parts.append(f"<p>{esc(ex.localisation_line(info))}</p>")
     parts.append(html_table(ex.cases_grid(info)))
-    parts += [f'<figure><img src="{uri}" alt="{esc(cap)}" style="max-width:100%">'
-              f"<figcaption>{esc(cap)}: image, lesion outline (cyan), Grad-CAM "
-              f"(colour from 0 to the case's maximum)</figcaption></figure>"
-              for cap, uri in ex.case_images(run.run_dir, info)]
-    parts.append("<p>Receptive field of each stage, next to the crop and the lesions: a stage "
-                 "whose field is smaller than the lesion sees only part of it per unit.</p>")
+    parts += [
+        f'<figure><img src="{uri}" alt="{esc(cap)}" style="max-width:100%">'
+        f"<figcaption>{esc(cap)}: image, lesion outline (cyan), Grad-CAM "
+        f"(colour from 0 to the case's maximum)</figcaption></figure>"
+        for cap, uri in ex.case_images(run.run_dir, info)
+    ]
+    parts.append(
+        "<p>Receptive field of each stage, next to the crop and the lesions: a stage "
+        "whose field is smaller than the lesion sees only part of it per unit.</p>"
+    )
     parts.append(html_table(ex.field_grid(info)))
-    parts.append(f"<p>{esc(info.get('display_scaling', ''))}. Maps of every case: "
-                 f"deepradiomics explain RUN CASES.csv --out DIR.</p>")
+    parts.append(
+        f"<p>{esc(info.get('display_scaling', ''))}. Maps of every case: "
+        f"deepradiomics explain RUN CASES.csv --out DIR.</p>"
+    )
     return section("explain", "What the CNN looked at", "".join(parts))
 
 
@@ -503,12 +527,14 @@ def confounding_section(run: RunData) -> str:
         body += html_table(probes) + (
             '<p class="note">How well a multinomial logistic regression tells the site from each '
             "representation (patient-grouped inner cross-validation; permutation p: site labels "
-            "permuted across patients). Near chance: the site is not visible there.</p>")
+            "permuted across patients). Near chance: the site is not visible there.</p>"
+        )
     outcome = confounding.outcome_grid(audit)
     if outcome:
         body += html_table(outcome) + (
             '<p class="note">The site-only baseline scores each case by its site\'s outcome '
-            "rate: the floor an image model must clear before claiming image signal.</p>")
+            "rate: the floor an image model must clear before claiming image signal.</p>"
+        )
     return section("confounding", "Confounding by site", body)
 
 
@@ -520,10 +546,14 @@ def checklist_section(run: RunData) -> str:
     )
     for name, answers in checklist.checklists(run).items():
         done = sum(a.complete for a in answers)
-        grid = tables.Grid(["item", "topic", "asks", "this run"],
-                           [[a.item, a.topic, a.text, a.answer] for a in answers])
-        body += (f"<details><summary>{esc(name)}: {done} of {len(answers)} items filled by the "
-                 f"run</summary>{html_table(grid, 'checklist')}</details>")
+        grid = tables.Grid(
+            ["item", "topic", "asks", "this run"],
+            [[a.item, a.topic, a.text, a.answer] for a in answers],
+        )
+        body += (
+            f"<details><summary>{esc(name)}: {done} of {len(answers)} items filled by the "
+            f"run</summary>{html_table(grid, 'checklist')}</details>"
+        )
     body += f'<p class="note">{esc(checklist.REFERENCES)}</p>'
     return section("checklist", "Reporting checklists", body)
 

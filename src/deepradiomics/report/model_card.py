@@ -107,12 +107,15 @@ def _factors(run: RunData) -> list[str]:
     sites = list(((run.cohort or {}).get("sites") or {}).keys())
     lines = ["## Factors", ""]
     if sites:
-        lines.append(f"- Acquisition site ({len(sites)}: {md(', '.join(map(str, sites)))}): "
-                     "performance is reported per site.")
+        lines.append(
+            f"- Acquisition site ({len(sites)}: {md(', '.join(map(str, sites)))}): "
+            "performance is reported per site."
+        )
     subgroups = [c for c in audits if c not in ("site", run.section("cohort").get("site"))]
     if subgroups:
-        lines.append(f"- Subgroups evaluated: {md(', '.join(subgroups))} (see Quantitative "
-                     "analyses).")
+        lines.append(
+            f"- Subgroups evaluated: {md(', '.join(subgroups))} (see Quantitative analyses)."
+        )
     lines += [f"- Other relevant factors (scanner, protocol, population): {AUTHORS}", ""]
     return lines
 
@@ -124,8 +127,10 @@ def _metrics(run: RunData) -> list[str]:
         lines.append(f"- {md(', '.join(names))}.")
     threshold = finite(run.metrics.get("threshold"))
     if run.task == "binary" and threshold is not None:
-        lines.append(f"- Threshold metrics use the decision threshold {threshold:.3g} (how it "
-                     "was chosen: Evaluation data).")
+        lines.append(
+            f"- Threshold metrics use the decision threshold {threshold:.3g} (how it "
+            "was chosen: Evaluation data)."
+        )
     return [*lines, "", ci_sentence(run), ""]
 
 
@@ -158,7 +163,12 @@ def _quantitative(run: RunData) -> list[str]:
     models = run.models
     if models:
         level = fmt_percent(ci_level(run))
-        lines += [f"Pooled test metrics, value [{level} CI]:", "", md_table(models_grid(models)), ""]
+        lines += [
+            f"Pooled test metrics, value [{level} CI]:",
+            "",
+            md_table(models_grid(models)),
+            "",
+        ]
     for model, entry in models.items():
         if entry.get("per_site"):
             grid = md_table(per_site_grid(entry))
@@ -167,8 +177,12 @@ def _quantitative(run: RunData) -> list[str]:
     if comparisons:
         lines += ["Paired comparisons:", "", md_table(comparison_grid(comparisons)), ""]
     for column, audit in fairness_audits(run).items():
-        lines += [f"By {md(column)} (CNN; groups too small to compare are marked):", "",
-                  md_table(by_group_grid(audit)), ""]
+        lines += [
+            f"By {md(column)} (CNN; groups too small to compare are marked):",
+            "",
+            md_table(by_group_grid(audit)),
+            "",
+        ]
         if audit.get("difference"):
             lines += [md_table(gaps_grid(audit)), ""]
     return lines
@@ -179,8 +193,7 @@ def _ethics(run: RunData) -> list[str]:
     return [
         "## Ethical considerations",
         "",
-        "- The run's outputs hold aggregates and pseudonymous case ids only; no DICOM "
-        "identifiers.",
+        "- The run's outputs hold aggregates and pseudonymous case ids only; no DICOM identifiers.",
         *(f"- {md(f)}" for f in findings),
         f"- Data governance, consent, risks and harms: {AUTHORS}",
         "",
@@ -218,15 +231,22 @@ def render_model_card(run: RunData) -> str:
 
 def render_checklist(run: RunData) -> str:
     """``checklist.md``: TRIPOD+AI and METRICS as Markdown tables (``report.checklist``)."""
-    lines = [f"# Reporting checklists: {md(run.name)}", "",
-             f'Filled from the run folder. Items marked "{AUTHORS}" need what the run cannot '
-             "know; check every pre-filled answer before submission.", "",
-             f"Software: {md(software_text(run))}", ""]
+    lines = [
+        f"# Reporting checklists: {md(run.name)}",
+        "",
+        f'Filled from the run folder. Items marked "{AUTHORS}" need what the run cannot '
+        "know; check every pre-filled answer before submission.",
+        "",
+        f"Software: {md(software_text(run))}",
+        "",
+    ]
     for name, answers in checklists(run).items():
         done = sum(a.complete for a in answers)
         lines += [f"## {name}", "", f"{done} of {len(answers)} items filled by the run.", ""]
-        grid = Grid(["item", "topic", "asks", "this run"],
-                    [[a.item, a.topic, a.text, a.answer] for a in answers])
+        grid = Grid(
+            ["item", "topic", "asks", "this run"],
+            [[a.item, a.topic, a.text, a.answer] for a in answers],
+        )
         lines += [md_table(grid), ""]
     lines += [REFERENCES, ""]
     return "\n".join(lines)

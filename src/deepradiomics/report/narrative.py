@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepradiomics.report.fairness import fairness_audits, fairness_findings
 from deepradiomics.report.formatting import (
     fmt_estimate,
     fmt_number,
@@ -16,7 +17,6 @@ from deepradiomics.report.formatting import (
     metric_label,
     model_label,
 )
-from deepradiomics.report.fairness import fairness_audits, fairness_findings
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import LeakCheck
 from deepradiomics.tasks import get_task

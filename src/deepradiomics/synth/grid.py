@@ -57,7 +57,7 @@ class FineGrid:
         spacing = (FINE_Z_MM, self.pixel_mm, self.pixel_mm)
         return tuple(
             ((np.arange(n) + 0.5) * d - e / 2 - s).astype(np.float32)
-            for n, d, e, s in zip(self.shape, spacing, self.extent_mm, self.shift)
+            for n, d, e, s in zip(self.shape, spacing, self.extent_mm, self.shift, strict=False)
         )
 
     def index_of(self, point_zyx: np.ndarray) -> np.ndarray:

@@ -152,11 +152,11 @@ def render_lesion(
     half = les.outer_radius / np.array(spacing) + 1
     lo = np.clip(np.floor(centre_idx - half).astype(int), 0, grid.shape)
     hi = np.clip(np.ceil(centre_idx + half).astype(int) + 1, 0, grid.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
     mask = np.zeros(grid.shape, dtype=bool)
     if np.any(hi - lo < 1):
         return mask, box
-    z, y, x = (a[s] for a, s in zip(grid.axes(), box))
+    z, y, x = (a[s] for a, s in zip(grid.axes(), box, strict=False))
     box_shape = tuple(hi - lo)
     p = (
         np.stack(

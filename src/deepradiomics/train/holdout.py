@@ -27,41 +27,70 @@ from deepradiomics.train import distributed as dist
 from deepradiomics.train.loop import fit, predict, resolve_device, setup_from_config
 
 
-def evaluate_split(task: str, data: ArrayData, pred: np.ndarray, cfg: ExperimentConfig,
-                   threshold: float | None) -> dict:
+def evaluate_split(
+    task: str, data: ArrayData, pred: np.ndarray, cfg: ExperimentConfig, threshold: float | None
+) -> dict:
     """Metric panel with patient-bootstrap CIs for one split."""
-    return metric_panel(task, data.targets.numpy(), pred, groups=list(data.patient_ids),
-                        n_boot=cfg.evaluate.bootstrap, seed=derive_seed(cfg.seed, "bootstrap"),
-                        threshold=threshold,
-                        level=cfg.evaluate.ci_level)
+    return metric_panel(
+        task,
+        data.targets.numpy(),
+        pred,
+        groups=list(data.patient_ids),
+        n_boot=cfg.evaluate.bootstrap,
+        seed=derive_seed(cfg.seed, "bootstrap"),
+        threshold=threshold,
+        level=cfg.evaluate.ci_level,
+    )
 
 
-def train_and_evaluate(cfg: ExperimentConfig, out: Path, resume: bool,
-                       validation_only: bool = False) -> dict:
+def train_and_evaluate(
+    cfg: ExperimentConfig, out: Path, resume: bool, validation_only: bool = False
+) -> dict:
     """Train the configured model on one split into ``out``; its metrics per split.
     ``validation_only`` (recipe exploration) leaves the test part unpredicted, so choices
     cannot lean on it."""
     split = single_split(cfg, out)
     parts, info, task = split.parts, split.arrays, split.arrays.task
-    model = build_from_config(cfg, task, info.in_channels, info.n_classes, info.spacing,
-                              n_covariates=split.n_covariates, n_sites=len(info.site_names))
+    model = build_from_config(
+        cfg,
+        task,
+        info.in_channels,
+        info.n_classes,
+        info.spacing,
+        n_covariates=split.n_covariates,
+        n_sites=len(info.site_names),
+    )
     setup = setup_from_config(cfg, task, info.n_classes, info.anisotropic, info.spacing)
     result = fit(model, parts["train"], parts["val"], setup, out, resume=resume)
     device = resolve_device(cfg.train.device)
     evaluated = [n for n in parts if n != "train" and not (validation_only and n == "test")]
-    preds = {name: predict(model, parts[name], task, device, tta=cfg.train.tta,
-                           anisotropic=info.anisotropic) for name in evaluated}
+    preds = {
+        name: predict(
+            model, parts[name], task, device, tta=cfg.train.tta, anisotropic=info.anisotropic
+        )
+        for name in evaluated
+    }
     threshold = None
     if get_task(task).n_classes == 2:
-        threshold = configured_threshold(parts["val"].targets.numpy(), preds["val"], cfg.evaluate.threshold)
-    metrics = {name: evaluate_split(task, parts[name], p, cfg, threshold) for name, p in preds.items()}
-    metrics.update(task=task, threshold=threshold, best_epoch=result.best_epoch,
-                   epochs_run=result.epochs_run, train_seconds=round(result.seconds, 1))
+        threshold = configured_threshold(
+            parts["val"].targets.numpy(), preds["val"], cfg.evaluate.threshold
+        )
+    metrics = {
+        name: evaluate_split(task, parts[name], p, cfg, threshold) for name, p in preds.items()
+    }
+    metrics.update(
+        task=task,
+        threshold=threshold,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        train_seconds=round(result.seconds, 1),
+    )
     return metrics
 
 
-def train_to_folder(cfg: ExperimentConfig, out: Path, resume: bool = False,
-                    validation_only: bool = False) -> dict:
+def train_to_folder(
+    cfg: ExperimentConfig, out: Path, resume: bool = False, validation_only: bool = False
+) -> dict:
     """``train_and_evaluate`` alone or as one process under ``torchrun``; the main process
     also writes ``out/config.yaml`` and ``out/metrics.json``."""
     dist.init_from_env()

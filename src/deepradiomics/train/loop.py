@@ -39,7 +39,12 @@ from deepradiomics.models.heads import dann_schedule
 from deepradiomics.seeds import torch_generator
 from deepradiomics.tasks import get_task
 from deepradiomics.train import distributed as dist
-from deepradiomics.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deepradiomics.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -60,12 +65,22 @@ class Setup:
     config: dict[str, Any] = field(default_factory=dict)  # saved in the checkpoint
 
 
-def setup_from_config(cfg: ExperimentConfig, task: str, n_classes: int, anisotropic: bool,
-                      spacing: tuple[float, float, float] | None) -> Setup:
+def setup_from_config(
+    cfg: ExperimentConfig,
+    task: str,
+    n_classes: int,
+    anisotropic: bool,
+    spacing: tuple[float, float, float] | None,
+) -> Setup:
     """The ``Setup`` of one model trained under ``cfg`` (its seed, train and augment sections)."""
     return Setup(
-        task=task, train=cfg.train, augment=cfg.augment, seed=cfg.seed, anisotropic=anisotropic,
-        spacing=spacing, n_classes=n_classes,
+        task=task,
+        train=cfg.train,
+        augment=cfg.augment,
+        seed=cfg.seed,
+        anisotropic=anisotropic,
+        spacing=spacing,
+        n_classes=n_classes,
         adversary_weight=cfg.model.adversary_weight if cfg.model.site_adversary else 0.0,
         config=config_to_dict(cfg),
     )
@@ -124,14 +139,28 @@ def activate(task: str, out: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _outputs(model: nn.Module, data: ArrayData, device: torch.device, batch_size: int,
-             flips: list[tuple[int, ...]], transform) -> torch.Tensor:
+def _outputs(
+    model: nn.Module,
+    data: ArrayData,
+    device: torch.device,
+    batch_size: int,
+    flips: list[tuple[int, ...]],
+    transform,
+) -> torch.Tensor:
     """``transform(head output)`` for every case, averaged over the input ``flips``."""
     model.eval()
     outs = []
     for start in range(0, len(data), batch_size):
-        x = data.images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last_3d)
-        cov = None if data.covariates is None else data.covariates[start:start + batch_size].to(device)
+        x = (
+            data.images[start : start + batch_size]
+            .to(device)
+            .contiguous(memory_format=torch.channels_last_3d)
+        )
+        cov = (
+            None
+            if data.covariates is None
+            else data.covariates[start : start + batch_size].to(device)
+        )
         acc = 0.0
         for f in flips:
             with _autocast(device):
@@ -156,8 +185,9 @@ def predict(
     return _outputs(model, data, device, batch_size, flips, lambda o: activate(task, o)).numpy()
 
 
-def validate(model: nn.Module, val: ArrayData, task: str, loss_fn: nn.Module,
-             device: torch.device) -> tuple[float, float]:
+def validate(
+    model: nn.Module, val: ArrayData, task: str, loss_fn: nn.Module, device: torch.device
+) -> tuple[float, float]:
     """(validation score: the task's primary metric, validation loss) from one pass without
     augmentation."""
     raw = _outputs(model, val, device, 32, [()], lambda o: o)
@@ -167,13 +197,23 @@ def validate(model: nn.Module, val: ArrayData, task: str, loss_fn: nn.Module,
 
 
 @torch.no_grad()
-def embed(model: nn.Module, data: ArrayData, device: torch.device, batch_size: int = 32) -> np.ndarray:
+def embed(
+    model: nn.Module, data: ArrayData, device: torch.device, batch_size: int = 32
+) -> np.ndarray:
     """The backbone embedding ``[N, F]`` of every case (no augmentation)."""
     model.eval()
     outs = []
     for start in range(0, len(data), batch_size):
-        x = data.images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last_3d)
-        cov = None if data.covariates is None else data.covariates[start:start + batch_size].to(device)
+        x = (
+            data.images[start : start + batch_size]
+            .to(device)
+            .contiguous(memory_format=torch.channels_last_3d)
+        )
+        cov = (
+            None
+            if data.covariates is None
+            else data.covariates[start : start + batch_size].to(device)
+        )
         with _autocast(device):
             outs.append(model(x, cov)["embedding"].float().cpu())
     return torch.cat(outs).numpy()
@@ -209,9 +249,11 @@ def train_one_epoch(
     rank, world = dist.rank(), dist.world_size()
     total, seen = 0.0, 0
     site_total, site_correct, site_seen = 0.0, 0.0, 0
-    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=None if progress else True)
+    bar = tqdm(
+        range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=None if progress else True
+    )
     for b in bar:
-        idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
         x = train.images[idx].to(device, non_blocking=True)
         seg = get_task(setup.task).dense
         mask = train.masks[idx][:, None].to(device) if seg else None  # [N, 1, D, H, W]
@@ -220,11 +262,16 @@ def train_one_epoch(
         mine = slice(rank, None, world)  # this process's share of the global batch
         x = x[mine]
         x = x.contiguous(memory_format=torch.channels_last_3d)
-        y = mask[mine, 0].long() if seg else _targets_for_loss(setup.task, train.targets[idx][mine].to(device))
+        y = (
+            mask[mine, 0].long()
+            if seg
+            else _targets_for_loss(setup.task, train.targets[idx][mine].to(device))
+        )
         cov = None if train.covariates is None else train.covariates[idx][mine].to(device)
         if adversarial:  # DANN: reversed gradient ramped from 0 to adversary_weight
             adversary.lambd = setup.adversary_weight * dann_schedule(
-                (epoch * n_batches + b) / max(1, cfg.epochs * n_batches - 1))
+                (epoch * n_batches + b) / max(1, cfg.epochs * n_batches - 1)
+            )
         with _autocast(device):
             out = model(x, cov)
             loss = task_loss = loss_fn(out["out"].float(), y)
@@ -243,9 +290,15 @@ def train_one_epoch(
         total += dist.mean_across_ranks(task_loss.detach()).item()
         seen += x.shape[0]
         bar.set_postfix(loss=f"{total / (b + 1):.4f}")
-    extra = {} if not adversarial else {
-        "site_loss": site_total / n_batches, "site_accuracy": site_correct / max(1, site_seen),
-        "adversary_lambda": float(adversary.lambd)}
+    extra = (
+        {}
+        if not adversarial
+        else {
+            "site_loss": site_total / n_batches,
+            "site_accuracy": site_correct / max(1, site_seen),
+            "adversary_lambda": float(adversary.lambd),
+        }
+    )
     return total / n_batches, seen, extra
 
 
@@ -283,7 +336,9 @@ def fit(
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _lr_factor(s, warmup, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: _lr_factor(s, warmup, total_steps)
+    )
 
     start_epoch, history, best, bad_epochs = 0, [], {"score": -math.inf, "epoch": -1}, 0
     ckpt_path = out_dir / CHECKPOINT
@@ -303,10 +358,26 @@ def fit(
     for epoch in range(start_epoch, cfg.epochs):
         if bad_epochs >= cfg.patience:
             break
-        loss, seen, extra = train_one_epoch(net, train, setup, epoch, optimiser, scheduler, loss_fn,
-                                            augment, device, progress and dist.is_main())
-        row = {"epoch": epoch + 1, "loss": loss, "lr": optimiser.param_groups[0]["lr"],
-               "processes": dist.world_size(), "cases_per_process": seen, **extra}
+        loss, seen, extra = train_one_epoch(
+            net,
+            train,
+            setup,
+            epoch,
+            optimiser,
+            scheduler,
+            loss_fn,
+            augment,
+            device,
+            progress and dist.is_main(),
+        )
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "lr": optimiser.param_groups[0]["lr"],
+            "processes": dist.world_size(),
+            "cases_per_process": seen,
+            **extra,
+        }
         score = float(epoch)  # without validation data the latest epoch is the best
         if val is not None and len(val):
             row["val_score"], row["val_loss"] = validate(model, val, setup.task, loss_fn, device)
@@ -321,17 +392,39 @@ def fit(
         else:
             bad_epochs += 1
         if dist.is_main():
-            save_checkpoint({
-                "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "rng": rng_state(),
-                "history": history, "bad_epochs": bad_epochs, "best_score": best["score"],
-                "best_epoch": best["epoch"], "best_model": best_weights, "config": setup.config,
-            }, ckpt_path)
+            save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "rng": rng_state(),
+                    "history": history,
+                    "bad_epochs": bad_epochs,
+                    "best_score": best["score"],
+                    "best_epoch": best["epoch"],
+                    "best_model": best_weights,
+                    "config": setup.config,
+                },
+                ckpt_path,
+            )
             (out_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     if best_weights is not None:
         model.load_state_dict(best_weights)
     if dist.is_main():
-        save_checkpoint({"model": model.state_dict(), "epoch": best["epoch"], "score": best["score"],
-                         "config": setup.config}, out_dir / BEST)
-    return FitResult(best_epoch=best["epoch"], best_score=best["score"], epochs_run=len(history),
-                     history=history, seconds=time.perf_counter() - t0)
+        save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "epoch": best["epoch"],
+                "score": best["score"],
+                "config": setup.config,
+            },
+            out_dir / BEST,
+        )
+    return FitResult(
+        best_epoch=best["epoch"],
+        best_score=best["score"],
+        epochs_run=len(history),
+        history=history,
+        seconds=time.perf_counter() - t0,
+    )

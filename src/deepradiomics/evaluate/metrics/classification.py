@@ -119,8 +119,9 @@ def select_threshold(
     correct = np.rint(tpr * n_pos) + np.rint((1.0 - fpr) * (len(y) - n_pos))  # counts
     # cut points: just above the top score (nothing positive), halfway between consecutive
     # scores, the lowest score itself (everything positive); decreasing like ``cand``
-    cuts = np.concatenate([[np.nextafter(cand[1], np.inf)], (cand[1:-1] + cand[2:]) / 2,
-                           [cand[-1]]])
+    cuts = np.concatenate(
+        [[np.nextafter(cand[1], np.inf)], (cand[1:-1] + cand[2:]) / 2, [cand[-1]]]
+    )
     best = np.flatnonzero(correct == correct.max())  # decreasing thresholds
     return float(cuts[best[::-1][(len(best) - 1) // 2]])  # lower median
 

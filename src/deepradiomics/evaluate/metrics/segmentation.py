@@ -42,7 +42,7 @@ def hd95(pred: np.ndarray, true: np.ndarray, spacing: Sequence[float] | None = N
     if sampling.shape != (p.ndim,):
         raise ValueError(f"spacing must have {p.ndim} values, got {sampling.tolist()}")
     idx = np.argwhere(p | t)
-    box = tuple(slice(lo, hi + 1) for lo, hi in zip(idx.min(axis=0), idx.max(axis=0)))
+    box = tuple(slice(lo, hi + 1) for lo, hi in zip(idx.min(axis=0), idx.max(axis=0), strict=False))
     p_edge, t_edge = _surface(p[box]), _surface(t[box])  # nothing of either mask lies outside
     to_true = ndimage.distance_transform_edt(~t_edge, sampling=sampling)[p_edge]
     to_pred = ndimage.distance_transform_edt(~p_edge, sampling=sampling)[t_edge]
