@@ -46,7 +46,12 @@ def test_default_layer_is_the_last_spatial_stage() -> None:
     assert default_layer(resnet, (1, 32, 32, 32)) == "backbone.net.layer4"
 
 
-SHAPES = {"gcnn_cube": (1, 8, 8, 8), "densenet121": (1, 32, 32, 32), "unet": (1, 32, 32, 32)}
+SHAPES = {
+    "gcnn_cube": (1, 8, 8, 8),
+    "densenet121": (1, 32, 32, 32),
+    "unet": (1, 32, 32, 32),
+    "lesion_texture": (2, 16, 16, 16),  # image + lesion mask channel
+}
 SMALL = {
     "small3d": {"widths": (2, 4)},
     "gcnn_c4": {"widths": (1, 2)},

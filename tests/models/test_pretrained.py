@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from deepradiomics.train.data import ArrayData
 
 from deepradiomics.config import parse_config
+from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.errors import UserError
 from deepradiomics.models import build_from_config as build_model
 from deepradiomics.models import create_backbone
