@@ -124,3 +124,52 @@ def test_fairness_minimum_sizes_default_and_validate():
         parse_config({"evaluate": {"fairness": {"min_patients": 0}}})
     with pytest.raises(UserError, match="evaluate.fairness.min_group: unknown key"):
         parse_config({"evaluate": {"fairness": {"min_group": 3}}})
+
+
+SEG = {"cohort": {"task": "segmentation"}, "model": {"name": "unet"}}
+
+
+def test_segmentation_loss_that_does_not_fit() -> None:
+    check(
+        {**SEG, "train": {"loss": "bce"}},
+        "train.loss: 'bce' does not fit a segmentation task",
+        "dice_ce",
+    )
+
+
+def test_segmentation_needs_a_model_that_segments() -> None:
+    check({"cohort": {"task": "segmentation"}}, "model.name: 'small3d' cannot segment", "unet")
+
+
+def test_segmentation_takes_no_covariates() -> None:
+    check(
+        {**SEG, "cohort": {"task": "segmentation", "covariates_numeric": ["age"]}},
+        "takes no clinical covariates (got age)",
+    )
+
+
+def test_segmentation_needs_masks_not_an_npz_cohort() -> None:
+    check(
+        {**SEG, "cohort": {"task": "segmentation", "path": "cohort.npz"}},
+        "cohort.path: a segmentation task needs a mask per case",
+    )
+
+
+def test_patch_is_for_segmentation_only() -> None:
+    check({"train": {"patch": [16, 16, 16]}}, "train.patch: patches are for segmentation")
+    assert parse_config({**SEG, "train": {"patch": [16, 16, 16]}}).train.patch == (16, 16, 16)
+
+
+def test_segmentation_cohort_without_its_mask_column(tmp_path: Path) -> None:
+    (tmp_path / "cohort.csv").write_text("case_id,patient_id,ct,label\nc1,p1,c1.nii.gz,1\n")
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("cohort: {path: cohort.csv, task: segmentation}\nmodel: {name: unet}\n")
+    with pytest.raises(UserError) as err:
+        load_config(cfg)
+    assert "cohort.mask: column 'mask' not found in" in str(err.value)
+    assert "columns: case_id, patient_id, ct, label" in str(err.value)
+    named = "cohort: {path: cohort.csv, task: segmentation, mask: label}\nmodel: {name: unet}\n"
+    cfg.write_text(named)  # the column a config names is the one looked for
+    assert load_config(cfg).cohort.mask == "label"
+    cfg.write_text("cohort: {path: cohort.csv}\n")  # other tasks need no mask
+    assert load_config(cfg).cohort.task == "binary"

@@ -6,13 +6,15 @@ short as ``cohort: {path: cohort.csv}``.
 
 Loading also preflights what would otherwise fail minutes later, after preprocessing: the
 task is a registered one (``tasks``), the model name and its keywords fit the model registry,
-a pretrained trunk's layout fits the model, the loss fits the task, and augmentation settings
-are in range. (The pretrained file and its hash are checked when the model is built: ``predict``
+a pretrained trunk's layout fits the model, the loss fits the task, augmentation settings
+are in range, and a segmentation task has a model that segments, no covariates and (when the
+cohort CSV is there) a mask column. (The pretrained file and its hash are checked when the model is built: ``predict``
 loads the config without the file.)
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from deepradiomics.errors import UserError
 from deepradiomics.models.pretrained import check_layout
-from deepradiomics.models.registry import check_model_kwargs
+from deepradiomics.models.registry import can_segment, check_model_kwargs
 from deepradiomics.tasks import LOSSES, TASKS, get_task
 
 ModalityKind = Literal["ct", "mr", "pet"]
@@ -195,6 +197,11 @@ class TrainConfig(Strict):
     device: str = "auto"
     val_fraction: float = Field(0.2, gt=0, lt=1)
     tta: bool = True
+    # segmentation: train on random patches of this many voxels (z, y, x) of each input (half
+    # of them on the lesion); validation and prediction slide a window of this size over the
+    # whole input (MONAI sliding_window_inference). None: the whole input is the patch.
+    patch: tuple[int, int, int] | None = None
+    sw_overlap: float = Field(0.5, ge=0, lt=1)  # overlap of neighbouring sliding windows
 
 
 class LearningCurveConfig(Strict):
@@ -293,6 +300,57 @@ class ExperimentConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _segmentation_fits(self) -> ExperimentConfig:
+        """A dense task needs a model that segments, masks and no covariates; patches are
+        only for dense tasks."""
+        task = get_task(self.cohort.task)
+        if not task.dense:
+            if self.train.patch is not None:
+                raise ValueError(
+                    f"train.patch: patches are for segmentation; a {task.name} task "
+                    "(cohort.task) sees the whole input"
+                )
+            return self
+        if not can_segment(self.model.name):
+            raise ValueError(
+                f"model.name: {self.model.name!r} cannot segment (cohort.task: {task.name}); "
+                "use a U-Net ('unet')"
+            )
+        covariates = self.cohort.covariates_numeric + self.cohort.covariates_categorical
+        if covariates:
+            raise ValueError(
+                f"cohort.covariates_numeric / covariates_categorical: a {task.name} model "
+                f"takes no clinical covariates (got {', '.join(covariates)})"
+            )
+        if self.cohort.is_npz:
+            raise ValueError(
+                f"cohort.path: a {task.name} task needs a mask per case; .npz cohorts have none"
+            )
+        return self
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The column names of a CSV file, or None when it cannot be read (validated later)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def _preflight_files(cfg: ExperimentConfig, source: str) -> None:
+    """Checks that need the cohort file: a segmentation cohort has its mask column."""
+    path = cfg.cohort.path
+    if not get_task(cfg.cohort.task).dense or path is None or not path.is_file():
+        return
+    header = _csv_header(path)
+    if header is not None and cfg.cohort.mask not in header:
+        raise UserError(
+            f"{source}: cohort.mask: column {cfg.cohort.mask!r} not found in {path}; a "
+            f"{cfg.cohort.task} task trains on a mask per case (columns: {', '.join(header)})"
+        )
+
 
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
@@ -327,6 +385,7 @@ def parse_config(
         pretrained = cfg.model.pretrained
         if pretrained is not None and not pretrained.path.is_absolute():
             pretrained.path = (base_dir / pretrained.path).resolve()
+    _preflight_files(cfg, source)
     return cfg
 
 

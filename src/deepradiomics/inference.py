@@ -241,6 +241,10 @@ def predict_cases(
     process).
     """
     bundle = load_bundle(bundle_dir)
+    if get_task(bundle.task).dense:
+        raise UserError(
+            f"{bundle_dir}: a {bundle.task} bundle; 'predict' writes one prediction per case"
+        )
     table = None
     if isinstance(cases, pd.DataFrame):
         table = cases

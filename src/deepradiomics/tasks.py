@@ -17,7 +17,7 @@ from deepradiomics.errors import UserError
 
 Activation = Literal["sigmoid", "softmax", "identity"]
 Stratifier = Literal["label", "event", "quantiles"]
-EnsembleKind = Literal["probability", "log_risk", "regression"]
+EnsembleKind = Literal["probability", "probability_map", "log_risk", "regression"]
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ TASKS: dict[str, Task] = {
             primary_metric="dice",
             higher_is_better=True,
             stratifier=None,
-            ensemble=None,
+            ensemble="probability_map",
             score_column="mask",
             classical=False,
         ),

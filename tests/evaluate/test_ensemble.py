@@ -119,3 +119,16 @@ def test_out_of_bag_mean_averages_each_case_over_the_members_it_was_held_out_fro
     assert len(empty) == 0 and len(none) == 0
     with pytest.raises(ValueError, match="index arrays"):
         out_of_bag_mean([np.array([1])], [])
+
+
+def test_probability_maps_average_per_voxel_and_keep_the_spread_map():
+    rng = np.random.default_rng(0)
+    members = rng.random((3, 2, 4, 5, 6))
+    ens = combine_members(members, kind="probability_map")
+    np.testing.assert_allclose(ens.mean, members.mean(0), atol=1e-6)
+    assert ens.uncertainty.shape == (2, 4, 5, 6)
+    np.testing.assert_allclose(ens.uncertainty, members.std(0), atol=1e-6)
+    with pytest.raises(ValueError, match="must lie in"):
+        combine_members(members + 1, kind="probability_map")
+    with pytest.raises(ValueError, match="members, cases, \\*voxels"):
+        combine_members(members[:, :, 0, 0, 0], kind="probability_map")

@@ -67,3 +67,16 @@ def test_shape_and_spacing_errors():
         M.dice(np.zeros((2, 2)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="spacing must have 2 values"):
         M.hd95(np.ones((2, 2)), np.ones((2, 2)), spacing=(1, 1, 1))
+
+
+def test_mean_dice_and_volume():
+    true = np.zeros((2, 4, 4, 4), np.uint8)
+    true[0, :2] = 1
+    true[1, :1] = 1
+    prob = np.zeros((2, 4, 4, 4))
+    prob[0, :2] = 0.7  # exact
+    prob[1, :2] = 0.5  # twice the reference: 2 * 16 / (16 + 32)
+    assert M.mean_dice(true, prob) == pytest.approx((1 + 2 * 16 / 48) / 2)
+    assert M.volume_ml(true[0], (2.0, 1.0, 0.5)) == pytest.approx(32 * 1.0 / 1000)
+    with pytest.raises(ValueError, match="differ in shape"):
+        M.mean_dice(true, prob[:, :3])

@@ -148,9 +148,21 @@ def test_segmentation_panel():
         preds.append(p)
     spacing = (3.0, 1.0, 1.0)
     panel = metric_panel("segmentation", truths, preds, spacing=spacing, n_boot=200)
-    dice, hd = segmentation_scores(preds, truths, spacing)
-    assert panel["dice"]["value"] == pytest.approx(dice.mean())
-    assert panel["hd95"]["value"] == pytest.approx(hd.mean())
+    scores = segmentation_scores(preds, truths, spacing)
+    assert panel["dice"]["value"] == pytest.approx(scores["dice"].mean())
+    assert panel["hd95"]["value"] == pytest.approx(scores["hd95"].mean())
+    # the predictions are the reference shifted (same volume), except where they roll over
+    assert panel["volume_diff_ml"]["value"] == pytest.approx(0.0, abs=1e-12)
+    truths[0] = np.zeros_like(truths[0])
+    truths[0][3:9, 4:12, 4:8] = True  # half the reference: +192 voxels x 3 mm^3 predicted
+    scores = segmentation_scores(preds, truths, spacing)
+    assert scores["volume_diff_ml"][0] == pytest.approx(192 * 3.0 / 1000)
+    assert scores["abs_volume_diff_ml"][0] == pytest.approx(192 * 3.0 / 1000)
+    truths[1] = np.zeros_like(truths[1])  # empty reference: HD95 undefined, left out
+    panel = metric_panel("segmentation", truths, preds, spacing=spacing, n_boot=0)
+    scores = segmentation_scores(preds, truths, spacing)
+    assert np.isnan(scores["hd95"][1])
+    assert panel["hd95"]["value"] == pytest.approx(np.nanmean(scores["hd95"]))
     assert_sane(panel)
 
 

@@ -267,21 +267,6 @@ def test_changed_config_refuses_to_resume(run_dir: Path, capsys: pytest.CaptureF
     assert "different config" in capsys.readouterr().err
 
 
-def test_segmentation_is_refused_before_preprocessing(tmp_path: Path, capsys) -> None:
-    """'run' evaluates prediction tasks: a segmentation config fails at once, before the
-    cohort (here: missing) is read or preprocessed."""
-    cfg = tmp_path / "exp.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {"cohort": {"path": "missing.csv", "task": "segmentation"}, "model": {"name": "unet"}}
-        )
-    )
-    assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err
-    assert "cohort.task: 'run' evaluates prediction tasks" in err and "Traceback" not in err
-    assert not (tmp_path / "out" / "config.yaml").exists()
-
-
 def test_site_audit_follows_the_metrics_contract(run_dir: Path) -> None:
     audit = json.loads((run_dir / "out" / "metrics.json").read_text())["audit"]
     for rep in ("cnn", "classical", "intensity"):

@@ -19,7 +19,7 @@ import numpy as np
 
 from deepradiomics.evaluate.bootstrap import resample_counts
 
-Kind = Literal["probability", "log_risk", "risk", "regression"]
+Kind = Literal["probability", "probability_map", "log_risk", "risk", "regression"]
 ErrorFn = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -46,23 +46,24 @@ class EnsemblePrediction:
     mean: np.ndarray
     std: np.ndarray
     n_members: int
+    maps: bool = False  # one probability per voxel (segmentation): ``std`` is a map per case
 
     @property
     def uncertainty(self) -> np.ndarray:
-        """Per-case spread: ``std`` for one output per case; for class probabilities, the
-        spread of the probability of the ensemble's predicted class."""
-        if self.std.ndim == 1:
+        """Per-case spread: ``std`` for one output per case (a map per case for probability
+        maps); for class probabilities, the spread of the probability of the ensemble's
+        predicted class."""
+        if self.std.ndim == 1 or self.maps:
             return self.std
         top = np.argmax(self.mean, axis=1)
         return self.std[np.arange(len(top)), top]
 
 
-def _members(predictions: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    p = np.asarray(predictions, dtype=float)
-    if p.ndim not in (2, 3) or p.shape[0] < 1:
-        raise ValueError(
-            f"member predictions must be (members, cases[, classes]), got shape {p.shape}"
-        )
+def _members(predictions: np.ndarray | Sequence[np.ndarray], maps: bool = False) -> np.ndarray:
+    p = np.asarray(predictions, dtype=np.float32 if maps else float)
+    if (p.ndim < 3 if maps else p.ndim not in (2, 3)) or p.shape[0] < 1:
+        shape = "(members, cases, *voxels)" if maps else "(members, cases[, classes])"
+        raise ValueError(f"member predictions must be {shape}, got shape {p.shape}")
     if not np.isfinite(p).all():
         raise ValueError("member predictions contain nan or inf")
     return p
@@ -75,25 +76,27 @@ def combine_members(
 ) -> EnsemblePrediction:
     """Average the members' predictions, shape ``(members, cases[, classes])``.
 
-    ``probability``: mean of probabilities (checked to lie in [0, 1]); ``log_risk``: mean of
+    ``probability``: mean of probabilities (checked to lie in [0, 1]); ``probability_map``:
+    the same per voxel, ``(members, cases, *voxels)`` (segmentation); ``log_risk``: mean of
     log-risks (Cox heads); ``risk``: mean of risks; ``regression``: mean. Cox log-risks are
     only defined up to a constant per member: pass ``offsets`` (e.g. each member's mean
     training log-risk) to subtract first, so that ``std`` measures disagreement about the
     cases rather than arbitrary shifts. ``std`` is over members (ddof=0).
     """
-    p = _members(predictions)
-    if kind == "probability" and ((p < 0) | (p > 1)).any():
+    maps = kind == "probability_map"
+    p = _members(predictions, maps)
+    if kind in ("probability", "probability_map") and ((p < 0) | (p > 1)).any():
         raise ValueError("probability members must lie in [0, 1]")
     if kind == "risk" and (p < 0).any():
         raise ValueError("risk members must be non-negative (use kind='log_risk' for log-risks)")
-    if kind not in ("probability", "log_risk", "risk", "regression"):
+    if kind not in ("probability", "probability_map", "log_risk", "risk", "regression"):
         raise ValueError(f"unknown ensemble kind {kind!r}")
     if offsets is not None:
         off = np.asarray(offsets, dtype=float)
         if off.shape != (p.shape[0],):
             raise ValueError(f"offsets must have one value per member ({p.shape[0]})")
         p = p - off.reshape((-1,) + (1,) * (p.ndim - 1))
-    return EnsemblePrediction(p.mean(axis=0), p.std(axis=0), p.shape[0])
+    return EnsemblePrediction(p.mean(axis=0), p.std(axis=0), p.shape[0], maps)
 
 
 def out_of_bag_mean(

@@ -126,19 +126,29 @@ def _survival_metrics(
     return out
 
 
+SEGMENTATION_METRICS = ("dice", "hd95", "volume_diff_ml", "abs_volume_diff_ml")
+
+
 def segmentation_scores(
     pred_masks: Sequence[np.ndarray], true_masks: Sequence[np.ndarray], spacing: Any = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case Dice and HD95 (``spacing``: None, one per-axis spacing, or one per case)."""
+) -> dict[str, np.ndarray]:
+    """Per-case ``SEGMENTATION_METRICS``: Dice, HD95 (units of ``spacing``; ``nan`` when either
+    mask is empty), predicted minus reference volume (mL, spacing in mm) and its absolute
+    value. ``spacing``: None (1 per axis), one per-axis spacing, or one per case."""
     if len(pred_masks) != len(true_masks):
         raise ValueError(f"{len(pred_masks)} predicted masks but {len(true_masks)} true masks")
     per_case = spacing is not None and np.ndim(spacing) == 2
-    dices, hds = [], []
+    out: dict[str, list[float]] = {name: [] for name in SEGMENTATION_METRICS}
     for i, (p, t) in enumerate(zip(pred_masks, true_masks, strict=False)):
         pm = np.asarray(p) >= 0.5 if np.asarray(p).dtype.kind == "f" else np.asarray(p).astype(bool)
-        dices.append(M.dice(pm, t))
-        hds.append(M.hd95(pm, t, spacing[i] if per_case else spacing))
-    return np.array(dices), np.array(hds)
+        sp = spacing[i] if per_case else spacing
+        vol = np.ones(pm.ndim) if sp is None else sp
+        diff = M.volume_ml(pm, vol) - M.volume_ml(t, vol)
+        out["dice"].append(M.dice(pm, t))
+        out["hd95"].append(M.hd95(pm, t, sp))
+        out["volume_diff_ml"].append(diff)
+        out["abs_volume_diff_ml"].append(abs(diff))
+    return {name: np.array(values, dtype=float) for name, values in out.items()}
 
 
 def metric_panel(
@@ -166,11 +176,12 @@ def metric_panel(
 ) -> Panel:
     """Every metric of ``task`` with its patient-bootstrap CI (see the module docstring)."""
     if task == "segmentation":
-        dice, hd = segmentation_scores(y_score, y_true, spacing)
-        n = len(dice)
+        scores = segmentation_scores(y_score, y_true, spacing)
+        n = len(scores["dice"])
+        # HD95 is undefined (nan) for an empty mask: such cases are left out of its mean
         specs: dict = {
-            ("dice",): (None, lambda w: M.weighted_mean_batch(dice, w)),
-            ("hd95",): (None, lambda w: M.weighted_mean_batch(hd, w)),
+            (name,): (None, lambda w, v=values: M.weighted_mean_batch(v, w))
+            for name, values in scores.items()
         }
     elif task == "survival":
         if time is None or event is None or y_score is None:

@@ -3,7 +3,7 @@
 comparisons, the learning curve and the report.
 
 Typed targets are what the trainer holds: class indices or values ``[N]``, survival
-``[N, 2]`` = (time, event). Every headline metric is higher-is-better.
+``[N, 2]`` = (time, event), segmentation masks ``[N, D, H, W]``. Every headline metric is higher-is-better.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "macro_auc": M.macro_auc,
     "r2": M.r2,
     "c_index": _c_index,
+    "dice": M.mean_dice,  # masks [N, D, H, W] against foreground probabilities
 }
 
 

@@ -107,7 +107,8 @@ def model_metrics(
     """Pooled panel with CIs, per-site panels, per-fold point values, and the thresholds
     (binary: each fold's own, applied to its test cases; their mean for the bundle)."""
     task = arrays.task
-    targets = arrays.data.targets.numpy()
+    dense = get_task(task).dense  # segmentation: scored against the masks, distances in mm
+    targets = (arrays.data.masks if dense else arrays.data.targets).numpy()
     patients = np.asarray(arrays.data.patient_ids)
     idx, score = model.stacked()
     common: dict[str, Any] = {
@@ -116,6 +117,8 @@ def model_metrics(
         "seed": derive_seed(cfg.seed, "bootstrap"),
         "level": cfg.evaluate.ci_level,
     }
+    if dense:
+        common["spacing"] = arrays.spacing
     out: dict[str, Any] = {}
     if get_task(task).n_classes == 2:  # a decision threshold per fold
         cuts = fold_thresholds(model, targets, cfg.evaluate.threshold)
@@ -214,7 +217,7 @@ def ensemble_summary(arrays: CohortArrays, folds: list[Any]) -> dict[str, Any] |
     """Average member error vs ensemble error on the pooled test predictions."""
     n_members = len(folds[0].members)
     kind = get_task(arrays.task).ensemble
-    if n_members < 2 or kind is None:
+    if n_members < 2 or kind is None or get_task(arrays.task).dense:
         return None
     targets = arrays.data.targets.numpy()
     idx = np.concatenate([f.test for f in folds])

@@ -19,6 +19,7 @@ from deepradiomics.evaluate.ensemble import member_resamples
 from deepradiomics.files import atomic_write
 from deepradiomics.models import build_from_config
 from deepradiomics.seeds import derive_seed
+from deepradiomics.tasks import get_task
 from deepradiomics.train.loop import embed, fit, predict, resolve_device, setup_from_config
 
 DONE = "done.json"
@@ -115,12 +116,21 @@ def run_member(
         if not len(index):
             return np.zeros((0,), dtype=np.float32)
         return predict(
-            model, data.subset(index), arrays.task, device, tta=tta, anisotropic=arrays.anisotropic
+            model,
+            data.subset(index),
+            arrays.task,
+            device,
+            tta=tta,
+            anisotropic=arrays.anisotropic,
+            patch=cfg.train.patch,
+            overlap=cfg.train.sw_overlap,
         )
 
-    unique_train = np.unique(job.train)
-    wanted = cfg.evaluate.combat_embeddings or (
-        cfg.evaluate.audit.site and len(arrays.site_names) > 1
+    dense = get_task(arrays.task).dense
+    # segmentation maps of the training cases would only cost memory: nothing reads them
+    unique_train = np.unique(job.train)[: 0 if dense else None]
+    wanted = not dense and (
+        cfg.evaluate.combat_embeddings or (cfg.evaluate.audit.site and len(arrays.site_names) > 1)
     )
     embedding = embed(model, data, device) if wanted else None
     out = MemberOutput(

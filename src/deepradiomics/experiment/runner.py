@@ -44,6 +44,7 @@ from deepradiomics.experiment.folds import cnn_predictions, run_fold
 from deepradiomics.experiment.learning_curve import learning_curve
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table
 from deepradiomics.experiment.provenance import software_versions
+from deepradiomics.experiment.segmentation import segmentation_results
 from deepradiomics.experiment.site_audit import site_audit
 from deepradiomics.files import atomic_write_text, write_json
 from deepradiomics.report import write_checklist, write_model_card, write_report
@@ -92,15 +93,11 @@ def run_experiment(
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if get_task(cfg.cohort.task).dense:  # before minutes of preprocessing
-        raise UserError(
-            f"cohort.task: 'run' evaluates prediction tasks; train {cfg.cohort.task} "
-            "models with 'deepradiomics train'"
-        )
     _check_same_config(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
     arrays = load_cohort_arrays(cfg, run_dir)
-    truth = _ground_truth(cfg, arrays)
+    dense = get_task(cfg.cohort.task).dense
+    truth = None if dense else _ground_truth(cfg, arrays)
     write_json(run_dir / "cohort.json", cohort_summary(arrays))
     splits = make_run_splits(cfg, arrays, run_dir)
     n = len(arrays.data)
@@ -112,7 +109,45 @@ def run_experiment(
         )
         folds.append(run_fold(cfg, arrays, splits, fold, run_dir, progress))
     train_seconds = sum(f.seconds for f in folds)
-    models = [cnn_predictions(folds, n)]
+    metrics: dict[str, Any] = {
+        "name": cfg.name,
+        "task": arrays.task,
+        "split": cfg.evaluate.split,
+        "date": dt.date.today().isoformat(),
+        "early_stopping": "out_of_bag" if cfg.evaluate.ensemble_members > 1 else "validation",
+    }
+    cnn = cnn_predictions(folds, n)
+    if dense:
+        _say(progress, "segmentation: Dice / HD95 / volumes, masks in original geometry, figures")
+        metrics.update(segmentation_results(cfg, arrays, folds, cnn, run_dir))
+        write_bundle(run_dir, cfg, arrays, folds, None)
+    else:
+        metrics.update(_outcome_results(cfg, arrays, splits, folds, cnn, truth, run_dir, progress))
+    metrics["software"] = software_versions()
+    metrics["timing"] = {
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": round(train_seconds, 1),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    write_report(run_dir)
+    write_model_card(run_dir)
+    write_checklist(run_dir)
+    return metrics
+
+
+def _outcome_results(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    splits: SplitAssignment,
+    folds: list,
+    cnn_model: ModelPredictions,
+    truth: pd.DataFrame | None,
+    run_dir: Path,
+    progress: bool,
+) -> dict[str, Any]:
+    """Prediction tasks: every model's metrics, comparisons, audits, learning curve,
+    ``predictions.csv``, the bundle and explanations."""
+    models = [cnn_model]
     X = None
     if cfg.evaluate.classical:
         _say(progress, "classical baseline: features, then the same folds")
@@ -128,13 +163,8 @@ def run_experiment(
     }
     cnn = per_model["cnn"]
     metrics: dict[str, Any] = {
-        "name": cfg.name,
-        "task": arrays.task,
-        "split": cfg.evaluate.split,
-        "date": dt.date.today().isoformat(),
         "threshold": cnn.get("threshold"),
         "fold_thresholds": cnn.get("fold_thresholds"),
-        "early_stopping": "out_of_bag" if cfg.evaluate.ensemble_members > 1 else "validation",
         "threshold_selection": "per_fold" if cnn.get("fold_thresholds") else None,
         "test": cnn["test"],
         "per_site": cnn["per_site"],
@@ -191,15 +221,6 @@ def run_experiment(
         explained = explain_run(run_dir, arrays, cnn.get("threshold"), progress)
         if explained:
             metrics["explain"] = explained
-    metrics["software"] = software_versions()
-    metrics["timing"] = {
-        "total_seconds": round(time.perf_counter() - t0, 1),
-        "train_seconds": round(train_seconds, 1),
-    }
-    write_json(run_dir / "metrics.json", metrics)
-    write_report(run_dir)
-    write_model_card(run_dir)
-    write_checklist(run_dir)
     return metrics
 
 

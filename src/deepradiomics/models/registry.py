@@ -9,6 +9,7 @@ Backbones that can segment also have ``forward_dense(x) -> (feature_map, embeddi
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,16 @@ def _builder(name: str) -> Callable[..., nn.Module]:
             f"model.name: unknown model {name!r}; available: {', '.join(list_models())}"
         )
     return _MODELS[name]
+
+
+def can_segment(name: str) -> bool:
+    """Whether model ``name``'s backbone has ``forward_dense`` (read from its builder's return
+    annotation, without building it); builders without one are given the benefit of the doubt."""
+    try:
+        returned = typing.get_type_hints(_builder(name)).get("return")
+    except (NameError, TypeError):
+        return True
+    return returned is None or not isinstance(returned, type) or hasattr(returned, "forward_dense")
 
 
 def accepts_kwarg(name: str, kwarg: str) -> bool:

@@ -10,6 +10,7 @@ checklist.
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 from pathlib import Path
@@ -516,6 +517,56 @@ def explain_section(run: RunData) -> str:
     return section("explain", "What the CNN looked at", "".join(parts))
 
 
+def segmentation_section(run: RunData) -> str:
+    """Segmentation runs: where the scores come from, the worst and median cases."""
+    info = run.metrics.get("segmentation")
+    if not isinstance(info, dict):
+        return ""
+    body = (
+        f"<p>Dice, HD95 (mm) and volume difference (predicted − reference, mL) per case on "
+        f"the {esc(info.get('grid', 'network-input grid'))}, out of fold; the Metrics and Per "
+        f"site tables give their means with patient-bootstrap CIs. HD95 is undefined when a "
+        f"mask is empty and such cases are left out of its mean; "
+        f"{esc(info.get('empty_predictions', 0))} case(s) have an empty prediction.</p>"
+    )
+    if info.get("centred_on_mask"):
+        body += banner(
+            "warning",
+            "Every input, test cases included, was cropped around its reference mask "
+            "(preprocess.crop_mm): the lesion is always near the centre, which makes these "
+            "scores optimistic for new cases. preprocess.crop_mm: none segments whole volumes "
+            "(and is what a bundle needs to segment cases without a mask).",
+        )
+    if info.get("masks"):
+        dice = finite(info.get("dice_original_mean"))
+        body += (
+            f"<p>Predicted masks in each case's original geometry: "
+            f"<code>{esc(info['masks'])}/</code> (column <code>cnn_mask_file</code> of "
+            "predictions.csv)"
+            + (f"; mean Dice there against the drawn masks {dice:.3f}" if dice is not None else "")
+            + ".</p>"
+        )
+    if info.get("patch"):
+        body += (
+            f"<p>Trained on random patches of {esc(' x '.join(map(str, info['patch'])))} "
+            f"voxels of inputs of {esc(' x '.join(map(str, info.get('input_shape') or [])))}; "
+            "predicted by sliding windows (MONAI sliding_window_inference, Gaussian "
+            "weighting).</p>"
+        )
+    for fig in info.get("figures") or []:
+        png = run.run_dir / str(fig.get("file", ""))
+        if not png.is_file():
+            continue
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        cap = f"{fig.get('role')} case {fig.get('case_id')}: Dice {fig.get('dice', 0):.3f}"
+        body += (
+            f'<figure><img src="data:image/png;base64,{data}" alt="{esc(cap)}" '
+            f'style="max-width:100%"><figcaption>{esc(cap)}: image, reference outline (cyan), '
+            "predicted outline (magenta)</figcaption></figure>"
+        )
+    return section("segmentation", "Segmentation", body)
+
+
 def confounding_section(run: RunData) -> str:
     """The site audit: verdict in words, site probes, site-only baseline, LOSO gap."""
     audit = run.metrics.get("audit") or {}
@@ -582,6 +633,7 @@ SECTION_TITLES = {
     "ensemble": "Ensemble",
     "uncertainty": "Uncertainty",
     "explain": "Explanations",
+    "segmentation": "Segmentation",
     "confounding": "Confounding",
     "limitations": "Limitations",
     "checklist": "Checklists",
@@ -608,6 +660,7 @@ def render_report(run: RunData) -> str:
         ensemble_section(run),
         uncertainty_section(run),
         explain_section(run),
+        segmentation_section(run),
         confounding_section(run),
         limitations_section(run, leaks),
         checklist_section(run),

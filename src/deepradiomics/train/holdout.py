@@ -28,13 +28,21 @@ from deepradiomics.train.loop import fit, predict, resolve_device, setup_from_co
 
 
 def evaluate_split(
-    task: str, data: ArrayData, pred: np.ndarray, cfg: ExperimentConfig, threshold: float | None
+    task: str,
+    data: ArrayData,
+    pred: np.ndarray,
+    cfg: ExperimentConfig,
+    threshold: float | None,
+    spacing: tuple[float, float, float] | None = None,
 ) -> dict:
-    """Metric panel with patient-bootstrap CIs for one split."""
+    """Metric panel with patient-bootstrap CIs for one split (segmentation: against the
+    masks, distances in the units of ``spacing``)."""
+    truth = data.masks.numpy() if get_task(task).dense else data.targets.numpy()
     return metric_panel(
         task,
-        data.targets.numpy(),
+        truth,
         pred,
+        spacing=spacing,
         groups=list(data.patient_ids),
         n_boot=cfg.evaluate.bootstrap,
         seed=derive_seed(cfg.seed, "bootstrap"),
@@ -66,7 +74,14 @@ def train_and_evaluate(
     evaluated = [n for n in parts if n != "train" and not (validation_only and n == "test")]
     preds = {
         name: predict(
-            model, parts[name], task, device, tta=cfg.train.tta, anisotropic=info.anisotropic
+            model,
+            parts[name],
+            task,
+            device,
+            tta=cfg.train.tta,
+            anisotropic=info.anisotropic,
+            patch=cfg.train.patch,
+            overlap=cfg.train.sw_overlap,
         )
         for name in evaluated
     }
@@ -76,7 +91,8 @@ def train_and_evaluate(
             parts["val"].targets.numpy(), preds["val"], cfg.evaluate.threshold
         )
     metrics = {
-        name: evaluate_split(task, parts[name], p, cfg, threshold) for name, p in preds.items()
+        name: evaluate_split(task, parts[name], p, cfg, threshold, info.spacing)
+        for name, p in preds.items()
     }
     metrics.update(
         task=task,

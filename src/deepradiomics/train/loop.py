@@ -45,6 +45,7 @@ from deepradiomics.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from deepradiomics.train.dense import sample_patches, segment
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -178,18 +179,36 @@ def predict(
     batch_size: int = 32,
     tta: bool = False,
     anisotropic: bool = False,
+    patch: tuple[int, int, int] | None = None,
+    overlap: float = 0.5,
 ) -> np.ndarray:
     """Model outputs for every case: probabilities (binary [N], multiclass [N, K]), log-risk
-    (survival) or values (regression); ``tta`` averages over flips (in-plane if anisotropic)."""
+    (survival), values (regression) or foreground probability maps (segmentation [N, D, H, W],
+    by sliding windows of ``patch`` voxels); ``tta`` averages over flips (in-plane if
+    anisotropic)."""
     flips = _flips(anisotropic) if tta else [()]
+    if get_task(task).dense:
+        return segment(model, data.images, device, patch, overlap, flips=flips).numpy()
     return _outputs(model, data, device, batch_size, flips, lambda o: activate(task, o)).numpy()
 
 
 def validate(
-    model: nn.Module, val: ArrayData, task: str, loss_fn: nn.Module, device: torch.device
+    model: nn.Module,
+    val: ArrayData,
+    task: str,
+    loss_fn: nn.Module,
+    device: torch.device,
+    patch: tuple[int, int, int] | None = None,
 ) -> tuple[float, float]:
     """(validation score: the task's primary metric, validation loss) from one pass without
-    augmentation."""
+    augmentation. Segmentation: scored against the masks, on the whole input by sliding
+    windows; the loss takes the log of the blended probabilities as logits."""
+    if get_task(task).dense:
+        fg = segment(model, val.images, device, patch)
+        logp = torch.log(torch.stack([1 - fg, fg], 1).clamp_min(1e-6))
+        with torch.no_grad():
+            loss = float(loss_fn(logp.to(device), val.masks.long().to(device)))
+        return primary_score(task, val.masks.numpy(), fg.numpy()), loss
     raw = _outputs(model, val, device, 32, [()], lambda o: o)
     with torch.no_grad():
         loss = float(loss_fn(raw.to(device), _targets_for_loss(task, val.targets).to(device)))
@@ -259,6 +278,8 @@ def train_one_epoch(
         mask = train.masks[idx][:, None].to(device) if seg else None  # [N, 1, D, H, W]
         params = augment.sample(x.shape, g_dev)  # drawn for the global batch on every rank
         x, mask = augment.apply(x, mask, params)
+        if seg and cfg.patch is not None:  # random patches, half of them on the lesion
+            x, mask = sample_patches(x, mask, cfg.patch, g_dev)
         mine = slice(rank, None, world)  # this process's share of the global batch
         x = x[mine]
         x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -380,7 +401,9 @@ def fit(
         }
         score = float(epoch)  # without validation data the latest epoch is the best
         if val is not None and len(val):
-            row["val_score"], row["val_loss"] = validate(model, val, setup.task, loss_fn, device)
+            row["val_score"], row["val_loss"] = validate(
+                model, val, setup.task, loss_fn, device, cfg.patch
+            )
             if cfg.monitor == "score":
                 score = row["val_score"] * (1 if get_task(setup.task).higher_is_better else -1)
             else:

@@ -44,7 +44,7 @@ from deepradiomics.evaluate.metrics.classification import (
 )
 from deepradiomics.evaluate.metrics.core import weighted_mean_batch
 from deepradiomics.evaluate.metrics.regression import mae, r2, r2_batch, rmse
-from deepradiomics.evaluate.metrics.segmentation import dice, hd95
+from deepradiomics.evaluate.metrics.segmentation import dice, hd95, mean_dice, volume_ml
 from deepradiomics.evaluate.metrics.survival import (
     BreslowBaseline,
     TimeDependentAUC,
@@ -84,6 +84,7 @@ __all__ = [
     "macro_auc",
     "macro_auc_batch",
     "mae",
+    "mean_dice",
     "multiclass_accuracy_batch",
     "r2",
     "r2_batch",
@@ -98,5 +99,6 @@ __all__ = [
     "time_dependent_auc_batch",
     "uno_c_index",
     "uno_c_index_batch",
+    "volume_ml",
     "weighted_mean_batch",
 ]

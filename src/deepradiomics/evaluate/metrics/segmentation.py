@@ -22,6 +22,20 @@ def dice(pred: np.ndarray, true: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(p, t).sum() / total)
 
 
+def mean_dice(true_masks: np.ndarray, foreground: np.ndarray) -> float:
+    """Mean Dice over cases of ``foreground >= 0.5`` (probability maps ``[N, ...]``) against
+    ``true_masks [N, ...]``: the segmentation headline metric (early stopping, summaries)."""
+    t, f = np.asarray(true_masks), np.asarray(foreground)
+    if t.shape != f.shape:
+        raise ValueError(f"masks differ in shape: prediction {f.shape}, truth {t.shape}")
+    return float(np.mean([dice(p >= 0.5, m) for p, m in zip(f, t, strict=True)]))
+
+
+def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
+    """Volume of a binary mask in millilitres (``spacing`` in mm per array axis)."""
+    return float(np.asarray(mask).astype(bool).sum() * np.prod(spacing) / 1000.0)
+
+
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Boundary voxels: the mask minus its erosion (outside the array counts as background)."""
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
