@@ -139,7 +139,7 @@ def test_empty_mask_cell_warns(cohort, capsys):
 
 def test_segmentation_needs_every_mask(cohort, capsys):
     cohort.rows[2]["mask"] = ""
-    cfg = cohort.config("cohort:\n  task: segmentation\n")
+    cfg = cohort.config("cohort:\n  task: segmentation\nmodel: {name: unet}\n")
     code, out, _ = run(capsys, str(cohort.save()), "--config", str(cfg))
     assert code == 1
     assert (
