@@ -202,6 +202,9 @@ class TrainConfig(Strict):
     # whole input (MONAI sliding_window_inference). None: the whole input is the patch.
     patch: tuple[int, int, int] | None = None
     sw_overlap: float = Field(0.5, ge=0, lt=1)  # overlap of neighbouring sliding windows
+    # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm), so a
+    # batch-norm model trains as it would in one process; false: each process its own share
+    sync_batchnorm: bool = True
 
 
 class LearningCurveConfig(Strict):

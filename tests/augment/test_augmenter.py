@@ -130,3 +130,26 @@ def test_runs_on_cuda_and_reproduces():
     on_gpu = no_noise.apply(image, mask, cpu_params)
     on_cpu = no_noise.apply(image.cpu(), mask.cpu(), cpu_params)
     torch.testing.assert_close(on_gpu[0].cpu(), on_cpu[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("settings", [ALL_ON, {**ALL_ON, "affine_p": 0.0, "elastic_p": 0.0}])
+def test_a_share_of_the_batch_augments_as_its_rows_of_the_whole_batch(settings):
+    # what each process of a distributed run does with its share (rank::world) of a global
+    # batch; the second setting leaves some shares without any interpolating transform
+    from deepradiomics.augment import take_rows
+
+    aug = build_augmenter(AugmentConfig(**settings), anisotropic=False)
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(6, 2, 12, 12, 12, generator=g)
+    mask = (torch.rand(6, 1, 12, 12, 12, generator=g) > 0.7).to(torch.uint8)
+    params = aug.sample(image.shape, torch.Generator().manual_seed(2))
+    whole, whole_mask = aug.apply(image, mask, params)
+    for rank in (0, 1, 2):
+        rows = torch.arange(6)[rank::3]
+        part, part_mask = aug.apply(image[rows], mask[rows], take_rows(params, rows, 6))
+        # the same per-sample arithmetic on fewer samples: equal up to float rounding
+        torch.testing.assert_close(part, whole[rows], rtol=1e-5, atol=1e-5)
+        assert torch.equal(part_mask, whole_mask[rows])
+    # control: another share's parameters do not fit
+    other = aug.apply(image[:2], mask[:2], take_rows(params, torch.arange(2, 4), 6))[0]
+    assert not torch.allclose(other, whole[:2], atol=1e-3)

@@ -1,6 +1,8 @@
 """One training step of the real loop, alone or under ``torchrun``: saves the gradients.
 
-``python ddp_step.py OUT`` (one process) or ``torchrun --nproc_per_node 2 ddp_step.py OUT``.
+``python ddp_step.py OUT [NORM]`` (one process) or ``torchrun --nproc_per_node 2 ddp_step.py OUT
+[NORM]`` (or two single-process nodes); NORM is the model's norm, ``instance`` by default
+(``batch``: batch norm, synchronised across the processes by ``dist.wrap``).
 The step runs ``train_one_epoch`` over exactly one global batch with augmentation off and a
 zero learning rate, so after it every parameter still holds its initial value and ``.grad``
 holds the gradient the optimiser would have used: under DDP the average of the processes'
@@ -35,13 +37,18 @@ def batch() -> ArrayData:
     return ArrayData(images=images, targets=targets, case_ids=ids, patient_ids=ids)
 
 
-def main(out: Path) -> None:
-    dist.init_from_env()
+def step_model(norm: str = "instance") -> torch.nn.Module:
+    """The model every variant starts from: no dropout; instance norm couples no cases of a
+    batch, batch norm couples them all."""
     torch.manual_seed(0)
-    # instance norm, no dropout: nothing couples the cases of a batch
-    model = create_model(
-        "small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8], norm="instance"
+    return create_model(
+        "small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8], norm=norm
     )
+
+
+def main(out: Path, norm: str = "instance") -> None:
+    dist.init_from_env()
+    model = step_model(norm)
     model.to(memory_format=torch.channels_last_3d)  # as ``fit`` does
     net = dist.wrap(model, torch.device("cpu"))
     setup = Setup(
@@ -81,4 +88,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *sys.argv[2:])

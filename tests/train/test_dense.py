@@ -82,6 +82,10 @@ def test_patches_fit_are_seeded_and_find_the_lesion() -> None:
     assert mp[0].sum() == mask[0].sum() and mp[1].sum() == mask[1].sum()  # first half: on it
     # the patches are crops of the input: consecutive voxels along x differ by 1
     assert torch.all(xp[..., 1:] - xp[..., :-1] == 1)
+    # a process holding rows 1 and 3 of the batch (distributed) cuts those rows' patches
+    rows = torch.tensor([1, 3])
+    xs, ms = sample_patches(x[rows], mask[rows], (8, 8, 8), g(), rows, 4)
+    assert torch.equal(xs, xp[rows]) and torch.equal(ms, mp[rows])
     same, _ = sample_patches(x, mask, (24, 24, 24), g())
     assert same is x
     with pytest.raises(ValueError, match="must fit in the input"):

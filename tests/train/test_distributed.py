@@ -23,8 +23,7 @@ import pytest
 import torch
 
 from deepradiomics.losses import get_loss
-from deepradiomics.models import create_model
-from tests.train.ddp_step import batch
+from tests.train.ddp_step import batch, step_model
 from tests.train.helpers import write_blob_npz, write_config
 
 pytestmark = pytest.mark.skipif(
@@ -79,10 +78,7 @@ def test_averaged_gradients_equal_the_whole_batch_gradient_at_the_first_step(
 
     # control: the gradient of one process's share alone (no averaging) is far outside the
     # tolerance, so the comparison above can fail
-    torch.manual_seed(0)
-    model = create_model(
-        "small3d", task="binary", in_channels=1, dropout=0.0, widths=[4, 8], norm="instance"
-    )
+    model = step_model("instance")
     half = batch().subset(list(range(0, 8, 2)))
     get_loss(None, "binary")(model(half.images)["out"].float(), half.targets).backward()
     g_half = {k: p.grad for k, p in model.named_parameters()}

@@ -13,7 +13,7 @@ from deepradiomics.augment.affine import (
     rotation_matrix,
 )
 from deepradiomics.augment.augmenter import Augmenter, build_augmenter
-from deepradiomics.augment.base import RandomTransform
+from deepradiomics.augment.base import RandomTransform, take_rows
 from deepradiomics.augment.elastic import (
     ElasticParams,
     RandomElastic,
@@ -61,5 +61,6 @@ __all__ = [
     "scale_shift",
     "spatial",
     "symmetry_group",
+    "take_rows",
     "warp",
 ]

@@ -12,6 +12,7 @@ on the same device type (CPU and CUDA random streams differ).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -64,3 +65,30 @@ def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high
 def bernoulli(generator: torch.Generator, shape: tuple[int, ...], p: float) -> Tensor:
     """Boolean draws, True with probability ``p`` (always drawn, whatever p)."""
     return torch.rand(shape, generator=generator, device=generator.device) < p
+
+
+def take_rows(params: Any, rows: Tensor, batch: int) -> Any:
+    """The parameters of the samples ``rows`` out of parameters drawn for ``batch`` samples.
+
+    Every transform acts on each sample alone, so ``apply(image[rows], mask[rows],
+    take_rows(params, rows, n))`` equals ``apply(image, mask, params)[rows]``: a process of
+    a distributed run reads and augments only its share of a global batch whose parameters
+    every process drew. Tensors with ``batch`` leading rows are indexed; a parameter object
+    with a ``take_rows`` method (noise: one field seeded for the whole batch) handles itself;
+    anything else (a seed) is shared.
+    """
+    if hasattr(params, "take_rows"):
+        return params.take_rows(rows, batch)
+    if isinstance(params, Tensor):
+        return params[rows.to(params.device)] if params.ndim and len(params) == batch else params
+    if isinstance(params, list | tuple):
+        return type(params)(take_rows(p, rows, batch) for p in params)
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        return dataclasses.replace(
+            params,
+            **{
+                f.name: take_rows(getattr(params, f.name), rows, batch)
+                for f in dataclasses.fields(params)
+            },
+        )
+    return params

@@ -18,12 +18,25 @@ from deepradiomics.augment.base import Mask, RandomTransform, bernoulli, uniform
 class NoiseParams:
     std: Tensor  # [N] standard deviation per sample (0: untouched)
     seed: int  # seeds the noise field on the image's device
+    # a share of a batch (``base.take_rows``): its rows of the field drawn for ``batch`` samples
+    rows: Tensor | None = None
+    batch: int | None = None
+
+    def take_rows(self, rows: Tensor, batch: int) -> NoiseParams:
+        mine = rows if self.rows is None else self.rows[rows]
+        return NoiseParams(self.std[rows.to(self.std.device)], self.seed, mine, self.batch or batch)
 
 
-def add_noise(image: Tensor, std: Tensor, seed: int) -> Tensor:
-    """Deterministic twin: ``image + std[i] * N(0, 1)``, the field drawn from ``seed``."""
+def add_noise(
+    image: Tensor, std: Tensor, seed: int, rows: Tensor | None = None, batch: int | None = None
+) -> Tensor:
+    """Deterministic twin: ``image + std[i] * N(0, 1)``, the field drawn from ``seed`` (for
+    ``batch`` samples, of which ``image`` holds ``rows``, when given)."""
     field_rng = torch.Generator(device=image.device).manual_seed(seed)
-    field = torch.randn(image.shape, generator=field_rng, device=image.device, dtype=image.dtype)
+    shape = image.shape if rows is None else (batch, *image.shape[1:])
+    field = torch.randn(shape, generator=field_rng, device=image.device, dtype=image.dtype)
+    if rows is not None:
+        field = field[rows.to(image.device)]
     return image + field * std.to(image.device, image.dtype)[:, None, None, None, None]
 
 
@@ -47,4 +60,4 @@ class RandomNoise(RandomTransform):
         return NoiseParams(std=std, seed=seed)
 
     def apply(self, image: Tensor, mask: Mask, params: NoiseParams) -> tuple[Tensor, Mask]:
-        return add_noise(image, params.std, params.seed), mask
+        return add_noise(image, params.std, params.seed, params.rows, params.batch), mask

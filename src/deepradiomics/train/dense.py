@@ -28,26 +28,36 @@ def _check_patch(patch: Sequence[int], shape: Sequence[int]) -> tuple[int, int, 
 
 
 def sample_patches(
-    x: torch.Tensor, mask: torch.Tensor, patch: Sequence[int], generator: torch.Generator
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    patch: Sequence[int],
+    generator: torch.Generator,
+    rows: torch.Tensor | None = None,
+    batch: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``patch``-sized crop per case of ``x [N, C, D, H, W]`` and ``mask [N, 1, D, H, W]``.
 
     Positions are drawn from ``generator`` (on ``x``'s device) for the whole batch, so every
-    process of a distributed run draws the same ones. The first half of the cases (rounded
-    up) get a patch around a random foreground voxel when their mask has any.
+    process of a distributed run draws the same ones; a process holding only the ``rows`` of
+    a global batch of ``batch`` cases crops its rows' patches. The first half of the global
+    batch (rounded up) get a patch around a random foreground voxel when their mask has any.
     """
     shape = tuple(x.shape[2:])
     p = _check_patch(patch, shape)
     if p == shape:
         return x, mask
     n = x.shape[0]
+    total = n if batch is None else batch
+    rows = torch.arange(n) if rows is None else rows.cpu()
     span = torch.tensor([s - q + 1 for s, q in zip(shape, p, strict=True)], device=x.device)
-    u = torch.rand((n, 3), generator=generator, device=x.device)
-    starts = (u * span).long()
-    pick = torch.rand((n,), generator=generator, device=x.device)
-    forced = int(np.ceil(n * FOREGROUND_FRACTION))
+    u = torch.rand((total, 3), generator=generator, device=x.device)
+    starts = (u * span).long()[rows.to(x.device)]
+    pick = torch.rand((total,), generator=generator, device=x.device)[rows.to(x.device)]
+    forced = int(np.ceil(total * FOREGROUND_FRACTION))
     half = torch.tensor(p, device=x.device) // 2
-    for i in range(min(forced, n)):
+    for i in range(n):
+        if int(rows[i]) >= forced:
+            continue
         fg = torch.nonzero(mask[i, 0] > 0)
         if len(fg):
             centre = fg[min(int(pick[i] * len(fg)), len(fg) - 1)]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from deepradiomics.augment import build_augmenter
+from deepradiomics.augment import build_augmenter, take_rows
 from deepradiomics.config import AugmentConfig, ExperimentConfig, TrainConfig, config_to_dict
 from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.evaluate.primary import primary_score
@@ -272,23 +272,24 @@ def train_one_epoch(
         range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=None if progress else True
     )
     for b in bar:
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        rows = torch.arange(len(batch))[rank::world]  # this process's share of the global batch
+        idx = batch[rows]  # the only cases this process reads
         x = train.images[idx].to(device, non_blocking=True)
         seg = get_task(setup.task).dense
-        mask = train.masks[idx][:, None].to(device) if seg else None  # [N, 1, D, H, W]
-        params = augment.sample(x.shape, g_dev)  # drawn for the global batch on every rank
-        x, mask = augment.apply(x, mask, params)
-        if seg and cfg.patch is not None:  # random patches, half of them on the lesion
-            x, mask = sample_patches(x, mask, cfg.patch, g_dev)
-        mine = slice(rank, None, world)  # this process's share of the global batch
-        x = x[mine]
+        mask = train.masks[idx][:, None].to(device) if seg else None  # [n, 1, D, H, W]
+        # drawn for the global batch on every rank, so the run augments as one process would
+        params = augment.sample(torch.Size((len(batch), *x.shape[1:])), g_dev)
+        x, mask = augment.apply(x, mask, take_rows(params, rows, len(batch)))
+        if seg and cfg.patch is not None:  # random patches, half of the batch on the lesion
+            x, mask = sample_patches(x, mask, cfg.patch, g_dev, rows, len(batch))
         x = x.contiguous(memory_format=torch.channels_last_3d)
         y = (
-            mask[mine, 0].long()
+            mask[:, 0].long()
             if seg
-            else _targets_for_loss(setup.task, train.targets[idx][mine].to(device))
+            else _targets_for_loss(setup.task, train.targets[idx].to(device))
         )
-        cov = None if train.covariates is None else train.covariates[idx][mine].to(device)
+        cov = None if train.covariates is None else train.covariates[idx].to(device)
         if adversarial:  # DANN: reversed gradient ramped from 0 to adversary_weight
             adversary.lambd = setup.adversary_weight * dann_schedule(
                 (epoch * n_batches + b) / max(1, cfg.epochs * n_batches - 1)
@@ -297,7 +298,7 @@ def train_one_epoch(
             out = model(x, cov)
             loss = task_loss = loss_fn(out["out"].float(), y)
             if adversarial:
-                site_logits, site = out["site_logits"].float(), train.sites[idx][mine].to(device)
+                site_logits, site = out["site_logits"].float(), train.sites[idx].to(device)
                 site_ce = site_loss(site_logits, site)
                 loss = loss + site_ce
                 site_total += dist.mean_across_ranks(site_ce.detach()).item()
@@ -350,7 +351,7 @@ def fit(
     device = resolve_device(cfg.device)
     model.to(device)
     model.to(memory_format=torch.channels_last_3d)
-    net = dist.wrap(model, device)
+    net = dist.wrap(model, device, sync_batchnorm=cfg.sync_batchnorm)
     loss_fn = get_loss(cfg.loss, setup.task, _class_weights(setup, train)).to(device)
     augment = build_augmenter(setup.augment, anisotropic=setup.anisotropic, spacing=setup.spacing)
     optimiser = make_optimiser(model, cfg)
