@@ -73,24 +73,30 @@ def hand(run: Path) -> pd.DataFrame:
     from deepradiomics.dataset.covariates import apply_encoding, encoding_width
     from deepradiomics.models import build_from_config
     from deepradiomics.preprocess.pipeline import PreparedCohort
+    from deepradiomics.preprocess.plan import Plan
     from deepradiomics.train.checkpoint import load_checkpoint
     from deepradiomics.train.loop import predict
 
     cfg = load_config(run / "bundle" / "config.yaml")
     info = json.loads((run / "bundle" / "bundle.json").read_text())
-    prepared = PreparedCohort.open(run / "preprocess")
-    images, _, ids = prepared.load_all()
-    table = pd.read_csv(cfg.cohort.path, dtype=str, keep_default_na=False).set_index("case_id")
-    table = table.loc[ids].reset_index()
-    table["sex"] = table["sex"].astype(str)
+    # the run prepared the cohort once per distinct fold plan: preprocess/, preprocess/plan_J/
+    caches = [
+        PreparedCohort.open(d) for d in [run / "preprocess", *(run / "preprocess").glob("plan_*")]
+    ]
     probs = []
     for m in info["members"]:
+        plan = Plan.load(run / "bundle" / m.get("plan", "plan.json"))
+        (prepared,) = [p for p in caches if p.plan == plan]
+        images, _, ids = prepared.load_all()
+        table = pd.read_csv(cfg.cohort.path, dtype=str, keep_default_na=False).set_index("case_id")
+        table = table.loc[ids].reset_index()
+        table["sex"] = table["sex"].astype(str)
         model = build_from_config(
             cfg,
             "binary",
             info["in_channels"],
             2,
-            tuple(info["spacing"]),
+            tuple(m.get("spacing", info["spacing"])),
             n_covariates=encoding_width(m["encoding"]),
             n_sites=len(info["sites"]),
         )
@@ -130,6 +136,8 @@ def test_predicts_training_cases_as_the_ensemble_of_members(
     np.testing.assert_allclose(preds["prob"], expect["prob"], atol=1e-5)
     np.testing.assert_allclose(preds["uncertainty"], expect["std"], atol=1e-5)
     info = json.loads((run / "bundle" / "bundle.json").read_text())
+    # this config plans spacing, crop and CT window from data: each fold has its own plan
+    assert [m["plan"] for m in info["members"]] == ["plans/fold_0.json", "plans/fold_1.json"]
     expected = np.where(preds["prob"] >= info["threshold"], info["classes"][1], info["classes"][0])
     assert list(preds["predicted_class"]) == list(expected)
 

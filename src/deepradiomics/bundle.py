@@ -7,7 +7,9 @@ Written by ``run`` (``write_bundle``), read by ``predict`` and the Python API
       bundle.json     task, classes, threshold, channels, sites, members (file, fold,
                       survival offset, covariate encoding)
       config.yaml     the resolved experiment config
-      plan.json       the preprocessing plan (CSV cohorts)
+      plan.json       the preprocessing plan (CSV cohorts; the first fold's)
+      plans/          fold_K.json: each fold's plan, only when the folds' plans differ (each
+                      was fitted on its fold's training part); members name theirs
       members/        fold_K_member_M.pt: {"model": state_dict} (torch.load weights_only)
 
 The ensemble is every fold's members: each was trained on its fold's training part, so
@@ -25,8 +27,8 @@ from typing import Any, Protocol
 import torch
 
 from deepradiomics.config import ExperimentConfig, load_config, save_config
-from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.dataset.covariates import encoding_width
+from deepradiomics.dataset.planning import FoldCohorts
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.files import atomic_write_text
 from deepradiomics.io.weights import read_weights
@@ -53,18 +55,31 @@ class FittedFold(Protocol):
 def write_bundle(
     run_dir: Path,
     cfg: ExperimentConfig,
-    arrays: CohortArrays,
+    cohorts: FoldCohorts,
     folds: Sequence[FittedFold],
     threshold: float | None,
 ) -> Path:
-    """``run_dir/bundle`` from the run's config, cohort and every fold's member weights."""
+    """``run_dir/bundle`` from the run's config, each fold's cohort (its plan) and every
+    fold's member weights."""
     out = run_dir / "bundle"
+    arrays = cohorts.reference
     (out / "members").mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     if arrays.plan is not None:
         arrays.plan.save(out / "plan.json")
+    per_fold = arrays.plan is not None and cohorts.distinct_plans > 1
     members = []
     for f in folds:
+        own: dict[str, Any] = {}
+        if per_fold:
+            plan = cohorts[f.fold].plan
+            (out / "plans").mkdir(exist_ok=True)
+            plan.save(out / "plans" / f"fold_{f.fold}.json")
+            own = {
+                "plan": f"plans/fold_{f.fold}.json",
+                "spacing": list(plan.spacing),
+                "anisotropic": plan.anisotropic,
+            }
         for m, folder in enumerate(f.member_dirs):
             name = f"fold_{f.fold}_member_{m}.pt"
             weights = load_checkpoint(folder / BEST)["model"]
@@ -76,6 +91,7 @@ def write_bundle(
                     "member": m,
                     "offset": None if f.offsets is None else f.offsets[m],
                     "encoding": f.encoding,
+                    **own,
                 }
             )
     manifest = {
@@ -103,6 +119,9 @@ class Member:
     member: int
     offset: float | None  # survival: mean training log-risk, subtracted
     encoding: dict[str, Any] | None  # covariate encoding fitted on its training part
+    plan: Plan | None = None  # its fold's plan when folds differ (else the bundle's)
+    spacing: tuple[float, float, float] | None = None  # that plan's grid, for the model
+    anisotropic: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,34 @@ class Bundle:
     @property
     def n_classes(self) -> int:
         return len(self.classes) if get_task(self.task).classes else 0
+
+    def plan_of(self, member: Member) -> Plan:
+        """The plan a member's inputs are prepared with (its fold's)."""
+        return member.plan or self.plan
+
+    def plan_groups(self) -> list[tuple[Plan, list[int]]]:
+        """``(plan, member positions)`` per distinct plan, in member order."""
+        groups: list[tuple[Plan, list[int]]] = []
+        for i, m in enumerate(self.members):
+            plan = self.plan_of(m)
+            for p, idx in groups:
+                if p == plan:
+                    idx.append(i)
+                    break
+            else:
+                groups.append((plan, [i]))
+        return groups
+
+
+def _member_plan(folder: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    if not entry.get("plan"):
+        return {}
+    spacing = entry.get("spacing")
+    return {
+        "plan": Plan.load(folder / entry["plan"]),
+        "spacing": None if spacing is None else tuple(float(s) for s in spacing),
+        "anisotropic": bool(entry.get("anisotropic", False)),
+    }
 
 
 def load_bundle(folder: str | Path) -> Bundle:
@@ -147,6 +194,7 @@ def load_bundle(folder: str | Path) -> Bundle:
                 int(m["member"]),
                 None if m.get("offset") is None else float(m["offset"]),
                 m.get("encoding"),
+                **_member_plan(folder, m),
             )
             for m in info["members"]
         ]
@@ -196,7 +244,7 @@ def load_member(bundle: Bundle, member: Member) -> torch.nn.Module:
         bundle.task,
         bundle.in_channels,
         bundle.n_classes,
-        bundle.spacing,
+        member.spacing if member.plan is not None else bundle.spacing,
         n_covariates=n_cov,
         n_sites=len(bundle.sites),
         load_pretrained=False,  # the member's weights replace them; the file may be elsewhere

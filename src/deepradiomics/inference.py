@@ -119,10 +119,15 @@ def prepare_cases(
 
 
 def member_outputs(
-    bundle: Bundle, images: np.ndarray, covariates: pd.DataFrame | None, progress: bool = False
+    bundle: Bundle,
+    images: np.ndarray,
+    covariates: pd.DataFrame | None,
+    progress: bool = False,
+    members: list[int] | None = None,
 ) -> np.ndarray:
-    """Every member's raw output, ``(members, cases[, classes])``: probabilities, log-risks
-    (before the offset) or values."""
+    """The raw output of every member (or of the ``members`` positions, whose plan prepared
+    ``images``), ``(members, cases[, classes])``: probabilities, log-risks (before the
+    offset) or values."""
     device = resolve_device("auto")
     n = len(images)
     base = ArrayData(
@@ -132,8 +137,9 @@ def member_outputs(
         patient_ids=tuple(map(str, range(n))),
     )
     outs = []
+    chosen = bundle.members if members is None else [bundle.members[i] for i in members]
     for m in tqdm(
-        bundle.members,
+        chosen,
         desc="members",
         unit="model",
         file=sys.stderr,
@@ -151,7 +157,7 @@ def member_outputs(
                 bundle.task,
                 device,
                 tta=bundle.cfg.train.tta,
-                anisotropic=bundle.anisotropic,
+                anisotropic=m.anisotropic if m.plan is not None else bundle.anisotropic,
             )
         )
     return np.stack(outs)
@@ -256,21 +262,27 @@ def predict_cases(
     manifest, records, failed, messages = _validated(bundle, csv, table)
     usable = [i for i in range(len(records)) if i not in failed]
     workers = workers or bundle.cfg.preprocess.workers
-    images, prep_failed = prepare_cases(
-        [records[i] for i in usable],
-        bundle.plan,
-        workers,
-        progress,
-        bundle.cfg.preprocess.mask_channel,
-    )
-    for j, reason in sorted(prep_failed.items()):
-        case = records[usable[j]]
-        reason = re.sub(rf"^case {re.escape(case.case_id)}( \(line \d+\))?: ", "", reason)
-        failed[usable[j]] = f"preprocess: {reason}"
-        # the warnings of a case that then failed are noise next to its error
-        messages[usable[j]] = [
-            f"error: case {case.case_id} (line {case.line}): preprocess: {reason}"
-        ]
+    groups = bundle.plan_groups()  # one group unless the folds' plans differ
+    prepared = []
+    for plan, _ in groups:
+        images, prep_failed = prepare_cases(
+            [records[i] for i in usable],
+            plan,
+            workers,
+            progress,
+            bundle.cfg.preprocess.mask_channel,
+        )
+        prepared.append(images)
+        for j, reason in sorted(prep_failed.items()):
+            if usable[j] in failed:
+                continue
+            case = records[usable[j]]
+            reason = re.sub(rf"^case {re.escape(case.case_id)}( \(line \d+\))?: ", "", reason)
+            failed[usable[j]] = f"preprocess: {reason}"
+            # the warnings of a case that then failed are noise next to its error
+            messages[usable[j]] = [
+                f"error: case {case.case_id} (line {case.line}): preprocess: {reason}"
+            ]
     ok = [i for i in range(len(records)) if i not in failed]
     table = pd.DataFrame(
         {
@@ -283,12 +295,15 @@ def predict_cases(
     outputs = np.zeros((len(bundle.members), 0, *per_case))  # no case: columns stay empty
     if ok:
         position = {i: j for j, i in enumerate(usable)}
-        stacked = np.stack([images[position[i]] for i in ok])
         cols = manifest.columns
         cov = covariate_table(
             [records[i] for i in ok], cols.covariates_numeric, cols.covariates_categorical
         )
-        outputs = member_outputs(bundle, stacked, cov, progress)
+        parts = {}
+        for (_, idx), images in zip(groups, prepared, strict=True):
+            stacked = np.stack([images[position[i]] for i in ok])
+            parts.update(zip(idx, member_outputs(bundle, stacked, cov, progress, idx), strict=True))
+        outputs = np.stack([parts[i] for i in range(len(bundle.members))])
     pred = ensemble_columns(bundle, outputs)
     pred.index = ok
     table = table.join(pred)

@@ -33,8 +33,7 @@ def test_adversary_targets_exclude_the_held_out_site(tmp_path: Path) -> None:
                 "model": {"site_adversary": True},
             }
         )
-        splits = make_run_splits(cfg, arrays, tmp_path)
-        (tmp_path / "splits.csv").unlink()
+        splits = make_run_splits(cfg, arrays)
         for fold in splits.folds:
             idx = fold_indices(splits, fold, ids)
             held_out = set(sites[idx["test"]])

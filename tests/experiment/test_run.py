@@ -83,6 +83,28 @@ def test_files_and_report_sections(run_dir: Path) -> None:
     assert len(members) == 4  # 2 folds x 2 members
 
 
+def test_each_fold_is_planned_on_its_training_part(run_dir: Path) -> None:
+    from deepradiomics.preprocess.plan import Plan
+
+    out = run_dir / "out"
+    record = json.loads((out / "metrics.json").read_text())["plan"]
+    assert json.loads((out / "cohort.json").read_text())["plan_fit"] == record
+    # configured spacing and crop; the CT window is the default percentile one: fitted
+    assert record["fit_on"] == "training part of each fold"
+    assert record["fitted"] == ["window ct"] and record["distinct_plans"] == 2
+    splits = pd.read_csv(out / "splits.csv", dtype={"site": str})
+    windows = []
+    for k, fit in record["folds"].items():
+        part = splits[(splits["fold"] == int(k)) & splits["role"].isin(["train", "val"])]
+        assert fit["cases"] == len(part) < splits["case_id"].nunique()
+        assert fit["sites"] == part["site"].value_counts().sort_index().to_dict()
+        plan = Plan.load(out / "bundle" / "plans" / f"fold_{k}.json")
+        windows.append(plan.modalities[0].window)
+    assert windows[0] != windows[1]
+    header = (out / "report.html").read_text().split("</header>")[0]
+    assert "computed in each fold from that fold&#x27;s training part only" in header
+
+
 def test_no_patient_on_both_sides(run_dir: Path) -> None:
     splits = pd.read_csv(run_dir / "out" / "splits.csv", dtype=str)
     for _, fold in splits.groupby("fold"):

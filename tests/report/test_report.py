@@ -433,3 +433,55 @@ def test_confounding_section_states_the_verdict_and_the_numbers(binary, tmp_path
     bare = copy_run(run, tmp_path / "bare")
     edit_json(bare / "metrics.json", lambda m: m.pop("audit"))
     assert "confounding" not in section_ids(write_report(bare).read_text())
+
+
+def _fold_fit(cases: int, sites: dict[str, int], fitted: list[str], fold: int) -> dict:
+    return {
+        "scope": f"training part of fold {fold}",
+        "cases": cases,
+        "patients": cases,
+        "sites": sites,
+        "fitted": fitted,
+    }
+
+
+def test_validation_text_says_what_the_preprocessing_plan_saw(binary, tmp_path):
+    assert "preprocessing plan" not in header_text(binary[1])  # a run without the record
+    run = copy_run(binary[0], tmp_path / "plan")
+    fitted = ["spacing", "crop", "shape", "window ct"]
+    record = {
+        "fit_on": "training part of each fold",
+        "fitted": fitted,
+        "distinct_plans": 3,
+        "folds": {
+            str(k): _fold_fit(n, {"alpha": n - 20, "beta": 20}, fitted, k)
+            for k, n in enumerate((80, 82, 80))
+        },
+    }
+    edit_json(run / "metrics.json", lambda m: m.update(plan=record))
+    text = header_text(write_report(run).read_text())
+    assert (
+        "The preprocessing plan (spacing, crop, shape, the intensity window of ct) was "
+        "computed in each fold from that fold's training part only (80 to 82 cases per fold "
+        "from 2 sites); a fold's test cases never shaped the plan that prepared them "
+        "(3 distinct plans over 3 folds)."
+    ) in text
+    edit_json(run / "metrics.json", lambda m: m.update(split="loso"))
+    assert "the left-out site and its test cases never shaped" in header_text(
+        write_report(run).read_text()
+    )
+    record.update(fitted=[], distinct_plans=1)
+    edit_json(run / "metrics.json", lambda m: m.update(plan=record, split="kfold"))
+    assert (
+        "Every preprocessing value (spacing, crop, intensity windows) was configured, so no "
+        "case's data shaped the preprocessing."
+    ) in header_text(write_report(run).read_text())
+    every = {
+        "fit_on": "every case",
+        "fitted": fitted,
+        "folds": {"0": {**_fold_fit(242, {}, fitted, 0), "scope": "every case"}},
+    }
+    edit_json(run / "metrics.json", lambda m: m.update(plan=every))
+    assert "computed from every case (242), including the test cases" in header_text(
+        write_report(run).read_text()
+    )

@@ -70,6 +70,7 @@ class CohortArrays:
     prepared: object | None = None  # preprocess.pipeline.PreparedCohort for CSV cohorts
     failures: list = field(default_factory=list)  # cases that could not be prepared
     cases: tuple = ()  # cohort.manifest.Case records (CSV cohorts), aligned with data
+    plan_fit: dict | None = None  # what the plan saw (``dataset.manifest.plan_fit``)
 
     @property
     def in_channels(self) -> int:

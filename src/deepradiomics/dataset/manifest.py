@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from deepradiomics.cohort.manifest import Case
+from deepradiomics.cohort.manifest import Case, Manifest
 from deepradiomics.cohort.validate import load_validated
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import ArrayData, CohortArrays
 from deepradiomics.errors import UserError
 from deepradiomics.preprocess.case import with_mask_channel
-from deepradiomics.preprocess.pipeline import prepare_cohort
+from deepradiomics.preprocess.pipeline import (
+    FingerprintedCases,
+    PreparedCohort,
+    fingerprint_cases,
+    prepare_planned,
+)
+from deepradiomics.preprocess.plan import fitted_parts
 from deepradiomics.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -68,49 +77,124 @@ def covariate_table(
     return table
 
 
-def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
-    """Validated, preprocessed cases of a CSV cohort; cases that fail preprocessing are
-    left out with their reason (in ``failures``) and the rest go on."""
+@dataclass
+class CsvSource:
+    """A CSV cohort validated and fingerprinted, before any plan: ``labels`` (ids, targets,
+    sites, covariates of the readable cases; no images) is enough to make the splits, and
+    ``prepare`` / ``stack`` then preprocess under a plan fitted on any subset of cases."""
+
+    cfg: ExperimentConfig
+    manifest: Manifest
+    cases: list[Case]  # validated cases that could be read, manifest order
+    fingerprinted: FingerprintedCases
+    out: Path  # run_dir/preprocess: fingerprint.json, plan.json, cases.json
+
+    def labels(self) -> CohortArrays:
+        """Every readable case without images (``images`` is ``[N, 0, 0, 0, 0]``)."""
+        return self.stack(None, [c.case_id for c in self.cases])
+
+    def prepare(self, plan_cases: Collection[str] | None = None) -> PreparedCohort:
+        """Every readable case prepared under the plan fitted on ``plan_cases`` (default:
+        every readable case); cases prepared before under the same plan come from the cache."""
+        pre = self.cfg.preprocess
+        plan = self.fingerprinted.plan(pre, plan_cases)
+        return prepare_planned(self.fingerprinted, plan, workers=pre.workers)
+
+    def stack(
+        self,
+        prepared: PreparedCohort | None,
+        case_ids: Sequence[str],
+        plan_fit: dict[str, Any] | None = None,
+        failures: Sequence[object] = (),
+    ) -> CohortArrays:
+        """``case_ids`` (in manifest order) as tensors, images from ``prepared`` (``None``:
+        labels only); ``failures``: every case left out and why."""
+        cfg = self.cfg
+        keep = set(case_ids)
+        kept = [c for c in self.cases if c.case_id in keep]
+        if not kept:
+            raise UserError(f"{cfg.cohort.path}: no case could be preprocessed")
+        ids = [c.case_id for c in kept]
+        masks = None
+        if prepared is None:
+            images = np.empty((len(kept), 0, 0, 0, 0), dtype=np.float32)
+        else:
+            images, masks, ids = prepared.load_all(ids)
+            if cfg.preprocess.mask_channel:
+                images = with_mask_channel(images, masks, f"{cfg.cohort.path}: a case")
+        task = cfg.cohort.task
+        classes = task_classes(cfg, kept)
+        data = ArrayData(
+            images=torch.from_numpy(images),
+            targets=targets_of(task, kept, classes),
+            case_ids=tuple(ids),
+            patient_ids=tuple(c.patient_id for c in kept),
+            masks=None if masks is None else torch.from_numpy(masks),
+        )
+        cols = self.manifest.columns
+        sites = np.array([c.site or "unknown" for c in kept]) if cols.site else None
+        plan = None if prepared is None else prepared.plan
+        return CohortArrays(
+            task=task,
+            data=data,
+            classes=classes,
+            sites=sites,
+            covariates=covariate_table(kept, cols.covariates_numeric, cols.covariates_categorical),
+            numeric_covariates=tuple(cols.covariates_numeric),
+            spacing=None if plan is None else tuple(plan.spacing),
+            anisotropic=False if plan is None else plan.anisotropic,
+            plan=plan,
+            prepared=prepared,
+            failures=[str(f) for f in failures],
+            cases=tuple(kept),
+            plan_fit=plan_fit,
+        )
+
+
+def open_csv(cfg: ExperimentConfig, run_dir: Path) -> CsvSource:
+    """Validate the CSV cohort and fingerprint its cases (cached); unreadable cases are left
+    out with their reason."""
     manifest, cases = load_validated(cfg.cohort)
     out = run_dir / "preprocess"
-    prepared = prepare_cohort(
+    fingerprinted = fingerprint_cases(
         cases,
         manifest.columns.modalities,
-        cfg.preprocess,
         cfg.preprocess.cache_dir or out / "cache",
+        workers=cfg.preprocess.workers,
     )
-    prepared.save(out)
-    for failure in prepared.failures:
+    for failure in fingerprinted.failures:
         log.warning("left out: %s", failure)
-    kept = [c for c in cases if c.case_id in prepared.keys]
-    if not kept:
+    readable = [c for c in cases if c.case_id in fingerprinted.digests]
+    if not readable:
         raise UserError(f"{cfg.cohort.path}: no case could be preprocessed")
-    images, masks, ids = prepared.load_all([c.case_id for c in kept])
-    if cfg.preprocess.mask_channel:
-        images = with_mask_channel(images, masks, f"{cfg.cohort.path}: a case")
-    task = cfg.cohort.task
-    classes = task_classes(cfg, kept)
-    data = ArrayData(
-        images=torch.from_numpy(images),
-        targets=targets_of(task, kept, classes),
-        case_ids=tuple(ids),
-        patient_ids=tuple(c.patient_id for c in kept),
-        masks=None if masks is None else torch.from_numpy(masks),
-    )
-    cols = manifest.columns
-    sites = np.array([c.site or "unknown" for c in kept]) if cols.site else None
-    plan = prepared.plan
-    return CohortArrays(
-        task=task,
-        data=data,
-        classes=classes,
-        sites=sites,
-        covariates=covariate_table(kept, cols.covariates_numeric, cols.covariates_categorical),
-        numeric_covariates=tuple(cols.covariates_numeric),
-        spacing=tuple(plan.spacing),
-        anisotropic=plan.anisotropic,
-        plan=plan,
-        prepared=prepared,
-        failures=[str(f) for f in prepared.failures],
-        cases=tuple(kept),
-    )
+    return CsvSource(cfg, manifest, readable, fingerprinted, out)
+
+
+def plan_fit(scope: str, cases: Sequence[Case], fitted: Sequence[str]) -> dict[str, Any]:
+    """What a plan saw: ``scope`` in words, its cases, patients and cases per site, and the
+    plan parts fitted on them (``plan.fitted_parts``; none: every value was configured)."""
+    sites: dict[str, int] = {}
+    for c in cases:
+        sites[c.site or "unknown"] = sites.get(c.site or "unknown", 0) + 1
+    return {
+        "scope": scope,
+        "cases": len(cases),
+        "patients": len({c.patient_id for c in cases}),
+        "sites": dict(sorted(sites.items())),
+        "fitted": list(fitted),
+    }
+
+
+def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
+    """Validated, preprocessed cases of a CSV cohort, planned on every readable case (the
+    ``preprocess`` command's view; experiments plan per fold, ``dataset.planning``); cases
+    that fail are left out with their reason (in ``failures``) and the rest go on."""
+    source = open_csv(cfg, run_dir)
+    prepared = source.prepare()
+    prepared.save(source.out)
+    for failure in prepared.failures:
+        if failure.stage == "preprocess":
+            log.warning("left out: %s", failure)
+    modalities = source.manifest.columns.modalities
+    fit = plan_fit("every case", source.cases, fitted_parts(cfg.preprocess, modalities))
+    return source.stack(prepared, list(prepared.keys), fit, prepared.failures)

@@ -14,7 +14,8 @@ import pandas as pd
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import ArrayData, CohortArrays
 from deepradiomics.dataset.covariates import encode_fold, encoding_width
-from deepradiomics.dataset.load import load_cohort_arrays
+from deepradiomics.dataset.load import open_cohort
+from deepradiomics.dataset.planning import fold_cohorts
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.files import atomic_write_text
@@ -65,23 +66,27 @@ class SingleSplit:
 
 
 def single_split(cfg: ExperimentConfig, run_dir: Path) -> SingleSplit:
-    """train / val / test parts for one model: the official split, or a grouped holdout."""
-    arrays = load_cohort_arrays(cfg, run_dir)
+    """train / val / test parts for one model: the official split, or a grouped holdout;
+    a CSV cohort is preprocessed under the plan fitted on the training part (train + val)."""
+    source = open_cohort(cfg, run_dir)
+    labels = source if isinstance(source, CohortArrays) else source.labels()
     evaluate = cfg.evaluate
     if evaluate.split not in ("official", "holdout"):
         evaluate = evaluate.model_copy(
-            update={"split": "official" if arrays.official is not None else "holdout"}
+            update={"split": "official" if labels.official is not None else "holdout"}
         )
     splits = make_splits(
         evaluate,
-        case_ids=arrays.data.case_ids,
-        patient_ids=arrays.data.patient_ids,
-        strata=arrays.strata(),
-        sites=arrays.sites,
-        official=arrays.official,
+        case_ids=labels.data.case_ids,
+        patient_ids=labels.data.patient_ids,
+        strata=labels.strata(),
+        sites=labels.sites,
+        official=labels.official,
         val_fraction=cfg.train.val_fraction,
         seed=cfg.seed,
     )
+    splits, cohorts = fold_cohorts(source, splits)
+    arrays = cohorts.reference
     save_splits(run_dir, splits, arrays)
     index = {
         role: splits.indices(0, role, arrays.data.case_ids) for role in ("train", "val", "test")

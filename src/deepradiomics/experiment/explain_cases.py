@@ -174,7 +174,10 @@ def explain_case_list(
     x = torch.from_numpy(np.stack([p.image for _, p in prepared]))
     cov_table = None if covariates is None else covariates.iloc[rows].reset_index(drop=True)
     models = []
-    for member in bundle.members:
+    # members of folds planned otherwise (plans fitted on other training parts) work on
+    # another grid, where their maps cannot be averaged with these: they are left out
+    same_plan = [m for m in bundle.members if bundle.plan_of(m) == plan]
+    for member in same_plan:
         model = load_member(bundle, member).eval()
         cov = (
             None
@@ -214,6 +217,7 @@ def explain_case_list(
     result: dict[str, Any] = {
         "methods": list(methods),
         "members": len(models),
+        "members_other_plan": len(bundle.members) - len(same_plan),
         "cases": per_case,
         "localisation": summary,
         "failures": failures,

@@ -29,8 +29,9 @@ def _outcome_summary(task: str, targets: np.ndarray) -> dict[str, Any]:
     return {"positives": int(targets.sum())}
 
 
-def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
-    """Counts per site, outcome balance, covariate missingness and the preprocessing plan."""
+def cohort_summary(arrays: CohortArrays, plan_fit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Counts per site, outcome balance, covariate missingness, the preprocessing plan (the
+    first fold's) and what the plans saw (``plan_fit``: ``FoldCohorts.record``)."""
     d = arrays.data
     targets = d.targets.numpy()
     summary: dict[str, Any] = {
@@ -46,6 +47,8 @@ def cohort_summary(arrays: CohortArrays) -> dict[str, Any]:
     if arrays.plan is not None:
         summary["modalities"] = arrays.plan.channels
         summary["plan"] = arrays.plan.to_dict()
+        if plan_fit is not None:
+            summary["plan_fit"] = plan_fit
     if arrays.sites is not None:
         sites = {}
         for s in arrays.site_names:

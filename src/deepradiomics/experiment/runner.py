@@ -1,9 +1,10 @@
 """``run``: the whole experiment from a config, resumable.
 
-cohort -> preprocess (cache) -> splits (saved) -> every fold x member trained (finished
-members are reused after a kill) -> out-of-fold predictions -> metrics with CIs per model,
-site and fold -> classical baselines on the same splits -> comparisons -> learning curve ->
-``predictions.csv``, ``metrics.json``, ``bundle/``, ``report.html``, ``model_card.md``.
+cohort -> fingerprint -> splits (saved) -> per fold: plan on its training part, preprocess
+(cache) -> every fold x member trained (finished members are reused after a kill) ->
+out-of-fold predictions -> metrics with CIs per model, site and fold -> classical baselines
+on the same splits -> comparisons -> learning curve -> ``predictions.csv``,
+``metrics.json``, ``bundle/``, ``report.html``, ``model_card.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from deepradiomics.audit.truth import oracle_score, read_ground_truth, truth_aud
 from deepradiomics.bundle import write_bundle
 from deepradiomics.config import ExperimentConfig, config_to_dict, save_config
 from deepradiomics.dataset.arrays import CohortArrays
-from deepradiomics.dataset.load import load_cohort_arrays
+from deepradiomics.dataset.load import open_cohort
+from deepradiomics.dataset.planning import FoldCohorts, fold_cohorts
 from deepradiomics.dataset.splits import save_splits
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
@@ -68,11 +70,10 @@ def _check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
         )
 
 
-def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path) -> SplitAssignment:
-    """The configured split, saved as ``splits.csv`` (with the site); an existing file from an
-    interrupted run must agree with it."""
+def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays) -> SplitAssignment:
+    """The configured split of ``arrays``' cases (ids, targets and sites: no image needed)."""
     d = arrays.data
-    splits = make_splits(
+    return make_splits(
         cfg.evaluate,
         case_ids=d.case_ids,
         patient_ids=d.patient_ids,
@@ -82,8 +83,60 @@ def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays, run_dir: Path) 
         val_fraction=cfg.train.val_fraction,
         seed=cfg.seed,
     )
-    save_splits(run_dir, splits, arrays, resume=True)
-    return splits
+
+
+def planned_cohorts(
+    cfg: ExperimentConfig, run_dir: Path
+) -> tuple[SplitAssignment, FoldCohorts, pd.DataFrame | None]:
+    """Splits first (they need no image), then each fold's cohort preprocessed under the plan
+    fitted on its training part (``dataset.planning``; segmentation still plans on every
+    case, its evaluation needs one grid); the split is saved as ``splits.csv`` (with the
+    site), and an existing file from an interrupted run must agree with it. Also the ground
+    truth, checked before minutes of preprocessing."""
+    source = open_cohort(cfg, run_dir)
+    labels = source if isinstance(source, CohortArrays) else source.labels()
+    dense = get_task(cfg.cohort.task).dense
+    truth = None if dense else _ground_truth(cfg, labels)
+    splits, cohorts = fold_cohorts(
+        source, make_run_splits(cfg, labels), on_training_part=not dense
+    )
+    save_splits(run_dir, splits, cohorts.reference, resume=True)
+    return splits, cohorts, truth
+
+
+def _per_plan(splits: SplitAssignment, cohorts: FoldCohorts):
+    """``(cohort, the split restricted to the folds planned alike)`` per distinct plan."""
+    groups: dict[int, list[int]] = {}
+    for k in splits.folds:
+        groups.setdefault(id(cohorts[k].data.images), []).append(k)
+    t = splits.table
+    for folds in groups.values():
+        yield cohorts[folds[0]], SplitAssignment(t[t["fold"].isin(folds)].reset_index(drop=True))
+
+
+def _classical(
+    cfg: ExperimentConfig,
+    splits: SplitAssignment,
+    cohorts: FoldCohorts,
+    run_dir: Path,
+    progress: bool,
+) -> tuple[list[ModelPredictions], dict[int, pd.DataFrame]]:
+    """The classical baselines, their features computed under each fold's plan."""
+    found: dict[str, list] = {}
+    designs: dict[int, pd.DataFrame] = {}
+    for arrays, part in _per_plan(splits, cohorts):
+        X = classical_design(cfg, arrays, run_dir, progress)
+        if X is None:
+            return [], {}
+        designs.update({k: X for k in part.folds})
+        for m in classical_models(cfg, arrays, part, X):
+            found.setdefault(m.name, []).extend(m.folds)
+    n = len(cohorts.reference.data)
+    models = [
+        ModelPredictions(name, sorted(folds, key=lambda f: f.fold), n)
+        for name, folds in found.items()
+    ]
+    return models, designs
 
 
 def run_experiment(
@@ -95,11 +148,10 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_config(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
-    arrays = load_cohort_arrays(cfg, run_dir)
+    splits, cohorts, truth = planned_cohorts(cfg, run_dir)
+    arrays = cohorts.reference  # ids, targets, sites and covariates: every fold's
     dense = get_task(cfg.cohort.task).dense
-    truth = None if dense else _ground_truth(cfg, arrays)
-    write_json(run_dir / "cohort.json", cohort_summary(arrays))
-    splits = make_run_splits(cfg, arrays, run_dir)
+    write_json(run_dir / "cohort.json", cohort_summary(arrays, cohorts.record()))
     n = len(arrays.data)
     folds = []
     for k, fold in enumerate(splits.folds):
@@ -107,7 +159,7 @@ def run_experiment(
             progress,
             f"fold {k + 1}/{len(splits.folds)}: training {cfg.evaluate.ensemble_members} member(s)",
         )
-        folds.append(run_fold(cfg, arrays, splits, fold, run_dir, progress))
+        folds.append(run_fold(cfg, cohorts[fold], splits, fold, run_dir, progress))
     train_seconds = sum(f.seconds for f in folds)
     metrics: dict[str, Any] = {
         "name": cfg.name,
@@ -115,14 +167,15 @@ def run_experiment(
         "split": cfg.evaluate.split,
         "date": dt.date.today().isoformat(),
         "early_stopping": "out_of_bag" if cfg.evaluate.ensemble_members > 1 else "validation",
+        "plan": cohorts.record(),
     }
     cnn = cnn_predictions(folds, n)
     if dense:
         _say(progress, "segmentation: Dice / HD95 / volumes, masks in original geometry, figures")
         metrics.update(segmentation_results(cfg, arrays, folds, cnn, run_dir))
-        write_bundle(run_dir, cfg, arrays, folds, None)
+        write_bundle(run_dir, cfg, cohorts, folds, None)
     else:
-        metrics.update(_outcome_results(cfg, arrays, splits, folds, cnn, truth, run_dir, progress))
+        metrics.update(_outcome_results(cfg, cohorts, splits, folds, cnn, truth, run_dir, progress))
     metrics["software"] = software_versions()
     metrics["timing"] = {
         "total_seconds": round(time.perf_counter() - t0, 1),
@@ -137,7 +190,7 @@ def run_experiment(
 
 def _outcome_results(
     cfg: ExperimentConfig,
-    arrays: CohortArrays,
+    cohorts: FoldCohorts,
     splits: SplitAssignment,
     folds: list,
     cnn_model: ModelPredictions,
@@ -147,13 +200,14 @@ def _outcome_results(
 ) -> dict[str, Any]:
     """Prediction tasks: every model's metrics, comparisons, audits, learning curve,
     ``predictions.csv``, the bundle and explanations."""
+    arrays = cohorts.reference
     models = [cnn_model]
-    X = None
+    designs: dict[int, pd.DataFrame] = {}
     if cfg.evaluate.classical:
         _say(progress, "classical baseline: features, then the same folds")
-        X = classical_design(cfg, arrays, run_dir, progress)
-        if X is not None:
-            models += classical_models(cfg, arrays, splits, X)
+        baselines, designs = _classical(cfg, splits, cohorts, run_dir, progress)
+        models += baselines
+    X = designs.get(splits.folds[0])
     if cfg.evaluate.combat_embeddings and len(arrays.site_names) > 1:
         _say(progress, "ComBat on the CNN embeddings + linear head, on the same folds")
         models.append(embedding_combat_model(cfg, arrays, splits, folds))
@@ -190,7 +244,7 @@ def _outcome_results(
     ]
     if cfg.evaluate.audit.site and len(arrays.site_names) > 1:
         _say(progress, "site audit: can the site be told from the model's inputs and embeddings?")
-        metrics["audit"] = site_audit(cfg, arrays, splits, folds, X, run_dir, progress)
+        metrics["audit"] = site_audit(cfg, cohorts, splits, folds, X, run_dir, progress)
     if truth is not None:
         metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
     cut = cnn.get("threshold")
@@ -209,13 +263,16 @@ def _outcome_results(
         metrics["ensemble"] = ensemble
     if cfg.evaluate.learning_curve.enabled:
         _say(progress, "learning curve")
-        metrics["learning_curve"] = learning_curve(cfg, arrays, splits, run_dir, progress, X)
+        first = splits.folds[0]
+        metrics["learning_curve"] = learning_curve(
+            cfg, cohorts[first], splits, run_dir, progress, X
+        )
     cuts = {name: m["fold_thresholds"] for name, m in per_model.items() if "fold_thresholds" in m}
     table = predictions_table(
         arrays, models, np.concatenate([f.predictions.std for f in folds]), cuts
     )
     atomic_write_text(run_dir / "predictions.csv", table.to_csv(index=False))
-    write_bundle(run_dir, cfg, arrays, folds, cnn.get("threshold"))
+    write_bundle(run_dir, cfg, cohorts, folds, cnn.get("threshold"))
     if cfg.evaluate.explain:
         _say(progress, "explanations: Grad-CAM of a few TPs / FPs / FNs, sanity check")
         explained = explain_run(run_dir, arrays, cnn.get("threshold"), progress)

@@ -33,6 +33,7 @@ from deepradiomics.audit.site import (
 from deepradiomics.classical.combat import META_PREFIX
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import CohortArrays
+from deepradiomics.dataset.planning import FoldCohorts
 from deepradiomics.dataset.splits import save_splits
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.evaluation import compare_models
@@ -100,7 +101,7 @@ def site_probes(
 
 def loso_gap(
     cfg: ExperimentConfig,
-    arrays: CohortArrays,
+    cohorts: FoldCohorts,
     folds: list[FoldResult],
     run_dir: Path,
     progress: bool = True,
@@ -112,6 +113,7 @@ def loso_gap(
     cfg_other = cfg.model_copy(
         update={"evaluate": cfg.evaluate.model_copy(update={"split": other})}
     )
+    arrays = cohorts.reference
     d = arrays.data
     splits = make_splits(
         cfg_other.evaluate,
@@ -126,7 +128,8 @@ def loso_gap(
     folder = run_dir / "loso_gap"
     folder.mkdir(parents=True, exist_ok=True)
     save_splits(folder, splits, arrays)
-    other_folds = [run_fold(cfg_other, arrays, splits, k, folder, progress) for k in splits.folds]
+    other = cohorts.replanned(splits)  # each fold planned on its own training part
+    other_folds = [run_fold(cfg_other, other[k], splits, k, folder, progress) for k in splits.folds]
     mine, theirs = cnn_predictions(folds, len(d)), cnn_predictions(other_folds, len(d))
     loso, random = (mine, theirs) if cfg.evaluate.split == "loso" else (theirs, mine)
     loso.name, random.name = "loso", cfg.evaluate.split if other == "loso" else "kfold"
@@ -146,7 +149,7 @@ def loso_gap(
 
 def site_audit(
     cfg: ExperimentConfig,
-    arrays: CohortArrays,
+    cohorts: FoldCohorts,
     splits: SplitAssignment,
     folds: list[FoldResult],
     X: pd.DataFrame | None,
@@ -156,6 +159,7 @@ def site_audit(
     """``metrics.audit``: site probes, site-only baseline, the LOSO gap when configured, the
     verdict, and the verdict again under ``warnings`` when confounding is suspected."""
     a = cfg.evaluate
+    arrays = cohorts.reference
     audit: dict[str, Any] = {"site_probe": site_probes(cfg, arrays, folds, X)}
     if arrays.task in ("binary", "multiclass", "survival", "regression"):
         audit["site_only"] = site_only_baseline(
@@ -168,7 +172,7 @@ def site_audit(
             level=a.ci_level,
         )
     if a.audit.loso_gap:
-        audit["loso_gap"] = loso_gap(cfg, arrays, folds, run_dir, progress)
+        audit["loso_gap"] = loso_gap(cfg, cohorts, folds, run_dir, progress)
     audit["adversarial"] = cfg.model.site_adversary
     audit["verdict"] = site_verdict(audit, adversarial=cfg.model.site_adversary)
     cnn = audit["site_probe"].get("cnn")

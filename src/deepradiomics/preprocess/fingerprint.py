@@ -11,7 +11,7 @@ in parallel and caches each case's fingerprint by file content.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,11 @@ class Fingerprint:
     def reference(self) -> str:
         """The first modality: its grid is the one the plan is made for."""
         return next(iter(self.modalities))
+
+    def subset(self, case_ids: Collection[str]) -> Fingerprint:
+        """The cohort restricted to ``case_ids`` (e.g. one fold's training part, to plan on)."""
+        keep = set(case_ids)
+        return Fingerprint(dict(self.modalities), [c for c in self.cases if c.case_id in keep])
 
     def spacings(self, modality: str | None = None) -> np.ndarray:
         m = modality or self.reference

@@ -16,7 +16,7 @@ already in the cache, so a rerun only redoes what is missing. ``deepradiomics pr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,22 +168,39 @@ class PreparedCohort:
         )
 
 
-def prepare_cohort(
-    cases: Sequence[Case],
-    modalities: Mapping[str, ModalityConfig],
-    preprocess: PreprocessConfig,
-    cache_dir: str | Path,
-    *,
-    workers: int | None = None,
-    plan: Plan | None = None,
-    progress: bool = True,
-) -> PreparedCohort:
-    """Fingerprint, plan (unless ``plan`` is given) and prepare every case into ``cache_dir``.
+@dataclass
+class FingerprintedCases:
+    """The first pass over a cohort: each readable case's content digest and fingerprint.
 
-    ``modalities`` maps channel names (keys of ``Case.images``) to their settings, in
-    channel order: ``Manifest.columns.modalities``. ``workers`` defaults to
-    ``preprocess.workers``; 1 runs in this process.
+    Planning needs only this; ``prepare_planned`` then prepares the cases under any plan
+    (one per fold, say) without reading or hashing the files again.
     """
+
+    cases: list[Case]  # every case given, manifest order
+    modalities: dict[str, ModalityConfig]
+    cache_dir: Path
+    digests: dict[str, str]  # case_id -> content digest, readable cases only
+    fingerprint: Fingerprint  # readable cases, manifest order
+    failures: list[CaseFailure] = field(default_factory=list)
+
+    @property
+    def case_ids(self) -> list[str]:
+        return [c.case_id for c in self.cases if c.case_id in self.digests]
+
+    def plan(self, preprocess: PreprocessConfig, case_ids: Collection[str] | None = None) -> Plan:
+        """``make_plan`` on the fingerprints of ``case_ids`` only (default: every readable case)."""
+        fp = self.fingerprint if case_ids is None else self.fingerprint.subset(case_ids)
+        if not fp.cases:
+            reasons = "; ".join(str(f) for f in self.failures[:3])
+            raise UserError(
+                f"no case could be read ({len(self.failures)} failed): {reasons}"
+                if self.failures and case_ids is None
+                else "cannot plan preprocessing: none of the planning cases could be read"
+            )
+        return make_plan(fp, preprocess, self.modalities)
+
+
+def _check_cases(cases: Sequence[Case], modalities: Mapping[str, ModalityConfig]) -> None:
     if not cases:
         raise UserError("the cohort has no case to preprocess")
     seen: dict[str, int] = {}
@@ -195,52 +212,106 @@ def prepare_cohort(
         seen[c.case_id] = c.line
     if not modalities:
         raise UserError("no image modality to preprocess (cohort.modalities is empty)")
+
+
+def _failure(case: Case, stage: str, out: Outcome) -> CaseFailure:
+    return CaseFailure(case.case_id, case.line, stage, out.reason or "", out.detail)
+
+
+def fingerprint_cases(
+    cases: Sequence[Case],
+    modalities: Mapping[str, ModalityConfig],
+    cache_dir: str | Path,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+) -> FingerprintedCases:
+    """Hash and fingerprint every case (cached by content); unreadable cases are failures."""
+    _check_cases(cases, modalities)
     cache_root = Path(cache_dir)
     CaseCache(cache_root).sweep_temp_files()
-    workers = int(workers or preprocess.workers)
     failures: list[CaseFailure] = []
-
-    def failed(case: Case, stage: str, out: Outcome) -> None:
-        failures.append(CaseFailure(case.case_id, case.line, stage, out.reason or "", out.detail))
-
+    digests: dict[str, str] = {}
+    fps: dict[int, CaseFingerprint] = {}
     with case_pool(workers, len(cases), __name__) as pool:
-        digests: dict[int, str] = {}
-        fps: dict[int, CaseFingerprint] = {}
         args = [(c, dict(modalities), cache_root) for c in cases]
         for i, out in run_jobs(_fingerprint_job, args, pool, "fingerprint", progress):
             if out.reason is not None:
-                failed(cases[i], "fingerprint", out)
+                failures.append(_failure(cases[i], "fingerprint", out))
             else:
-                digests[i], fps[i] = out.value
-        fingerprint = Fingerprint(
+                digests[cases[i].case_id], fps[i] = out.value
+    failures.sort(key=lambda f: f.line)
+    return FingerprintedCases(
+        cases=list(cases),
+        modalities=dict(modalities),
+        cache_dir=cache_root,
+        digests={c.case_id: digests[c.case_id] for c in cases if c.case_id in digests},
+        fingerprint=Fingerprint(
             modalities={m: c.kind for m, c in modalities.items()},
             cases=[fps[i] for i in sorted(fps)],
-        )
-        if plan is None:
-            if not fps:
-                reasons = "; ".join(str(f) for f in failures[:3])
-                raise UserError(f"no case could be read ({len(failures)} failed): {reasons}")
-            plan = make_plan(fingerprint, preprocess, modalities)
-        keys: dict[int, str] = {}
-        counts = {True: 0, False: 0}
-        ok = sorted(digests)
-        args = [(cases[i], plan, digests[i], cache_root) for i in ok]
+        ),
+        failures=failures,
+    )
+
+
+def prepare_planned(
+    fingerprinted: FingerprintedCases,
+    plan: Plan,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+) -> PreparedCohort:
+    """Every readable case prepared under ``plan`` (cache entries are keyed by content and
+    plan, so cases another plan prepared are never reused for this one)."""
+    fc = fingerprinted
+    failures = list(fc.failures)
+    ok = [c for c in fc.cases if c.case_id in fc.digests]
+    keys: dict[str, str] = {}
+    counts = {True: 0, False: 0}
+    with case_pool(workers, len(ok), __name__) as pool:
+        args = [(c, plan, fc.digests[c.case_id], fc.cache_dir) for c in ok]
         for j, out in run_jobs(_prepare_job, args, pool, "preprocess", progress):
             if out.reason is not None:
-                failed(cases[ok[j]], "preprocess", out)
+                failures.append(_failure(ok[j], "preprocess", out))
             else:
-                keys[ok[j]] = out.value
+                keys[ok[j].case_id] = out.value
                 counts[out.cached] += 1
     failures.sort(key=lambda f: f.line)
     return PreparedCohort(
         plan=plan,
-        fingerprint=fingerprint,
-        cache_dir=cache_root,
-        keys={cases[i].case_id: keys[i] for i in sorted(keys)},
+        fingerprint=fc.fingerprint,
+        cache_dir=fc.cache_dir,
+        keys={c.case_id: keys[c.case_id] for c in ok if c.case_id in keys},
         failures=failures,
         computed=counts[False],
         reused=counts[True],
     )
+
+
+def prepare_cohort(
+    cases: Sequence[Case],
+    modalities: Mapping[str, ModalityConfig],
+    preprocess: PreprocessConfig,
+    cache_dir: str | Path,
+    *,
+    workers: int | None = None,
+    plan: Plan | None = None,
+    progress: bool = True,
+) -> PreparedCohort:
+    """Fingerprint, plan from every readable case (unless ``plan`` is given) and prepare
+    every case into ``cache_dir``.
+
+    ``modalities`` maps channel names (keys of ``Case.images``) to their settings, in
+    channel order: ``Manifest.columns.modalities``. ``workers`` defaults to
+    ``preprocess.workers``; 1 runs in this process. Experiments that must plan from
+    training cases only call ``fingerprint_cases``, ``FingerprintedCases.plan`` and
+    ``prepare_planned`` themselves.
+    """
+    workers = int(workers or preprocess.workers)
+    fc = fingerprint_cases(cases, modalities, cache_dir, workers=workers, progress=progress)
+    if plan is None:
+        plan = fc.plan(preprocess)
+    return prepare_planned(fc, plan, workers=workers, progress=progress)
 
 
 def prepare_experiment(

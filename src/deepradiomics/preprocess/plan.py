@@ -204,6 +204,23 @@ def _modality_plan(name: str, mod: ModalityConfig, fp: Fingerprint) -> ModalityP
     )
 
 
+def fitted_parts(cfg: PreprocessConfig, modalities: Mapping[str, ModalityConfig]) -> list[str]:
+    """The plan parts ``make_plan`` computes from the cases' fingerprints (the rest are
+    configured): ``spacing``, ``crop``, ``shape`` and ``window <name>`` per CT percentile
+    window. Empty: the plan is the same whichever cases it is made from."""
+    parts = []
+    if cfg.spacing == "auto":
+        parts.append("spacing")
+    if cfg.crop_mm == "auto":
+        parts.append("crop")
+    if cfg.shape == "auto" and (parts or cfg.crop_mm == "none"):
+        parts.append("shape")  # crop / spacing, or the median image extent for whole volumes
+    for name, mod in modalities.items():
+        if mod.kind == "ct" and (mod.window is None or mod.window == "percentile"):
+            parts.append(f"window {name}")
+    return parts
+
+
 def make_plan(
     fp: Fingerprint, cfg: PreprocessConfig, modalities: Mapping[str, ModalityConfig]
 ) -> Plan:

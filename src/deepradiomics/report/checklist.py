@@ -26,6 +26,7 @@ from deepradiomics.report.narrative import (
     early_stopping_cases,
     ensemble_members,
     limitations,
+    plan_sentence,
     split_kind,
     validation_summary,
 )
@@ -233,6 +234,7 @@ def _preprocessing(run: RunData) -> str:
         f"{fmt_triple(spacing, 'mm')} ({p.get('interpolation', 'linear')} interpolation), "
         f"normalised per modality (CT window, MR z-score, PET SUV clip), cropped to "
         f"{fmt_triple(crop, 'mm')} around the mask."
+        + (f" {fit}" if (fit := plan_sentence(run)) else "")
     )
 
 

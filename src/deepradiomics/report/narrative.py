@@ -209,12 +209,60 @@ def _baseline_sentence(run: RunData) -> str:
     return f"{which} was evaluated on the same splits and compared with the CNN on the same cases."
 
 
+def _sites_phrase(fit: dict[str, Any]) -> str:
+    sites = fit.get("sites") or {}
+    return f" from {len(sites)} sites" if len(sites) > 1 else ""
+
+
+def plan_sentence(run: RunData) -> str:
+    """What the preprocessing plan saw: ``metrics.json["plan"]`` (``cohort.json["plan_fit"]``
+    in runs of ``train``); empty for runs that predate the record."""
+    record = run.metrics.get("plan") or (run.cohort or {}).get("plan_fit")
+    if not isinstance(record, dict):
+        return ""
+    fitted = [str(p) for p in record.get("fitted") or []]
+    if not fitted:
+        return (
+            "Every preprocessing value (spacing, crop, intensity windows) was configured, so "
+            "no case's data shaped the preprocessing."
+        )
+    what = ", ".join(p.replace("window ", "the intensity window of ") for p in fitted)
+    folds = [f for f in (record.get("folds") or {}).values() if isinstance(f, dict)]
+    if folds and len(folds) > 1:
+        n = sorted(int(f.get("cases", 0)) for f in folds)
+        count = f"{n[0]}" if n[0] == n[-1] else f"{n[0]} to {n[-1]}"
+        unseen = (
+            "the left-out site and its test cases"
+            if split_kind(run) == "loso"
+            else "a fold's test cases"
+        )
+        distinct = int(record.get("distinct_plans") or len(folds))
+        return (
+            f"The preprocessing plan ({what}) was computed in each fold from that fold's "
+            f"training part only ({count} cases per fold{_sites_phrase(folds[0])}); "
+            f"{unseen} never shaped the plan that prepared them ({distinct} distinct "
+            f"plan{'s' if distinct != 1 else ''} over {len(folds)} folds)."
+        )
+    fit = folds[0] if folds else record
+    if str(fit.get("scope", "")).startswith("training part"):
+        return (
+            f"The preprocessing plan ({what}) was computed from the training part only "
+            f"({fit.get('cases')} cases{_sites_phrase(fit)}); the test cases never shaped it."
+        )
+    return (
+        f"The preprocessing plan ({what}) was computed from every case "
+        f"({fit.get('cases')}), including the test cases."
+    )
+
+
 def validation_summary(run: RunData, leaks: LeakCheck | None) -> str:
-    """One paragraph: split design, patient grouping, inner validation, CIs, ensemble."""
+    """One paragraph: split design, patient grouping, inner validation, preprocessing plan,
+    CIs, ensemble."""
     parts = [
         design_sentence(run),
         _grouping_sentence(run, leaks),
         _inner_validation_sentence(run),
+        plan_sentence(run),
         ci_sentence(run),
         _ensemble_sentence(run),
         _baseline_sentence(run),

@@ -101,6 +101,8 @@ def train_and_evaluate(
         epochs_run=result.epochs_run,
         train_seconds=round(result.seconds, 1),
     )
+    if info.plan_fit is not None:
+        metrics["plan"] = info.plan_fit  # what the plan saw: the training part
     return metrics
 
 
