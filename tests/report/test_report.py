@@ -479,7 +479,9 @@ def test_validation_text_says_what_the_preprocessing_plan_saw(binary, tmp_path):
     every = {
         "fit_on": "every case",
         "fitted": fitted,
-        "folds": {"0": {**_fold_fit(242, {}, fitted, 0), "scope": "every case"}},
+        "folds": {  # segmentation runs: every fold planned on every case
+            str(k): {**_fold_fit(242, {}, fitted, k), "scope": "every case"} for k in (0, 1)
+        },
     }
     edit_json(run / "metrics.json", lambda m: m.update(plan=every))
     assert "computed from every case (242), including the test cases" in header_text(

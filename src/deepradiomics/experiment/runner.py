@@ -97,9 +97,7 @@ def planned_cohorts(
     labels = source if isinstance(source, CohortArrays) else source.labels()
     dense = get_task(cfg.cohort.task).dense
     truth = None if dense else _ground_truth(cfg, labels)
-    splits, cohorts = fold_cohorts(
-        source, make_run_splits(cfg, labels), on_training_part=not dense
-    )
+    splits, cohorts = fold_cohorts(source, make_run_splits(cfg, labels), on_training_part=not dense)
     save_splits(run_dir, splits, cohorts.reference, resume=True)
     return splits, cohorts, truth
 

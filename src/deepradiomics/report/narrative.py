@@ -228,7 +228,7 @@ def plan_sentence(run: RunData) -> str:
         )
     what = ", ".join(p.replace("window ", "the intensity window of ") for p in fitted)
     folds = [f for f in (record.get("folds") or {}).values() if isinstance(f, dict)]
-    if folds and len(folds) > 1:
+    if record.get("fit_on") == "training part of each fold" and folds:
         n = sorted(int(f.get("cases", 0)) for f in folds)
         count = f"{n[0]}" if n[0] == n[-1] else f"{n[0]} to {n[-1]}"
         unseen = (
