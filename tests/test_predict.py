@@ -224,10 +224,11 @@ def test_prepare_cases_reports_unreadable_files(run: Path, tmp_path: Path) -> No
         cohort / "masks" / "case_0001_mask.nii.gz",
         line=2,
     )
-    images, failures = prepare_cases(
+    images, failures, metas = prepare_cases(
         [good, replace(good, case_id="b", images={"ct": bad})], bundle.plan
     )
     assert list(images) == [0] and images[0].shape == (1, *bundle.plan.shape)
+    assert list(metas) == [0] and list(metas[0]["shape"]) == list(bundle.plan.shape)
     assert list(failures) == [1] and "bad.nii.gz" in failures[1]
 
 

@@ -223,7 +223,7 @@ def load_bundle(folder: str | Path) -> Bundle:
         )
     return Bundle(
         folder=folder,
-        cfg=load_config(folder / "config.yaml"),
+        cfg=load_config(folder / "config.yaml", files=False),  # the cohort may be gone
         plan=Plan.load(folder / "plan.json"),
         task=task,
         members=members,

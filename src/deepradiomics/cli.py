@@ -145,7 +145,8 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and Path(args.cases).exists() and out.resolve() == Path(args.cases).resolve():
         raise UsageError(f"--out {out} is the cases CSV itself; choose another file")
-    result = predict_cases(args.bundle, args.cases, progress=True)
+    masks = out.with_name(f"{out.name.removesuffix('.csv')}_masks")  # segmentation bundles
+    result = predict_cases(args.bundle, args.cases, progress=True, masks_dir=masks)
     for line in result.messages:
         print(line, file=sys.stderr)
     atomic_write_text(out, result.table.to_csv(index=False))
@@ -269,7 +270,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="apply a trained bundle to new cases")
     s.add_argument("bundle", help="RUN/bundle folder")
     s.add_argument("cases", help="cohort CSV of new cases")
-    s.add_argument("--out", required=True, help="predictions CSV")
+    s.add_argument(
+        "--out",
+        required=True,
+        help="predictions CSV (a segmentation bundle writes the masks to OUT_masks/)",
+    )
 
     s = sub.add_parser(
         "receptive-field", help="receptive field of each stage (voxels, mm) vs crop and lesion"

@@ -15,6 +15,7 @@ loads the config without the file.)
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -77,6 +78,9 @@ class CohortConfig(Strict):
     covariates_categorical: list[str] = Field(default_factory=list)
     subgroups: list[str] = Field(default_factory=list)
     ground_truth: Path | None = None  # a synthetic cohort's ground_truth.csv: truth audit
+    # a segmentation bundle (RUN/bundle of a segmentation run on whole volumes): rows without
+    # a mask are segmented by it first, and those automatic masks are used like drawn ones
+    mask_from: Path | None = None
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -308,6 +312,13 @@ class ExperimentConfig(Strict):
         """A dense task needs a model that segments, masks and no covariates; patches are
         only for dense tasks."""
         task = get_task(self.cohort.task)
+        if task.dense and self.cohort.mask_from is not None:
+            raise ValueError(
+                f"cohort.mask_from: a {task.name} task trains on drawn masks; automatic "
+                "masks are for the other tasks"
+            )
+        if self.cohort.mask_from is not None and self.cohort.is_npz:
+            raise ValueError("cohort.mask_from: .npz cohorts have no masks to complete")
         if not task.dense:
             if self.train.patch is not None:
                 raise ValueError(
@@ -342,8 +353,32 @@ def _csv_header(path: Path) -> list[str] | None:
         return None
 
 
+def _check_mask_bundle(folder: Path, source: str) -> None:
+    """``cohort.mask_from`` names a segmentation bundle that can segment a case without a
+    mask (its plan does not crop around one)."""
+    manifest, plan = folder / "bundle.json", folder / "plan.json"
+    where = f"{source}: cohort.mask_from: {folder}"
+    if not manifest.is_file() or not plan.is_file():
+        raise UserError(f"{where}: not a bundle folder (RUN/bundle with bundle.json, plan.json)")
+    try:
+        task = json.loads(manifest.read_text()).get("task")
+        crop = json.loads(plan.read_text()).get("crop_mm")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise UserError(f"{where}: unreadable bundle ({err})") from None
+    if task not in TASKS or not TASKS[task].dense:
+        raise UserError(f"{where}: a {task} bundle; masks come from a segmentation bundle")
+    if crop is not None:
+        raise UserError(
+            f"{where}: the bundle crops around the mask (preprocess.crop_mm {crop}), so it "
+            "cannot segment a case without one; train it with preprocess.crop_mm: none"
+        )
+
+
 def _preflight_files(cfg: ExperimentConfig, source: str) -> None:
-    """Checks that need the cohort file: a segmentation cohort has its mask column."""
+    """Checks that need files: a segmentation cohort has its mask column, ``mask_from`` is
+    a segmentation bundle for whole volumes."""
+    if cfg.cohort.mask_from is not None:
+        _check_mask_bundle(cfg.cohort.mask_from, source)
     path = cfg.cohort.path
     if not get_task(cfg.cohort.task).dense or path is None or not path.is_file():
         return
@@ -369,9 +404,14 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 
 def parse_config(
-    data: dict[str, Any], source: str = "config", base_dir: Path | None = None
+    data: dict[str, Any],
+    source: str = "config",
+    base_dir: Path | None = None,
+    files: bool = True,
 ) -> ExperimentConfig:
-    """Validate a config mapping; relative paths are resolved against ``base_dir``."""
+    """Validate a config mapping; relative paths are resolved against ``base_dir``.
+    ``files=False`` skips the checks that read the cohort and the mask bundle (a bundle's
+    saved config is applied without them)."""
     if not isinstance(data, dict):
         raise UserError(f"{source}: the top level must be a mapping of sections")
     try:
@@ -383,17 +423,21 @@ def parse_config(
             cfg.cohort.path = (base_dir / cfg.cohort.path).resolve()
         if cfg.cohort.ground_truth is not None and not cfg.cohort.ground_truth.is_absolute():
             cfg.cohort.ground_truth = (base_dir / cfg.cohort.ground_truth).resolve()
+        if cfg.cohort.mask_from is not None and not cfg.cohort.mask_from.is_absolute():
+            cfg.cohort.mask_from = (base_dir / cfg.cohort.mask_from).resolve()
         if cfg.preprocess.cache_dir is not None and not cfg.preprocess.cache_dir.is_absolute():
             cfg.preprocess.cache_dir = (base_dir / cfg.preprocess.cache_dir).resolve()
         pretrained = cfg.model.pretrained
         if pretrained is not None and not pretrained.path.is_absolute():
             pretrained.path = (base_dir / pretrained.path).resolve()
-    _preflight_files(cfg, source)
+    if files:
+        _preflight_files(cfg, source)
     return cfg
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML; errors name the file and the key."""
+def load_config(path: str | Path, files: bool = True) -> ExperimentConfig:
+    """Read and validate an experiment YAML; errors name the file and the key (``files``:
+    see ``parse_config``)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
@@ -401,7 +445,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
-    return parse_config(data, source=str(path), base_dir=path.parent.resolve())
+    return parse_config(data, source=str(path), base_dir=path.parent.resolve(), files=files)
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:

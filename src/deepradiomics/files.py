@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -53,3 +54,8 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def safe_name(case_id: str) -> str:
+    """A file name made from the case ID only (anything but letters, digits, ``._-`` -> _)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(case_id)).strip(".") or "case"

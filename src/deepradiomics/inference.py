@@ -12,7 +12,11 @@ members' spread is the per-case uncertainty.
 ``PREDS.csv``: one row per input row, in input order: ``case_id``, ``status`` (ok | failed),
 ``reason``, then binary ``prob`` + ``predicted_class`` (at the bundle's threshold),
 multiclass ``prob_<class>`` + ``predicted_class``, regression ``prediction``, survival
-``log_risk`` (higher = higher risk); then ``uncertainty`` and ``n_members``.
+``log_risk`` (higher = higher risk); then ``uncertainty`` and ``n_members``. A
+segmentation bundle writes each case's mask (NIfTI, the case's original geometry) into a
+folder and its rows hold ``mask_file``, ``volume_ml``, ``uncertainty`` (members' mean voxel
+spread inside the mask) and ``n_members``; ``cohort.mask_from`` uses it for rows without
+a drawn mask.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 import torch
 from tqdm import tqdm
 
@@ -44,9 +49,12 @@ from deepradiomics.dataset.covariates import apply_encoding
 from deepradiomics.dataset.manifest import covariate_table
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.evaluate.ensemble import combine_members
+from deepradiomics.explain.geometry import mask_to_original
+from deepradiomics.files import safe_name
 from deepradiomics.preprocess.case import apply_plan, with_mask_channel
 from deepradiomics.preprocess.parallel import case_pool, guarded, run_jobs
 from deepradiomics.preprocess.plan import Plan
+from deepradiomics.preprocess.source import original_image
 from deepradiomics.tasks import get_task
 from deepradiomics.train.loop import predict as model_outputs
 from deepradiomics.train.loop import resolve_device
@@ -81,11 +89,14 @@ def _reason(p: Problem) -> str:
     return f"{', '.join(where)}: {p.message}" if where else p.message
 
 
-def _prepare_case(case: Case, plan: Plan, mask_channel: bool = False) -> tuple[np.ndarray, bool]:
+def _prepare_case(
+    case: Case, plan: Plan, mask_channel: bool = False
+) -> tuple[tuple[np.ndarray, dict], bool]:
     prepared = apply_plan(case, plan)
+    image = prepared.image
     if mask_channel:
-        return with_mask_channel(prepared.image, prepared.mask, f"case {case.case_id}"), False
-    return prepared.image, False
+        image = with_mask_channel(prepared.image, prepared.mask, f"case {case.case_id}")
+    return (image, prepared.meta), False
 
 
 def _prepare_job(case: Case, plan: Plan, mask_channel: bool = False) -> Any:
@@ -98,15 +109,16 @@ def prepare_cases(
     workers: int = 1,
     progress: bool = False,
     mask_channel: bool = False,
-) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """Images ``[C, D, H, W]`` of the cases ``apply_plan`` could prepare and the reasons of
-    the others, both keyed by position in ``cases``.
+) -> tuple[dict[int, np.ndarray], dict[int, str], dict[int, dict]]:
+    """Images ``[C, D, H, W]`` of the cases ``apply_plan`` could prepare, the reasons of the
+    others, and the prepared cases' ``meta`` (crop grid), all keyed by position in ``cases``.
 
     Reuses the preprocessing runner (its process pool setup, per-case error capture and
     progress bar) so prediction fails and parallelises exactly like ``preprocess``.
     """
     images: dict[int, np.ndarray] = {}
     failures: dict[int, str] = {}
+    metas: dict[int, dict] = {}
     with case_pool(workers, len(cases), __name__) as pool:
         for i, out in run_jobs(
             _prepare_job, [(c, plan, mask_channel) for c in cases], pool, "preprocess", progress
@@ -114,8 +126,8 @@ def prepare_cases(
             if out.reason is not None:
                 failures[i] = out.reason
             else:
-                images[i] = out.value
-    return images, failures
+                images[i], metas[i] = out.value
+    return images, failures, metas
 
 
 def member_outputs(
@@ -127,7 +139,8 @@ def member_outputs(
 ) -> np.ndarray:
     """The raw output of every member (or of the ``members`` positions, whose plan prepared
     ``images``), ``(members, cases[, classes])``: probabilities, log-risks (before the
-    offset) or values."""
+    offset), values, or foreground probability maps ``(members, cases, D, H, W)``
+    (segmentation)."""
     device = resolve_device("auto")
     n = len(images)
     base = ArrayData(
@@ -158,6 +171,8 @@ def member_outputs(
                 device,
                 tta=bundle.cfg.train.tta,
                 anisotropic=m.anisotropic if m.plan is not None else bundle.anisotropic,
+                patch=bundle.cfg.train.patch,
+                overlap=bundle.cfg.train.sw_overlap,
             )
         )
     return np.stack(outs)
@@ -186,6 +201,41 @@ def ensemble_columns(bundle: Bundle, outputs: np.ndarray) -> pd.DataFrame:
     cols["uncertainty"] = ens.uncertainty
     cols["n_members"] = ens.n_members
     return pd.DataFrame(cols)
+
+
+def mask_columns(
+    bundle: Bundle,
+    outputs: np.ndarray,
+    cases: list[Case],
+    metas: list[dict],
+    masks_dir: Path,
+) -> pd.DataFrame:
+    """Segmentation: each case's ensemble mask written as ``masks_dir/<case>_mask.nii.gz`` in
+    the case's original geometry; columns ``mask_file``, ``volume_ml`` (of that mask),
+    ``uncertainty`` (the members' mean voxel std inside it) and ``n_members``."""
+    masks_dir.mkdir(parents=True, exist_ok=True)
+    first = bundle.plan.modalities[0]
+    files, volumes, spread = [], [], []
+    for k, (case, meta) in enumerate(zip(cases, metas, strict=True)):
+        ens = combine_members(outputs[:, k : k + 1], kind="probability_map")
+        reference = original_image(case, first.name, first.kind)
+        mask = mask_to_original(ens.mean[0], meta, reference)
+        path = masks_dir / f"{safe_name(case.case_id)}_mask.nii.gz"
+        sitk.WriteImage(mask, str(path))
+        inside = ens.mean[0] >= 0.5
+        files.append(str(path))
+        volumes.append(
+            float(sitk.GetArrayViewFromImage(mask).sum() * np.prod(reference.GetSpacing()) / 1000)
+        )
+        spread.append(float(ens.uncertainty[0][inside].mean()) if inside.any() else np.nan)
+    return pd.DataFrame(
+        {
+            "mask_file": files,
+            "volume_ml": volumes,
+            "uncertainty": spread,
+            "n_members": [outputs.shape[0]] * len(cases),
+        }
+    )
 
 
 @dataclass
@@ -238,19 +288,19 @@ def predict_cases(
     workers: int | None = None,
     progress: bool = False,
     base_dir: str | Path | None = None,
+    masks_dir: str | Path | None = None,
 ) -> Predictions:
     """Predict every usable case with the bundle (see the module docstring).
 
     ``cases``: a cases CSV, or a DataFrame with its columns whose relative file paths are
     resolved against ``base_dir`` (default: the current folder). ``workers``: preprocessing
     processes (default: the bundle config's ``preprocess.workers``; 1 prepares in this
-    process).
+    process). ``masks_dir``: where a segmentation bundle writes the masks (required then).
     """
     bundle = load_bundle(bundle_dir)
-    if get_task(bundle.task).dense:
-        raise UserError(
-            f"{bundle_dir}: a {bundle.task} bundle; 'predict' writes one prediction per case"
-        )
+    dense = get_task(bundle.task).dense
+    if dense and masks_dir is None:
+        raise UsageError(f"{bundle_dir}: a segmentation bundle needs a folder for the masks")
     table = None
     if isinstance(cases, pd.DataFrame):
         table = cases
@@ -263,9 +313,9 @@ def predict_cases(
     usable = [i for i in range(len(records)) if i not in failed]
     workers = workers or bundle.cfg.preprocess.workers
     groups = bundle.plan_groups()  # one group unless the folds' plans differ
-    prepared = []
+    prepared, metas = [], []  # per plan group: images and crop grids by usable position
     for plan, _ in groups:
-        images, prep_failed = prepare_cases(
+        images, prep_failed, grids = prepare_cases(
             [records[i] for i in usable],
             plan,
             workers,
@@ -273,6 +323,7 @@ def predict_cases(
             bundle.cfg.preprocess.mask_channel,
         )
         prepared.append(images)
+        metas.append(grids)
         for j, reason in sorted(prep_failed.items()):
             if usable[j] in failed:
                 continue
@@ -292,9 +343,10 @@ def predict_cases(
         }
     )
     per_case = (bundle.n_classes,) if get_task(bundle.task).scores_per_class else ()
+    per_case = tuple(bundle.plan.shape) if dense else per_case
     outputs = np.zeros((len(bundle.members), 0, *per_case))  # no case: columns stay empty
+    position = {i: j for j, i in enumerate(usable)}
     if ok:
-        position = {i: j for j, i in enumerate(usable)}
         cols = manifest.columns
         cov = covariate_table(
             [records[i] for i in ok], cols.covariates_numeric, cols.covariates_categorical
@@ -304,7 +356,11 @@ def predict_cases(
             stacked = np.stack([images[position[i]] for i in ok])
             parts.update(zip(idx, member_outputs(bundle, stacked, cov, progress, idx), strict=True))
         outputs = np.stack([parts[i] for i in range(len(bundle.members))])
-    pred = ensemble_columns(bundle, outputs)
+    if dense:  # segmentation bundles keep one plan (one group)
+        ok_metas = [metas[0][position[i]] for i in ok]
+        pred = mask_columns(bundle, outputs, [records[i] for i in ok], ok_metas, Path(masks_dir))
+    else:
+        pred = ensemble_columns(bundle, outputs)
     pred.index = ok
     table = table.join(pred)
     table["n_members"] = table["n_members"].astype("Int64")

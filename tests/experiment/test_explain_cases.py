@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from deepradiomics.cli import main
 from deepradiomics.config import parse_config
-from deepradiomics.experiment.explain_cases import safe_name
+from deepradiomics.files import safe_name
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,10 @@ def test_report_shows_worst_and_median_cases(run_dir: Path) -> None:
     assert "reference outline (cyan), predicted outline (magenta)" in html
     assert info["centred_on_mask"] and "cropped around its reference mask" in html
     assert (out / "bundle" / "bundle.json").is_file()
+    assert (
+        "| 9 | Segmentation | Formal evaluation of fully automated segmentation | Out-of-fold Dice"
+        in (out / "checklist.md").read_text()
+    )
 
 
 def test_train_command_scores_a_segmentation_holdout(run_dir: Path) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -177,6 +178,22 @@ def manifest_from_table(
     table = table.apply(lambda s: s.str.strip())
     cols = _resolve_columns(cfg, list(table.columns), str(path), targets)
     return Manifest(path=path.resolve(), table=table, cohort=cfg, columns=cols)
+
+
+def with_masks(manifest: Manifest, masks: Mapping[str, Path]) -> Manifest:
+    """The manifest with the mask cell of each case in ``masks`` (case id -> mask file) set;
+    a cohort without a mask column gets one (named ``cohort.mask``)."""
+    if not masks:
+        return manifest
+    table = manifest.table.copy()
+    column = manifest.columns.mask or manifest.cohort.mask
+    if column not in table.columns:
+        table[column] = ""
+    rows = table[manifest.columns.case_id].isin(list(masks))
+    table.loc[rows, column] = table.loc[rows, manifest.columns.case_id].map(
+        lambda cid: str(Path(masks[cid]).resolve())
+    )
+    return replace(manifest, table=table, columns=replace(manifest.columns, mask=column))
 
 
 def _float_or_none(cell: str) -> float | None:

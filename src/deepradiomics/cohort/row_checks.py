@@ -49,8 +49,9 @@ def check_rows(manifest: Manifest, targets: bool = True) -> list[Problem]:
             if not row[mod.column]:
                 add("error", mod.column, "no image file given")
         if cols.mask and not row[cols.mask]:
-            if "mask" in get_task(cfg.task).target_keys:
-                add("error", cols.mask, f"no mask file given (the {cfg.task} task needs one)")
+            if "mask" in get_task(cfg.task).target_keys:  # the target: not needed to predict
+                if targets:
+                    add("error", cols.mask, f"no mask file given (the {cfg.task} task needs one)")
             else:
                 add("warning", cols.mask, "no mask file given; the whole image will be used")
         if targets:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from deepradiomics.cohort.case_files import check_case_files
 from deepradiomics.cohort.composition import check_composition
-from deepradiomics.cohort.manifest import Case, Manifest, build_cases, read_manifest
+from deepradiomics.cohort.manifest import Case, Manifest, build_cases, read_manifest, with_masks
 from deepradiomics.cohort.problems import Problem, ValidationReport
 from deepradiomics.cohort.row_checks import check_rows
 from deepradiomics.config import CohortConfig, load_config
@@ -70,9 +71,13 @@ def validate_manifest(
 
 
 def load_validated(
-    cfg: CohortConfig, targets: bool = True, workers: int | None = None
+    cfg: CohortConfig,
+    targets: bool = True,
+    workers: int | None = None,
+    masks: Mapping[str, Path] | None = None,
 ) -> tuple[Manifest, list[Case]]:
     """The manifest and its validated cases; ``UserError`` listing the errors when any.
+    ``masks`` (case id -> file) fill the mask cells of those cases first (automatic masks).
 
     Warnings go to the ``deepradiomics.cohort.validate`` logger.
     """
@@ -80,7 +85,7 @@ def load_validated(
         raise UserError("cohort.path is not set: name the cohort CSV in the config")
     if cfg.is_npz:
         raise UserError(f"{cfg.path}: a .npz cohort has no manifest to validate")
-    manifest = read_manifest(cfg.path, cfg)
+    manifest = with_masks(read_manifest(cfg.path, cfg), masks or {})
     report = validate_manifest(manifest, targets=targets, workers=workers)
     if not report.ok:
         raise UserError(report.error_message(str(cfg.path)))

@@ -71,6 +71,8 @@ class CohortArrays:
     failures: list = field(default_factory=list)  # cases that could not be prepared
     cases: tuple = ()  # cohort.manifest.Case records (CSV cohorts), aligned with data
     plan_fit: dict | None = None  # what the plan saw (``dataset.manifest.plan_fit``)
+    # per case "drawn" / "automatic" / "none" when cohort.mask_from completed the masks
+    mask_source: np.ndarray | None = None
 
     @property
     def in_channels(self) -> int:

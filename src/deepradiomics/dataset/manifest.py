@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ class CsvSource:
     cases: list[Case]  # validated cases that could be read, manifest order
     fingerprinted: FingerprintedCases
     out: Path  # run_dir/preprocess: fingerprint.json, plan.json, cases.json
+    automatic: Mapping[str, Path] = field(default_factory=dict)  # cohort.mask_from masks
 
     def labels(self) -> CohortArrays:
         """Every readable case without images (``images`` is ``[N, 0, 0, 0, 0]``)."""
@@ -148,13 +149,28 @@ class CsvSource:
             failures=[str(f) for f in failures],
             cases=tuple(kept),
             plan_fit=plan_fit,
+            mask_source=mask_sources(kept, self.automatic) if self.automatic else None,
         )
 
 
-def open_csv(cfg: ExperimentConfig, run_dir: Path) -> CsvSource:
+def mask_sources(cases: Sequence[Case], automatic: Mapping[str, Path]) -> np.ndarray:
+    """Per case: ``automatic`` (its mask came from a segmentation bundle), ``drawn`` or
+    ``none``."""
+    return np.array(
+        [
+            "automatic" if c.case_id in automatic else ("drawn" if c.mask is not None else "none")
+            for c in cases
+        ]
+    )
+
+
+def open_csv(
+    cfg: ExperimentConfig, run_dir: Path, automatic: Mapping[str, Path] | None = None
+) -> CsvSource:
     """Validate the CSV cohort and fingerprint its cases (cached); unreadable cases are left
-    out with their reason."""
-    manifest, cases = load_validated(cfg.cohort)
+    out with their reason. ``automatic``: masks (case id -> file) for rows without a drawn
+    one (``cohort.mask_from``)."""
+    manifest, cases = load_validated(cfg.cohort, masks=automatic)
     out = run_dir / "preprocess"
     fingerprinted = fingerprint_cases(
         cases,
@@ -167,7 +183,7 @@ def open_csv(cfg: ExperimentConfig, run_dir: Path) -> CsvSource:
     readable = [c for c in cases if c.case_id in fingerprinted.digests]
     if not readable:
         raise UserError(f"{cfg.cohort.path}: no case could be preprocessed")
-    return CsvSource(cfg, manifest, readable, fingerprinted, out)
+    return CsvSource(cfg, manifest, readable, fingerprinted, out, dict(automatic or {}))
 
 
 def plan_fit(scope: str, cases: Sequence[Case], fitted: Sequence[str]) -> dict[str, Any]:
@@ -185,11 +201,13 @@ def plan_fit(scope: str, cases: Sequence[Case], fitted: Sequence[str]) -> dict[s
     }
 
 
-def csv_arrays(cfg: ExperimentConfig, run_dir: Path) -> CohortArrays:
+def csv_arrays(
+    cfg: ExperimentConfig, run_dir: Path, automatic: Mapping[str, Path] | None = None
+) -> CohortArrays:
     """Validated, preprocessed cases of a CSV cohort, planned on every readable case (the
     ``preprocess`` command's view; experiments plan per fold, ``dataset.planning``); cases
     that fail are left out with their reason (in ``failures``) and the rest go on."""
-    source = open_csv(cfg, run_dir)
+    source = open_csv(cfg, run_dir, automatic)
     prepared = source.prepare()
     prepared.save(source.out)
     for failure in prepared.failures:

@@ -101,11 +101,12 @@ def _panel_inputs(
     return {"y_true": targets[idx], "y_score": score}
 
 
-def model_metrics(
+def _panel_arguments(
     cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions
-) -> dict[str, Any]:
-    """Pooled panel with CIs, per-site panels, per-fold point values, and the thresholds
-    (binary: each fold's own, applied to its test cases; their mean for the bundle)."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(per-case panel inputs, shared panel arguments, thresholds) of a model's out-of-fold
+    predictions: the binary decision thresholds (each fold's own, applied to its test cases;
+    their mean for the bundle), survival times and curves, segmentation spacing."""
     task = arrays.task
     dense = get_task(task).dense  # segmentation: scored against the masks, distances in mm
     targets = (arrays.data.masks if dense else arrays.data.targets).numpy()
@@ -133,7 +134,28 @@ def model_metrics(
         surv = survival_curves(task, model, targets, times)
         if surv is not None:
             common.update(survival=surv, ibs_times=times)
-    inputs = _panel_inputs(task, targets, idx, score)
+    return _panel_inputs(task, targets, idx, score), common, out
+
+
+def grouped_metrics(
+    cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions, labels: np.ndarray
+) -> dict[str, Any]:
+    """One panel with CIs per value of ``labels`` (one per cohort case) over the model's
+    test cases, e.g. drawn vs automatic masks."""
+    inputs, common, _ = _panel_arguments(cfg, arrays, model)
+    idx, _ = model.stacked()
+    return subgroup_panels(arrays.task, np.asarray(labels)[idx], **inputs, **common)["subgroups"]
+
+
+def model_metrics(
+    cfg: ExperimentConfig, arrays: CohortArrays, model: ModelPredictions
+) -> dict[str, Any]:
+    """Pooled panel with CIs, per-site panels, per-fold point values, and the thresholds
+    (binary: each fold's own, applied to its test cases; their mean for the bundle)."""
+    task = arrays.task
+    inputs, common, out = _panel_arguments(cfg, arrays, model)
+    targets = (arrays.data.masks if get_task(task).dense else arrays.data.targets).numpy()
+    idx, _ = model.stacked()
     if arrays.sites is not None:
         both = subgroup_panels(task, arrays.sites[idx], **inputs, **common)
         out["test"], out["per_site"] = both["pooled"], both["subgroups"]

@@ -15,7 +15,6 @@ next to the crop and the lesions, and with ``--sanity`` the cascading-randomisat
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -39,18 +38,12 @@ from deepradiomics.explain.localisation import body_mask, localise, summarise
 from deepradiomics.explain.occlusion import occlusion
 from deepradiomics.explain.receptive_field import receptive_field
 from deepradiomics.explain.sanity import cascading_randomisation
-from deepradiomics.files import write_json
+from deepradiomics.files import safe_name, write_json
 from deepradiomics.inference import cohort_config
-from deepradiomics.io.readers import read_image
 from deepradiomics.preprocess.case import prepare_images
-from deepradiomics.preprocess.source import read_case
+from deepradiomics.preprocess.source import original_image, read_case
 
 METHODS = ("gradcam", "gradcampp", "occlusion")
-
-
-def safe_name(case_id: str) -> str:
-    """A file name made from the case ID only (anything but letters, digits, ``._-`` -> _)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", str(case_id)).strip(".") or "case"
 
 
 def attribution(method: str, model: Any, x: Any, covariates: Any = None, chunk: int = 16) -> Any:
@@ -162,9 +155,7 @@ def explain_case_list(
         try:
             images, mask = read_case(case, reading)
             prepared.append((case, prepare_images(case.case_id, images, mask, plan)))
-            references.append(
-                read_image(case.images[first.name], kind=first.kind, suv=False, orient=False)
-            )
+            references.append(original_image(case, first.name, first.kind))
             rows.append(i)
         except UserError as err:
             failures[case.case_id] = str(err)

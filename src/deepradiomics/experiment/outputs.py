@@ -44,6 +44,9 @@ def cohort_summary(arrays: CohortArrays, plan_fit: dict[str, Any] | None = None)
         **_outcome_summary(arrays.task, targets),
         "left_out": arrays.failures,
     }
+    if arrays.mask_source is not None:
+        sources, counts = np.unique(arrays.mask_source, return_counts=True)
+        summary["mask_sources"] = {str(s): int(c) for s, c in zip(sources, counts, strict=True)}
     if arrays.plan is not None:
         summary["modalities"] = arrays.plan.channels
         summary["plan"] = arrays.plan.to_dict()
@@ -105,6 +108,8 @@ def predictions_table(
             "fold": fold,
         }
     )
+    if arrays.mask_source is not None:  # cohort.mask_from: which masks are automatic
+        table["mask_source"] = arrays.mask_source[idx]
     targets = d.targets.numpy()
     truth = get_task(arrays.task).truth_columns
     if truth == ("time", "event"):

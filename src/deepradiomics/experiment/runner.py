@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from deepradiomics.dataset.planning import FoldCohorts, fold_cohorts
 from deepradiomics.dataset.splits import save_splits
 from deepradiomics.errors import UserError
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
+from deepradiomics.experiment.auto_masks import segment_missing_masks
 from deepradiomics.experiment.classical import (
     baseline_inputs,
     classical_design,
@@ -38,6 +40,7 @@ from deepradiomics.experiment.evaluation import (
     ModelPredictions,
     compare_models,
     ensemble_summary,
+    grouped_metrics,
     model_metrics,
 )
 from deepradiomics.experiment.explain_cases import explain_run
@@ -86,14 +89,15 @@ def make_run_splits(cfg: ExperimentConfig, arrays: CohortArrays) -> SplitAssignm
 
 
 def planned_cohorts(
-    cfg: ExperimentConfig, run_dir: Path
+    cfg: ExperimentConfig, run_dir: Path, automatic: Mapping[str, Path] | None = None
 ) -> tuple[SplitAssignment, FoldCohorts, pd.DataFrame | None]:
     """Splits first (they need no image), then each fold's cohort preprocessed under the plan
     fitted on its training part (``dataset.planning``; segmentation still plans on every
     case, its evaluation needs one grid); the split is saved as ``splits.csv`` (with the
     site), and an existing file from an interrupted run must agree with it. Also the ground
-    truth, checked before minutes of preprocessing."""
-    source = open_cohort(cfg, run_dir)
+    truth, checked before minutes of preprocessing. ``automatic``: masks of the rows without
+    a drawn one (``cohort.mask_from``)."""
+    source = open_cohort(cfg, run_dir, automatic)
     labels = source if isinstance(source, CohortArrays) else source.labels()
     dense = get_task(cfg.cohort.task).dense
     truth = None if dense else _ground_truth(cfg, labels)
@@ -146,7 +150,10 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_config(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
-    splits, cohorts, truth = planned_cohorts(cfg, run_dir)
+    if cfg.cohort.mask_from is not None:
+        _say(progress, "automatic masks: segmenting the rows without a drawn mask")
+    automatic, auto_summary = segment_missing_masks(cfg, run_dir, progress)
+    splits, cohorts, truth = planned_cohorts(cfg, run_dir, automatic)
     arrays = cohorts.reference  # ids, targets, sites and covariates: every fold's
     dense = get_task(cfg.cohort.task).dense
     write_json(run_dir / "cohort.json", cohort_summary(arrays, cohorts.record()))
@@ -167,6 +174,8 @@ def run_experiment(
         "early_stopping": "out_of_bag" if cfg.evaluate.ensemble_members > 1 else "validation",
         "plan": cohorts.record(),
     }
+    if auto_summary is not None:
+        metrics["masks"] = auto_summary
     cnn = cnn_predictions(folds, n)
     if dense:
         _say(progress, "segmentation: Dice / HD95 / volumes, masks in original geometry, figures")
@@ -214,6 +223,11 @@ def _outcome_results(
         for m in models
     }
     cnn = per_model["cnn"]
+    by_source = (
+        {}
+        if arrays.mask_source is None
+        else {m.name: grouped_metrics(cfg, arrays, m, arrays.mask_source) for m in models}
+    )
     metrics: dict[str, Any] = {
         "threshold": cnn.get("threshold"),
         "fold_thresholds": cnn.get("fold_thresholds"),
@@ -222,6 +236,7 @@ def _outcome_results(
         "per_site": cnn["per_site"],
         "per_fold": cnn["per_fold"],
         "models": per_model,
+        **({"by_mask_source": by_source} if by_source else {}),
     }
     names = [m.name for m in models]
     pairs = [

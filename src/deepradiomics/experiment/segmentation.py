@@ -25,34 +25,14 @@ from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.panel import segmentation_scores
 from deepradiomics.experiment.evaluation import ModelPredictions, model_metrics
-from deepradiomics.experiment.explain_cases import safe_name
 from deepradiomics.experiment.folds import FoldResult
-from deepradiomics.explain.geometry import grid_image
-from deepradiomics.files import atomic_write_text
+from deepradiomics.explain.geometry import mask_to_original
+from deepradiomics.files import atomic_write_text, safe_name
 from deepradiomics.io.readers import read_image
+from deepradiomics.preprocess.source import original_image
 
 MASKS = "masks"
 FIGURES = "segmentation"
-
-
-def mask_to_original(
-    foreground: np.ndarray, meta: dict[str, Any], reference: sitk.Image
-) -> sitk.Image:
-    """A foreground probability map on the crop grid as a uint8 mask on ``reference``'s grid
-    (linear resampling of the probability, then ``>= 0.5``; 0 outside the crop)."""
-    prob = sitk.Resample(
-        grid_image(foreground, meta), reference, sitk.Transform(), sitk.sitkLinear, 0.0
-    )
-    mask = sitk.Cast(prob >= 0.5, sitk.sitkUInt8)
-    mask.CopyInformation(reference)
-    return mask
-
-
-def _reference_image(arrays: CohortArrays, index: int) -> sitk.Image:
-    """The case's first image as stored on disk (its original geometry)."""
-    first = arrays.plan.modalities[0]
-    case = arrays.cases[index]
-    return read_image(case.images[first.name], kind=first.kind, suv=False, orient=False)
 
 
 def write_masks(
@@ -70,7 +50,9 @@ def write_masks(
         cid = arrays.data.case_ids[i]
         _, _, meta = arrays.prepared.load_case(cid)
         name = f"{safe_name(cid)}_pred.nii.gz"
-        mask = mask_to_original(fg, meta, _reference_image(arrays, i))
+        first = arrays.plan.modalities[0]
+        reference = original_image(arrays.cases[i], first.name, first.kind)
+        mask = mask_to_original(fg, meta, reference)
         sitk.WriteImage(mask, str(out / name))
         names.append(f"{out.name}/{name}")
         drawn = arrays.cases[i].mask

@@ -5,6 +5,9 @@ spacing, shape and direction stored in the prepared case's ``meta``). The invers
 SimpleITK resample of the map, placed on that grid, onto the original image's grid: same
 size, spacing, origin and direction as the CT / PET, so it overlays in 3D Slicer or ITK-SNAP.
 Voxels outside the crop get 0 (no attribution was computed there); linear interpolation.
+A probability map becomes a mask there (``mask_to_original``) by resampling the probability
+linearly and thresholding at 0.5: a smooth outline rather than the staircase of resampling
+the thresholded mask.
 """
 
 from __future__ import annotations
@@ -43,3 +46,13 @@ def to_original(values: np.ndarray, meta: Mapping[str, Any], reference: sitk.Ima
         0.0,
         sitk.sitkFloat32,
     )
+
+
+def mask_to_original(
+    foreground: np.ndarray, meta: Mapping[str, Any], reference: sitk.Image
+) -> sitk.Image:
+    """A foreground probability map on the crop grid as a uint8 0/1 mask on ``reference``'s
+    grid (0 outside the crop)."""
+    mask = sitk.Cast(to_original(foreground, meta, reference) >= 0.5, sitk.sitkUInt8)
+    mask.CopyInformation(reference)
+    return mask

@@ -26,3 +26,9 @@ def read_case(
     }
     mask = read_image(case.mask) if case.mask is not None else None
     return images, mask
+
+
+def original_image(case: Case, modality: str, kind: str) -> sitk.Image:
+    """``case``'s image of ``modality`` as stored on disk (not reoriented): the geometry that
+    maps computed on the network input are carried back to."""
+    return read_image(case.images[modality], kind=kind, suv=False, orient=False)

@@ -537,6 +537,29 @@ TRIPOD_ITEMS: tuple[tuple, ...] = (
 )
 
 
+def _automatic_masks(run: RunData) -> str | None:
+    info = run.metrics.get("masks")
+    if not isinstance(info, dict):
+        return None
+    return (
+        f"Partly: {info.get('automatic', 0)} of the masks come from a segmentation bundle "
+        f"({info.get('bundle')}); metrics for drawn and automatic masks are reported apart."
+    )
+
+
+def _segmentation_scores(run: RunData) -> str | None:
+    test = run.metrics.get("test") or {}
+    if run.task != "segmentation" or "dice" not in test:
+        return None
+    dice, hd = test["dice"], test.get("hd95") or {}
+    return (
+        f"Out-of-fold Dice {dice.get('value', float('nan')):.3f} "
+        f"[{dice.get('ci_low', float('nan')):.3f}, {dice.get('ci_high', float('nan')):.3f}], "
+        f"HD95 {hd.get('value', float('nan')):.1f} mm, pooled and per site with "
+        "patient-bootstrap CIs (metrics.json)."
+    )
+
+
 def _segmentation(run: RunData) -> bool:
     return bool(run.section("cohort").get("mask")) and bool((run.cohort or {}).get("plan"))
 
@@ -573,9 +596,19 @@ METRICS_ITEMS: tuple[tuple, ...] = (
             else None
         ),
     ),
-    _t("C2", "Segmentation", "Condition: fully automated segmentation?"),
+    _t(
+        "C2",
+        "Segmentation",
+        "Condition: fully automated segmentation?",
+        _automatic_masks,
+    ),
     _t("8", "Segmentation", "Transparent description of the segmentation method"),
-    _t("9", "Segmentation", "Formal evaluation of fully automated segmentation"),
+    _t(
+        "9",
+        "Segmentation",
+        "Formal evaluation of fully automated segmentation",
+        _segmentation_scores,
+    ),
     _t("10", "Segmentation", "Test-set masks by a single reader or automated tool"),
     _t(
         "C3",

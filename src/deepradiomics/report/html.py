@@ -567,6 +567,51 @@ def segmentation_section(run: RunData) -> str:
     return section("segmentation", "Segmentation", body)
 
 
+def mask_source_section(run: RunData) -> str:
+    """``cohort.mask_from``: which masks are automatic, and the metrics per mask source."""
+    info = run.metrics.get("masks")
+    if not isinstance(info, dict):
+        return ""
+    body = (
+        f"<p>{esc(info.get('rows_without_mask', 0))} row(s) had no drawn mask; "
+        f"{esc(info.get('automatic', 0))} were segmented by the bundle "
+        f"<code>{esc(info.get('bundle', ''))}</code> (masks in "
+        f"<code>{esc(info.get('folder') or DASH)}/</code>, column "
+        "<code>mask_source</code> of predictions.csv) and then used like drawn masks.</p>"
+    )
+    empty, failed = info.get("empty") or [], info.get("failed") or {}
+    if empty or failed:
+        body += banner(
+            "warning",
+            f"Left without a mask: {len(empty)} empty automatic mask(s)"
+            + (f" ({', '.join(map(str, empty[:10]))})" if empty else "")
+            + f", {len(failed)} case(s) the bundle could not segment"
+            + (
+                f" ({'; '.join(f'{k}: {v}' for k, v in list(failed.items())[:5])})"
+                if failed
+                else ""
+            )
+            + ".",
+        )
+    if run.predictions is not None and "mask_source" in run.predictions.columns:
+        auto = run.predictions.loc[run.predictions["mask_source"] == "automatic", "case_id"]
+        shown = ", ".join(map(str, auto.head(20)))
+        more = f" and {len(auto) - 20} more" if len(auto) > 20 else ""
+        body += f"<p>Tested cases with an automatic mask: {esc(shown + more) or DASH}.</p>"
+    by_source = run.metrics.get("by_mask_source") or {}
+    for model, entry in run.models.items():
+        groups = by_source.get(model)
+        if isinstance(groups, dict) and groups:
+            grid = tables.per_site_grid({"test": entry.get("test") or {}, "per_site": groups})
+            body += f"<h3>{esc(model_label(model))}</h3>" + html_table(grid, cls="metrics")
+    body += (
+        '<p class="note">Out-of-fold metrics of the cases with drawn and with automatic masks, '
+        "each with its patient-bootstrap CI: a gap means the automatic masks change what the "
+        "models see.</p>"
+    )
+    return section("mask-source", "Drawn and automatic masks", body)
+
+
 def confounding_section(run: RunData) -> str:
     """The site audit: verdict in words, site probes, site-only baseline, LOSO gap."""
     audit = run.metrics.get("audit") or {}
@@ -634,6 +679,7 @@ SECTION_TITLES = {
     "uncertainty": "Uncertainty",
     "explain": "Explanations",
     "segmentation": "Segmentation",
+    "mask-source": "Mask source",
     "confounding": "Confounding",
     "limitations": "Limitations",
     "checklist": "Checklists",
@@ -661,6 +707,7 @@ def render_report(run: RunData) -> str:
         uncertainty_section(run),
         explain_section(run),
         segmentation_section(run),
+        mask_source_section(run),
         confounding_section(run),
         limitations_section(run, leaks),
         checklist_section(run),
