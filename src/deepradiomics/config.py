@@ -257,6 +257,10 @@ class EvaluateConfig(Strict):
     # specificity), "accuracy" (max accuracy) or a fixed probability
     threshold: Literal["youden", "accuracy"] | Annotated[float, Field(ge=0, le=1)] = "youden"
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    # classical features and the CNN's prediction recomputed with every mask eroded and
+    # dilated by one voxel (and the automatic mask where cohort.mask_from gives one):
+    # per-feature ICC and the spread of the CNN's score (RUN/robustness/)
+    mask_robustness: bool = False
 
 
 class ExperimentConfig(Strict):
@@ -319,6 +323,11 @@ class ExperimentConfig(Strict):
             )
         if self.cohort.mask_from is not None and self.cohort.is_npz:
             raise ValueError("cohort.mask_from: .npz cohorts have no masks to complete")
+        if task.dense and self.evaluate.mask_robustness:
+            raise ValueError(
+                "evaluate.mask_robustness: it perturbs the masks an outcome model reads; a "
+                f"{task.name} task predicts the masks"
+            )
         if not task.dense:
             if self.train.patch is not None:
                 raise ValueError(

@@ -33,6 +33,7 @@ OUTCOME = {
     "evaluate": {
         "folds": 2,
         "bootstrap": 50,
+        "mask_robustness": True,
         "explain": False,
         "audit": {"site": False},
         "learning_curve": {"enabled": False},
@@ -164,3 +165,56 @@ def test_mask_from_errors_at_config_load(tmp_path: Path, task, crop, message) ->
     cfg.write_text("cohort: {mask_from: ok, task: segmentation}\nmodel: {name: unet}\n")
     with pytest.raises(UserError, match="cohort.mask_from: a segmentation task trains on drawn"):
         load_config(cfg)
+
+
+def test_mask_robustness_recomputes_features_and_cnn(root: Path) -> None:
+    from deepradiomics.evaluate import metrics as M
+
+    out = root / "out"
+    info = json.loads((out / "metrics.json").read_text())["mask_robustness"]
+    assert info["variants"] == ["original", "eroded_1", "dilated_1", "automatic"]
+    preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str}).set_index("case_id")
+    scores = pd.read_csv(out / "robustness" / "cnn_scores.csv", dtype={"case_id": str})
+    scores = scores.set_index("case_id")
+    # the original masks re-predicted out of fold reproduce the run's own predictions
+    pd.testing.assert_series_equal(
+        scores["original"], preds.loc[scores.index, "cnn_prob"], check_names=False, atol=1e-5
+    )
+    perturbed = scores[["original", "eroded_1", "dilated_1"]].dropna()
+    assert info["cnn"]["perturbed"]["n"] == len(perturbed)
+    assert info["cnn"]["perturbed"]["icc"] == pytest.approx(M.icc(perturbed.to_numpy()))
+    # automatic masks exist for drawn cases only (the others already had one)
+    drawn = preds.index[preds["mask_source"] == "drawn"]
+    assert set(scores["automatic"].dropna().index) <= set(drawn)
+    icc = pd.read_csv(out / "robustness" / "feature_icc.csv", index_col="feature")
+    summary = info["classical"]["perturbed"]
+    assert summary["n_features"] == len(icc) and summary["cases"] == len(perturbed)
+    assert summary["share_good"] == pytest.approx((icc["perturbed"].dropna() >= 0.75).mean())
+    assert summary["median_icc"] == pytest.approx(icc["perturbed"].median())
+    for case in perturbed.index[:4]:
+        name = f"{case}.nii.gz"
+        volume = {
+            v: sitk.GetArrayFromImage(sitk.ReadImage(str(out / "robustness" / v / name))).sum()
+            for v in ("eroded_1", "dilated_1")
+        }
+        assert volume["eroded_1"] < volume["dilated_1"]
+    html = (out / "report.html").read_text()
+    assert 'id="robustness"' in html and "Least robust classical features" in html
+
+
+def test_perturb_mask_by_one_voxel() -> None:
+    import numpy as np
+
+    from deepradiomics.experiment.robustness import perturb_mask
+
+    cube = np.zeros((7, 7, 7), np.uint8)
+    cube[2:5, 2:5, 2:5] = 1
+    image = sitk.GetImageFromArray(cube)
+    image.SetSpacing((0.8, 0.8, 5.0))
+    eroded = perturb_mask(image, -1)
+    assert sitk.GetArrayFromImage(eroded).sum() == 1  # the centre voxel
+    assert eroded.GetSpacing() == image.GetSpacing()
+    dot = np.zeros((5, 5, 5), np.uint8)
+    dot[2, 2, 2] = 1
+    grown = sitk.GetArrayFromImage(perturb_mask(sitk.GetImageFromArray(dot), 1))
+    assert grown.sum() == 7  # face neighbours only

@@ -49,6 +49,7 @@ from deepradiomics.experiment.folds import cnn_predictions, run_fold
 from deepradiomics.experiment.learning_curve import learning_curve
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table
 from deepradiomics.experiment.provenance import software_versions
+from deepradiomics.experiment.robustness import mask_robustness
 from deepradiomics.experiment.segmentation import segmentation_results
 from deepradiomics.experiment.site_audit import site_audit
 from deepradiomics.files import atomic_write_text, write_json
@@ -260,6 +261,18 @@ def _outcome_results(
         metrics["audit"] = site_audit(cfg, cohorts, splits, folds, X, run_dir, progress)
     if truth is not None:
         metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
+    if cfg.evaluate.mask_robustness:
+        _say(progress, "mask robustness: features and CNN under eroded / dilated masks")
+        by_fold = {f.fold: f for f in folds}
+        groups = [
+            (cohort, part, [by_fold[k] for k in part.folds])
+            for cohort, part in _per_plan(splits, cohorts)
+        ]
+        cuts = cnn.get("fold_thresholds")
+        fold_cuts = None if cuts is None else {f.fold: c for f, c in zip(folds, cuts, strict=True)}
+        robust = mask_robustness(cfg, groups, run_dir, fold_cuts, progress)
+        if robust is not None:
+            metrics["mask_robustness"] = robust
     cut = cnn.get("threshold")
     if cnn.get("fold_thresholds"):  # each fold's own threshold on its own test cases
         cut = np.concatenate(

@@ -15,10 +15,11 @@ censoring distribution (Uno's C, time-dependent AUC, Brier score) estimate it fr
 ``train_time``/``train_event`` when given, else from the evaluated data.
 
 One module per task family (``classification``, ``calibration``, ``regression``,
-``survival``, ``segmentation``) over shared checks and kernels (``core``); every name is
+``survival``, ``segmentation``, ``agreement``) over shared checks and kernels (``core``); every name is
 re-exported here, so ``from deepradiomics.evaluate import metrics as M; M.roc_auc`` works.
 """
 
+from deepradiomics.evaluate.metrics.agreement import icc, icc_columns
 from deepradiomics.evaluate.metrics.calibration import (
     brier_score,
     calibration_batch,
@@ -79,6 +80,8 @@ __all__ = [
     "harrell_c_index",
     "harrell_c_index_batch",
     "hd95",
+    "icc",
+    "icc_columns",
     "integrated_brier_score",
     "integrated_brier_score_batch",
     "macro_auc",
