@@ -170,8 +170,9 @@ class AugmentConfig(Strict):
 
 class TrainConfig(Strict):
     """The training loop. There is no ``num_workers``: the cohort is held in memory as tensors
-    and batches are indexed and augmented on the training device (``train.data``), so there
-    is no data loader to parallelise; preprocessing has ``preprocess.workers``."""
+    (or, above ``memory_budget_mb``, read from disk a batch at a time) and batches are indexed
+    and augmented on the training device, so there is no data loader to parallelise;
+    preprocessing has ``preprocess.workers``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -209,6 +210,9 @@ class TrainConfig(Strict):
     # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm), so a
     # batch-norm model trains as it would in one process; false: each process its own share
     sync_batchnorm: bool = True
+    # a CSV cohort whose stacked images exceed this is read from disk batch by batch
+    # (``dataset.stored``) instead of held in memory
+    memory_budget_mb: float = Field(4096.0, ge=0)
 
 
 class LearningCurveConfig(Strict):

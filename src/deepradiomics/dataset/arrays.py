@@ -1,9 +1,11 @@
 """Whole cohorts held in memory as tensors: ``ArrayData`` (the training loop's only view of
 the data) and ``CohortArrays`` (every case of a cohort plus what models and splits need).
 
-At radiomics crop sizes a cohort fits in memory (300 cases x 2 x 64^3 float32 is 0.6 GB),
-so there is no per-sample Dataset/DataLoader: the loop indexes batches from resident
-tensors and augments them batched on the training device (see ``augment``).
+At radiomics crop sizes a cohort usually fits in memory (300 cases x 2 x 64^3 float32 is
+0.6 GB), so there is no per-sample Dataset/DataLoader: the loop indexes batches from
+resident tensors and augments them batched on the training device (see ``augment``). A
+cohort above ``train.memory_budget_mb`` keeps its images (and masks) on disk as a
+``StoredArray`` that reads only the rows indexed (``dataset.stored``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepradiomics.dataset.stored import StoredArray
 from deepradiomics.evaluate.splits import stratification_labels
 from deepradiomics.tasks import get_task
 
@@ -27,23 +30,25 @@ class ArrayData:
     ``covariates`` float [N, K] with NaN where missing; ``sites`` long [N].
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | StoredArray
     targets: torch.Tensor
     case_ids: tuple[str, ...]
     patient_ids: tuple[str, ...]
     covariates: torch.Tensor | None = None
     sites: torch.Tensor | None = None
-    masks: torch.Tensor | None = None
+    masks: torch.Tensor | StoredArray | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def subset(self, index: np.ndarray | list[int] | torch.Tensor) -> ArrayData:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        pick = lambda t: (  # noqa: E731
+            None if t is None else t.subset(idx) if isinstance(t, StoredArray) else t[idx]
+        )
         return replace(
             self,
-            images=self.images[idx],
+            images=pick(self.images),
             targets=self.targets[idx],
             case_ids=tuple(self.case_ids[i] for i in idx.tolist()),
             patient_ids=tuple(self.patient_ids[i] for i in idx.tolist()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from deepradiomics.cohort.manifest import Case, Manifest
 from deepradiomics.cohort.validate import load_validated
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import ArrayData, CohortArrays
+from deepradiomics.dataset.stored import StoredArray, write_stacked
 from deepradiomics.errors import UserError
 from deepradiomics.preprocess.case import with_mask_channel
 from deepradiomics.preprocess.pipeline import (
@@ -77,6 +80,52 @@ def covariate_table(
     return table
 
 
+def case_arrays(
+    prepared: PreparedCohort,
+    ids: list[str],
+    mask_channel: bool,
+    budget_mb: float,
+    folder: Path,
+) -> tuple[torch.Tensor | StoredArray, torch.Tensor | StoredArray | None]:
+    """Images ``[N, C, D, H, W]`` and masks ``[N, D, H, W]`` (``None`` unless every case has
+    one) of the cases ``ids``: tensors in memory, or, above ``budget_mb``, ``StoredArray``s
+    streamed case by case into a subfolder of ``folder`` named by the plan and the cases
+    (rewritten each time: the cache is the truth)."""
+    channels = len(prepared.plan.modalities) + int(mask_channel)
+    shape = tuple(prepared.plan.shape)
+    image_bytes = len(ids) * channels * int(np.prod(shape)) * 4
+    if image_bytes <= budget_mb * 2**20:
+        images, masks, _ = prepared.load_all(ids)
+        if mask_channel:
+            images = with_mask_channel(images, masks, f"{prepared.cache_dir}: a case")
+        return torch.from_numpy(images), None if masks is None else torch.from_numpy(masks)
+    log.info(
+        "%d cases, %.0f MB: above train.memory_budget_mb, read from disk",
+        len(ids),
+        image_bytes / 2**20,
+    )
+    every_mask = all(prepared.meta(cid).get("mask_voxels") is not None for cid in ids)
+
+    def image_rows():
+        for cid in ids:
+            image, mask, _ = prepared.load_case(cid)
+            yield with_mask_channel(image, mask, f"case {cid}") if mask_channel else image
+
+    def mask_rows():
+        for cid in ids:
+            _, mask, _ = prepared.load_case(cid)
+            yield mask
+
+    n = len(ids)
+    key = json.dumps([prepared.plan.to_dict(), ids, mask_channel], sort_keys=True, default=str)
+    folder = folder / hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    images = write_stacked(folder / "images.npy", image_rows(), n, (channels, *shape), np.float32)
+    if not every_mask:
+        return StoredArray(images), None
+    masks = write_stacked(folder / "masks.npy", mask_rows(), n, shape, np.uint8)
+    return StoredArray(images), StoredArray(masks)
+
+
 @dataclass
 class CsvSource:
     """A CSV cohort validated and fingerprinted, before any plan: ``labels`` (ids, targets,
@@ -118,19 +167,23 @@ class CsvSource:
         ids = [c.case_id for c in kept]
         masks = None
         if prepared is None:
-            images = np.empty((len(kept), 0, 0, 0, 0), dtype=np.float32)
+            images = torch.empty((len(kept), 0, 0, 0, 0))
         else:
-            images, masks, ids = prepared.load_all(ids)
-            if cfg.preprocess.mask_channel:
-                images = with_mask_channel(images, masks, f"{cfg.cohort.path}: a case")
+            images, masks = case_arrays(
+                prepared,
+                ids,
+                cfg.preprocess.mask_channel,
+                cfg.train.memory_budget_mb,
+                self.out / "arrays",
+            )
         task = cfg.cohort.task
         classes = task_classes(cfg, kept)
         data = ArrayData(
-            images=torch.from_numpy(images),
+            images=images,
             targets=targets_of(task, kept, classes),
             case_ids=tuple(ids),
             patient_ids=tuple(c.patient_id for c in kept),
-            masks=None if masks is None else torch.from_numpy(masks),
+            masks=masks,
         )
         cols = self.manifest.columns
         sites = np.array([c.site or "unknown" for c in kept]) if cols.site else None
