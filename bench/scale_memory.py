@@ -66,7 +66,9 @@ def main() -> None:
         stages["preprocess"] = measured([*prep, "--workers", "1"])
         for mode in ("memory", "stream"):
             yaml_path = str(root / f"{mode}.yaml")
-            stages[f"train ({mode})"] = measured([*cli, "train", yaml_path, "--out", str(root / mode)])
+            stages[f"train ({mode})"] = measured(
+                [*cli, "train", yaml_path, "--out", str(root / mode)]
+            )
         for stage, (seconds, rss) in stages.items():
             rows.append((n, stage, rss, 1000 * seconds / n))
             print(f"{n} {stage}: {rss:.0f} MB, {1000 * seconds / n:.1f} ms/case", flush=True)

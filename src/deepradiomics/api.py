@@ -23,6 +23,7 @@ import pandas as pd
 
 from deepradiomics import config as _config
 from deepradiomics.config import ExperimentConfig
+from deepradiomics.experiment.executor import ExecutorSpec
 from deepradiomics.experiment.runner import run_experiment
 from deepradiomics.inference import predict_cases
 
@@ -73,10 +74,12 @@ def run(
     config: str | Path | Mapping[str, Any] | ExperimentConfig,
     out: str | Path,
     progress: bool = True,
+    executor: ExecutorSpec | None = None,
 ) -> RunResult:
-    """Run (or resume) the experiment into the folder ``out``, as ``deepradiomics run``."""
+    """Run (or resume) the experiment into the folder ``out``, as ``deepradiomics run``;
+    ``executor`` (``ExecutorSpec(kind="ray", ...)``) runs the fits elsewhere."""
     folder = Path(out)
-    metrics = run_experiment(load_config(config), folder, progress=progress)
+    metrics = run_experiment(load_config(config), folder, progress=progress, executor=executor)
     predictions = pd.read_csv(
         folder / "predictions.csv",
         dtype={"case_id": str, "patient_id": str, "site": str},

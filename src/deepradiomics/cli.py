@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     from deepradiomics.config import load_config
     from deepradiomics.experiment.runner import run_experiment
 
-    run_experiment(load_config(args.config), Path(args.out))
+    run_experiment(load_config(args.config), Path(args.out), executor=_executor(args))
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
@@ -133,7 +133,42 @@ def _demo(args: argparse.Namespace) -> int:
     """``deepradiomics demo [--out RUN]``."""
     from deepradiomics.experiment.demo import run_demo
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.out), _executor(args))
+
+
+def _executor(args: argparse.Namespace):
+    """The ``ExecutorSpec`` of ``run`` / ``demo``'s executor options."""
+    from deepradiomics.experiment.executor import ExecutorSpec
+
+    return ExecutorSpec(
+        kind=args.executor,
+        workers=args.workers,
+        cpus_per_fit=args.cpus_per_fit,
+        gpus_per_fit=args.gpus_per_fit,
+        ray_address=args.ray_address,
+    )
+
+
+def _add_executor_options(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("where the fits run (folds x members, learning-curve repeats)")
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local processes (default) or Ray tasks (pip install 'deepradiomics[ray]')",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local: fits at a time (default 1, in this process); ray without --ray-address: "
+        "CPUs of the local cluster it starts",
+    )
+    g.add_argument(
+        "--cpus-per-fit", type=int, help="threads (Ray: CPUs) per fit (default: cores / workers)"
+    )
+    g.add_argument("--gpus-per-fit", type=float, default=0.0, help="Ray: GPUs per fit")
+    g.add_argument("--ray-address", help="join this Ray cluster (auto or HOST:PORT)")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -263,9 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="the whole experiment: splits, training, evaluation, report")
     s.add_argument("config", help="experiment YAML")
     s.add_argument("--out", required=True, help="run folder (rerun to resume)")
+    _add_executor_options(s)
 
     s = sub.add_parser("demo", help="synthetic multi-site cohort, end to end, on CPU in minutes")
     s.add_argument("--out", default="demo_run", help="run folder (default demo_run)")
+    _add_executor_options(s)
 
     s = sub.add_parser("predict", help="apply a trained bundle to new cases")
     s.add_argument("bundle", help="RUN/bundle folder")

@@ -89,7 +89,9 @@ def test_streamed_cohort_equals_the_in_memory_one(
 def test_write_stacked_checks_its_rows(tmp_path: Path) -> None:
     rows = (np.full((2, 3), i, dtype=np.float32) for i in range(3))
     stored = StoredArray(write_stacked(tmp_path / "a.npy", rows, 3, (2, 3), np.float32))
-    assert np.array_equal(np.load(tmp_path / "a.npy"), np.repeat(np.arange(3.0), 6).reshape(3, 2, 3))
+    assert np.array_equal(
+        np.load(tmp_path / "a.npy"), np.repeat(np.arange(3.0), 6).reshape(3, 2, 3)
+    )
     assert stored[torch.tensor([2, 0])][:, 0, 0].tolist() == [2.0, 0.0]
     with pytest.raises(ValueError, match="2 rows written, 3 announced"):
         write_stacked(tmp_path / "b.npy", iter([np.zeros((2, 3))] * 2), 3, (2, 3), np.float32)

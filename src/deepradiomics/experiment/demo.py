@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from deepradiomics.config import ExperimentConfig, parse_config
+from deepradiomics.experiment.executor import ExecutorSpec
 from deepradiomics.experiment.runner import run_experiment
 from deepradiomics.synth.generate import generate_cohort
 
@@ -44,10 +45,10 @@ def _cohort(out: Path) -> Path:
     return csv
 
 
-def run_demo(out: Path) -> int:
+def run_demo(out: Path, executor: ExecutorSpec | None = None) -> int:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    metrics = run_experiment(demo_config(_cohort(out)), out)
+    metrics = run_experiment(demo_config(_cohort(out)), out, executor=executor)
     rows = [("cnn", metrics["models"]["cnn"]["test"]["auc"])]
     rows += [(m, v["test"]["auc"]) for m, v in metrics["models"].items() if m != "cnn"]
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; out-of-fold AUC with 95 % CI:")

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from deepradiomics.config import ExperimentConfig
-from deepradiomics.dataset.arrays import CohortArrays
+from deepradiomics.dataset.arrays import ArrayData, CohortArrays
 from deepradiomics.dataset.covariates import encode_fold, encoding_width
+from deepradiomics.dataset.planning import FoldCohorts
 from deepradiomics.evaluate.ensemble import combine_members, out_of_bag_mean
 from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.evaluation import FoldPredictions, ModelPredictions
-from deepradiomics.experiment.members import member_jobs, run_member
+from deepradiomics.experiment.executor import ExecutorSpec, run_fits
+from deepradiomics.experiment.members import MemberJob, MemberOutput, member_jobs, run_member
 from deepradiomics.tasks import get_task
 
 
@@ -57,14 +59,23 @@ def fold_indices(
     return {role: splits.indices(fold, role, case_ids) for role in ("train", "val", "test")}
 
 
-def run_fold(
-    cfg: ExperimentConfig,
-    arrays: CohortArrays,
-    splits: SplitAssignment,
-    fold: int,
-    run_dir: Path,
-    progress: bool = True,
-) -> FoldResult:
+@dataclass(frozen=True)
+class FoldPlan:
+    """What one outer fold trains: its indices, its covariate-encoded data and member jobs."""
+
+    fold: int
+    arrays: CohortArrays  # the fold's cohort, under its own preprocessing plan
+    idx: dict[str, np.ndarray]
+    training_part: np.ndarray
+    data: ArrayData
+    encoding: dict | None
+    width: int
+    jobs: list[MemberJob]
+
+
+def plan_fold(
+    cfg: ExperimentConfig, arrays: CohortArrays, splits: SplitAssignment, fold: int, run_dir: Path
+) -> FoldPlan:
     idx = fold_indices(splits, fold, arrays.data.case_ids)
     training_part = np.sort(np.concatenate([idx["train"], idx["val"]]))
     data, encoding = encode_fold(arrays, training_part)
@@ -72,7 +83,33 @@ def run_fold(
     jobs = member_jobs(
         cfg, arrays, fold, idx["train"], idx["val"], idx["test"], run_dir / "folds" / f"fold_{fold}"
     )
-    outs = [run_member(cfg, arrays, data, job, width, progress) for job in jobs]
+    return FoldPlan(fold, arrays, idx, training_part, data, encoding, width, jobs)
+
+
+def run_folds(
+    cfg: ExperimentConfig,
+    cohorts: FoldCohorts,
+    splits: SplitAssignment,
+    folds: list[int],
+    run_dir: Path,
+    progress: bool = True,
+    executor: ExecutorSpec | None = None,
+) -> list[FoldResult]:
+    """Every member of every fold in ``folds`` (each on its cohort ``cohorts[fold]``) as one
+    batch of independent fits
+    (``executor``: this process by default), then each fold's ensemble."""
+    executor = executor or ExecutorSpec()
+    plans = [plan_fold(cfg, cohorts[k], splits, k, run_dir) for k in folds]
+    show = progress and not executor.parallel
+    arglist = [(cfg, p.arrays, p.data, job, p.width, show) for p in plans for job in p.jobs]
+    outs = iter(run_fits(executor, run_member, arglist))
+    return [fold_result(p, [next(outs) for _ in p.jobs]) for p in plans]
+
+
+def fold_result(plan: FoldPlan, outs: list[MemberOutput]) -> FoldResult:
+    """The fold's ensemble from its members' outputs."""
+    arrays, fold, idx, jobs = plan.arrays, plan.fold, plan.idx, plan.jobs
+    training_part = plan.training_part
     kind = get_task(arrays.task).ensemble or "regression"
     offsets = [float(np.mean(o.train)) for o in outs] if kind == "log_risk" else None
     ens = combine_members([o.test for o in outs], kind=kind, offsets=offsets)
@@ -88,7 +125,7 @@ def run_fold(
         predictions,
         members=centred,
         seconds=sum(o.seconds for o in outs),
-        encoding=encoding,
+        encoding=plan.encoding,
         member_dirs=[j.folder for j in jobs],
         offsets=offsets,
         embeddings=[o.embedding for o in outs if o.embedding is not None],

@@ -18,13 +18,14 @@ import numpy as np
 
 from deepradiomics.classical.models import make_baseline
 from deepradiomics.config import ExperimentConfig
-from deepradiomics.dataset.arrays import ArrayData, CohortArrays
+from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.dataset.covariates import encode_fold, encoding_width
 from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.evaluate.splits import SplitAssignment, grouped_holdout
 from deepradiomics.experiment.classical import classical_scores, classical_target
+from deepradiomics.experiment.executor import ExecutorSpec, run_fits
 from deepradiomics.experiment.folds import fold_indices
-from deepradiomics.experiment.members import MemberJob, run_member
+from deepradiomics.experiment.members import MemberJob, MemberOutput, run_member
 from deepradiomics.seeds import derive_seed, fraction_key
 from deepradiomics.tasks import get_task
 
@@ -42,18 +43,10 @@ def training_subset(
     return train[~dropped]
 
 
-def _cnn_point(
-    cfg: ExperimentConfig,
-    arrays: CohortArrays,
-    data: ArrayData,
-    width: int,
-    sub: np.ndarray,
-    idx: dict[str, np.ndarray],
-    folder: Path,
-    progress: bool,
+def _scores(
+    arrays: CohortArrays, sub: np.ndarray, idx: dict[str, np.ndarray], out: MemberOutput
 ) -> tuple[float, float]:
-    job = MemberJob(0, 0, sub, idx["val"], idx["test"], folder)
-    out = run_member(cfg, arrays, data, job, width, progress)
+    """(training score, test score) of one CNN point."""
     targets = arrays.data.targets.numpy()
     return (
         primary_score(arrays.task, targets[np.unique(sub)], out.train),
@@ -89,6 +82,7 @@ def learning_curve(
     run_dir: Path,
     progress: bool = True,
     classical_X: Any = None,
+    executor: ExecutorSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{model, fraction, n_train, repeat, train_score, test_score, metric}``; each
     point is stored in ``run_dir/learning_curve`` so a rerun reuses it."""
@@ -98,35 +92,46 @@ def learning_curve(
     data, encoding = encode_fold(arrays, np.sort(np.concatenate([idx["train"], idx["val"]])))
     width = 0 if encoding is None else encoding_width(encoding)
     root = run_dir / "learning_curve"
-    rows = []
+    points = []  # (fraction, repeat, subset, folder) of the points not stored yet
+    stored: dict[tuple[float, int], list] = {}
     for fraction in sorted(lc.fractions):
         for repeat in range(lc.repeats):
+            folder = root / f"fraction_{fraction:g}_repeat_{repeat}"
+            if (folder / "point.json").is_file():
+                stored[fraction, repeat] = json.loads((folder / "point.json").read_text())
+                continue
             sub = training_subset(
                 arrays,
                 idx["train"],
                 fraction,
                 seed=derive_seed(cfg.seed, "learning_curve_subset", repeat, fraction_key(fraction)),
             )
-            folder = root / f"fraction_{fraction:g}_repeat_{repeat}"
-            point = folder / "point.json"
-            if point.is_file():
-                rows += json.loads(point.read_text())
-                continue
-            common = {
-                "fraction": fraction,
-                "n_train": int(len(sub)),
-                "repeat": repeat,
-                "metric": get_task(arrays.task).primary_metric,
-            }
-            # one model seed per repeat, shared by its fractions
-            cfg_r = cfg.model_copy(
-                update={"seed": derive_seed(cfg.seed, "learning_curve_model", repeat)}
-            )
-            tr, te = _cnn_point(cfg_r, arrays, data, width, sub, idx, folder / "cnn", progress)
-            new = [{"model": "cnn", **common, "train_score": tr, "test_score": te}]
-            if classical_X is not None:
-                tr, te = _classical_point(cfg, arrays, classical_X, sub, idx)
-                new.append({"model": "classical", **common, "train_score": tr, "test_score": te})
-            point.write_text(json.dumps(new))
-            rows += new
-    return rows
+            points.append((fraction, repeat, sub, folder))
+    # the CNN points are independent fits; one model seed per repeat, shared by its fractions
+    arglist = [
+        (
+            cfg.model_copy(update={"seed": derive_seed(cfg.seed, "learning_curve_model", r)}),
+            arrays,
+            data,
+            MemberJob(0, 0, sub, idx["val"], idx["test"], folder / "cnn"),
+            width,
+            progress and not (executor and executor.parallel),
+        )
+        for _, r, sub, folder in points
+    ]
+    outs = run_fits(executor or ExecutorSpec(), run_member, arglist)
+    for (fraction, repeat, sub, folder), out in zip(points, outs, strict=True):
+        common = {
+            "fraction": fraction,
+            "n_train": int(len(sub)),
+            "repeat": repeat,
+            "metric": get_task(arrays.task).primary_metric,
+        }
+        tr, te = _scores(arrays, sub, idx, out)
+        new = [{"model": "cnn", **common, "train_score": tr, "test_score": te}]
+        if classical_X is not None:
+            tr, te = _classical_point(cfg, arrays, classical_X, sub, idx)
+            new.append({"model": "classical", **common, "train_score": tr, "test_score": te})
+        (folder / "point.json").write_text(json.dumps(new))
+        stored[fraction, repeat] = new
+    return [row for key in sorted(stored) for row in stored[key]]

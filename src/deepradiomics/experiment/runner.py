@@ -43,9 +43,10 @@ from deepradiomics.experiment.evaluation import (
     grouped_metrics,
     model_metrics,
 )
+from deepradiomics.experiment.executor import ExecutorSpec
 from deepradiomics.experiment.explain_cases import explain_run
 from deepradiomics.experiment.fairness import fairness_metrics
-from deepradiomics.experiment.folds import cnn_predictions, run_fold
+from deepradiomics.experiment.folds import cnn_predictions, run_folds
 from deepradiomics.experiment.learning_curve import learning_curve
 from deepradiomics.experiment.outputs import cohort_summary, predictions_table
 from deepradiomics.experiment.provenance import software_versions
@@ -143,9 +144,13 @@ def _classical(
 
 
 def run_experiment(
-    cfg: ExperimentConfig, run_dir: str | Path, progress: bool = True
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    progress: bool = True,
+    executor: ExecutorSpec | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the experiment into ``run_dir``; returns the metrics written."""
+    """Run (or resume) the experiment into ``run_dir``; returns the metrics written. The
+    CNN fits run where ``executor`` says (default: one at a time in this process)."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,13 +164,23 @@ def run_experiment(
     dense = get_task(cfg.cohort.task).dense
     write_json(run_dir / "cohort.json", cohort_summary(arrays, cohorts.record()))
     n = len(arrays.data)
-    folds = []
-    for k, fold in enumerate(splits.folds):
+    executor = executor or ExecutorSpec()
+    if executor.parallel:
         _say(
             progress,
-            f"fold {k + 1}/{len(splits.folds)}: training {cfg.evaluate.ensemble_members} member(s)",
+            f"{len(splits.folds)} folds x {cfg.evaluate.ensemble_members} member(s): "
+            f"{executor.kind} executor",
         )
-        folds.append(run_fold(cfg, cohorts[fold], splits, fold, run_dir, progress))
+        folds = run_folds(cfg, cohorts, splits, splits.folds, run_dir, progress, executor)
+    else:
+        folds = []
+        for k, fold in enumerate(splits.folds):
+            _say(
+                progress,
+                f"fold {k + 1}/{len(splits.folds)}: training "
+                f"{cfg.evaluate.ensemble_members} member(s)",
+            )
+            folds += run_folds(cfg, cohorts, splits, [fold], run_dir, progress)
     train_seconds = sum(f.seconds for f in folds)
     metrics: dict[str, Any] = {
         "name": cfg.name,
@@ -183,7 +198,9 @@ def run_experiment(
         metrics.update(segmentation_results(cfg, arrays, folds, cnn, run_dir))
         write_bundle(run_dir, cfg, cohorts, folds, None)
     else:
-        metrics.update(_outcome_results(cfg, cohorts, splits, folds, cnn, truth, run_dir, progress))
+        metrics.update(
+            _outcome_results(cfg, cohorts, splits, folds, cnn, truth, run_dir, progress, executor)
+        )
     metrics["software"] = software_versions()
     metrics["timing"] = {
         "total_seconds": round(time.perf_counter() - t0, 1),
@@ -205,6 +222,7 @@ def _outcome_results(
     truth: pd.DataFrame | None,
     run_dir: Path,
     progress: bool,
+    executor: ExecutorSpec,
 ) -> dict[str, Any]:
     """Prediction tasks: every model's metrics, comparisons, audits, learning curve,
     ``predictions.csv``, the bundle and explanations."""
@@ -258,7 +276,7 @@ def _outcome_results(
     ]
     if cfg.evaluate.audit.site and len(arrays.site_names) > 1:
         _say(progress, "site audit: can the site be told from the model's inputs and embeddings?")
-        metrics["audit"] = site_audit(cfg, cohorts, splits, folds, X, run_dir, progress)
+        metrics["audit"] = site_audit(cfg, cohorts, splits, folds, X, run_dir, progress, executor)
     if truth is not None:
         metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
     if cfg.evaluate.mask_robustness:
@@ -291,7 +309,7 @@ def _outcome_results(
         _say(progress, "learning curve")
         first = splits.folds[0]
         metrics["learning_curve"] = learning_curve(
-            cfg, cohorts[first], splits, run_dir, progress, X
+            cfg, cohorts[first], splits, run_dir, progress, X, executor
         )
     cuts = {name: m["fold_thresholds"] for name, m in per_model.items() if "fold_thresholds" in m}
     table = predictions_table(

@@ -37,7 +37,8 @@ from deepradiomics.dataset.planning import FoldCohorts
 from deepradiomics.dataset.splits import save_splits
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.evaluation import compare_models
-from deepradiomics.experiment.folds import FoldResult, cnn_predictions, run_fold
+from deepradiomics.experiment.executor import ExecutorSpec
+from deepradiomics.experiment.folds import FoldResult, cnn_predictions, run_folds
 
 UNSEEN = "cases no member of the fold trained on (held-out and early-stopping), per fold"
 ALL = "every case, embedded by each fold's model (a fold's unseen cases span fewer than two sites)"
@@ -105,6 +106,7 @@ def loso_gap(
     folds: list[FoldResult],
     run_dir: Path,
     progress: bool = True,
+    executor: ExecutorSpec | None = None,
 ) -> dict[str, Any]:
     """The CNN under the other split scheme (k-fold <-> leave-one-site-out, trained into
     ``run_dir/loso_gap``) and the paired difference leave-one-site-out minus random split of
@@ -129,7 +131,7 @@ def loso_gap(
     folder.mkdir(parents=True, exist_ok=True)
     save_splits(folder, splits, arrays)
     other = cohorts.replanned(splits)  # each fold planned on its own training part
-    other_folds = [run_fold(cfg_other, other[k], splits, k, folder, progress) for k in splits.folds]
+    other_folds = run_folds(cfg_other, other, splits, splits.folds, folder, progress, executor)
     mine, theirs = cnn_predictions(folds, len(d)), cnn_predictions(other_folds, len(d))
     loso, random = (mine, theirs) if cfg.evaluate.split == "loso" else (theirs, mine)
     loso.name, random.name = "loso", cfg.evaluate.split if other == "loso" else "kfold"
@@ -155,6 +157,7 @@ def site_audit(
     X: pd.DataFrame | None,
     run_dir: Path,
     progress: bool = True,
+    executor: ExecutorSpec | None = None,
 ) -> dict[str, Any]:
     """``metrics.audit``: site probes, site-only baseline, the LOSO gap when configured, the
     verdict, and the verdict again under ``warnings`` when confounding is suspected."""
@@ -172,7 +175,7 @@ def site_audit(
             level=a.ci_level,
         )
     if a.audit.loso_gap:
-        audit["loso_gap"] = loso_gap(cfg, cohorts, folds, run_dir, progress)
+        audit["loso_gap"] = loso_gap(cfg, cohorts, folds, run_dir, progress, executor)
     audit["adversarial"] = cfg.model.site_adversary
     audit["verdict"] = site_verdict(audit, adversarial=cfg.model.site_adversary)
     cnn = audit["site_probe"].get("cnn")

@@ -39,7 +39,7 @@ def guarded(fn: Callable[..., tuple[Any, bool]], *args: Any) -> Outcome:
         return Outcome(reason=f"{type(err).__name__}: {err}", detail=traceback.format_exc())
 
 
-def _mp_context(preload: str) -> multiprocessing.context.BaseContext:
+def mp_context(preload: str) -> multiprocessing.context.BaseContext:
     """Workers fork from a clean single-threaded server that has ``preload`` imported
     (no fork of a process whose ITK / BLAS threads are running, no re-import per worker);
     spawn where forkserver does not exist."""
@@ -65,7 +65,7 @@ def case_pool(workers: int, n_cases: int, preload: str) -> Iterator[Executor | N
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(
         max_workers=min(workers, n_cases),
-        mp_context=_mp_context(preload),
+        mp_context=mp_context(preload),
         initializer=_init_worker,
         initargs=(threads,),
     )
