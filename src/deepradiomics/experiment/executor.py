@@ -27,7 +27,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+import deepradiomics
 from deepradiomics.errors import UserError
+from deepradiomics.preprocess.parallel import mp_context
 
 EXECUTORS = ("local", "ray")
 
@@ -66,8 +70,6 @@ class ExecutorSpec:
 
 def fit_call(fn: Callable[..., Any], threads: int | None, *args: Any) -> Any:
     """``fn(*args)`` with ``threads`` torch threads (restored after; None: as they are)."""
-    import torch
-
     if threads is None:
         return fn(*args)
     before = torch.get_num_threads()
@@ -87,8 +89,6 @@ def run_fits(spec: ExecutorSpec, fn: Callable[..., Any], arglist: Sequence[tuple
         return _ray_map(spec, fn, arglist)
     if spec.workers == 1 or len(arglist) == 1:
         return [fit_call(fn, spec.threads, *args) for args in arglist]
-    from deepradiomics.preprocess.parallel import mp_context
-
     workers = min(spec.workers, len(arglist))
     with ProcessPoolExecutor(workers, mp_context=mp_context(__name__)) as pool:
         futures = [pool.submit(fit_call, fn, spec.threads, *args) for args in arglist]
@@ -138,8 +138,6 @@ def _ray_map(spec: ExecutorSpec, fn: Callable[..., Any], arglist: Sequence[tuple
 def _import_path() -> list[str]:
     """Where this package is imported from, then the inherited ``PYTHONPATH`` (Ray's workers
     run the same interpreter, so its site-packages come with it)."""
-    import deepradiomics
-
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(deepradiomics.__file__)))
     inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return [pkg_root, *(os.path.abspath(p) for p in inherited)]
