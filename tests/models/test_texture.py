@@ -5,22 +5,67 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deepradiomics.models import create_model
 from deepradiomics.models.registry import create_backbone
-from deepradiomics.models.texture import masked_moments
+from deepradiomics.models.texture import OrientedFilters
 
 
-def test_masked_moments_match_numpy() -> None:
+def test_band_energy_equals_the_convolution_route() -> None:
+    """Parseval: the spectral energies are the mean squared circular convolution of the
+    windowed, region-demeaned volume."""
     g = torch.Generator().manual_seed(0)
-    feat = torch.randn(2, 3, 4, 5, 6, generator=g)
-    weight = (torch.rand(2, 1, 4, 5, 6, generator=g) > 0.6).float()
-    mean, cov = masked_moments(feat, weight)
-    for i in range(2):
-        keep = weight[i, 0].flatten().bool().numpy()
-        f = feat[i].flatten(1).numpy()[:, keep]
-        np.testing.assert_allclose(mean[i].numpy(), f.mean(1), atol=1e-5)
-        np.testing.assert_allclose(cov[i].numpy(), np.cov(f, bias=True), atol=1e-5)
+    x = torch.randn(2, 2, 3, 20, 24, generator=g)
+    region = (torch.rand(2, 1, 3, 20, 24, generator=g) > 0.4).float()
+    bank = OrientedFilters(filters=3, kernel=7, rotations=4)
+    energy = bank(x, region)  # [2, 2, 12]
+    count = region.flatten(1).sum(1).view(2, 1, 1, 1, 1)
+    windowed = (x - (x * region).sum((2, 3, 4), keepdim=True) / count) * region
+    k = bank.kernels()
+    flat = F.pad(windowed.flatten(0, 2).unsqueeze(1), (3, 3, 3, 3), mode="circular")
+    # conv2d is a correlation; the spectral route convolves: flip the kernels
+    resp = F.conv2d(flat, k.flip(-1, -2)).view(2, 2, 3, 12, 20, 24)
+    direct = resp.square().sum((2, 4, 5)) / count.view(2, 1, 1)
+    torch.testing.assert_close(energy, direct, rtol=1e-4, atol=1e-6)
+
+
+def test_rotating_the_input_by_90_degrees_permutes_the_angles() -> None:
+    """Eight angles in [0, pi): a quarter turn of the texture moves each filter's energies four
+    angles along, so the orientation spread and level do not change."""
+    net = create_backbone("lesion_texture", in_channels=2, filters=4, rotations=8).eval()
+    x = _volume((slice(None), slice(8, 32), slice(8, 32)))
+    turned = torch.rot90(x, 1, (-2, -1))
+    with torch.no_grad():
+        a, b = net.pooled(x), net.pooled(turned)
+        e = net.oriented(x[:, :1], x[:, 1:]).view(4, 8)
+        f = net.oriented(turned[:, :1], turned[:, 1:]).view(4, 8)
+    torch.testing.assert_close(f, torch.roll(e, 4, -1), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(a[:, :8], b[:, :8], rtol=1e-4, atol=1e-5)  # level, spread
+
+
+def test_stripes_have_a_larger_orientation_spread_than_isotropic_noise() -> None:
+    """With a Gabor filter at the stripes' wavelength (what training is expected to find)."""
+    net = create_backbone("lesion_texture", in_channels=2, filters=8).eval()
+    r = torch.arange(9.0) - 4
+    gabor = torch.cos(2 * torch.pi / 5 * r)[None, :] * torch.exp(-(r[:, None] ** 2 + r**2) / 8)
+    net.oriented.weight.data[:] = gabor
+    yy, xx = torch.meshgrid(torch.arange(40.0), torch.arange(40.0), indexing="ij")
+    g = torch.Generator().manual_seed(3)
+    spreads = []
+    for angle in (0.3, 1.1):  # 5-voxel stripes at two angles, then noise
+        stripes = torch.sin(2 * torch.pi / 5 * (xx * np.cos(angle) + yy * np.sin(angle)))
+        spreads.append(stripes)
+    spreads.append(torch.randn(4, 40, 40, generator=g))
+    out = []
+    for img in spreads:
+        x = torch.zeros(1, 2, 4, 40, 40)
+        x[:, 0] = img
+        x[:, 1, :, 6:34, 6:34] = 1.0
+        with torch.no_grad():
+            out.append(net.pooled(x)[0, 8:16].mean().item())  # mean spread over filters
+    assert min(out[0], out[1]) > 2 * out[2], out
+    assert out[0] == pytest.approx(out[1], rel=0.25)  # whatever the stripes' angle
 
 
 def _volume(mask_box: tuple[slice, ...]) -> torch.Tensor:
@@ -38,7 +83,7 @@ def test_features_ignore_voxels_far_from_the_lesion() -> None:
     with torch.no_grad():
         a, b = net(x), net(y)
         c = net(torch.cat([x[:, :1] * 0.5, x[:, 1:]], 1))  # the lesion's own voxels changed
-    assert net.num_features == 64 and a.shape == (1, 64)
+    assert net.num_features == 32 and a.shape == (1, 32)
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
 
@@ -58,7 +103,7 @@ def test_mask_is_read_as_a_threshold_and_size_enters() -> None:
 def test_registry_builds_a_trainable_model() -> None:
     model = create_model("lesion_texture", task="binary", in_channels=3)
     out = model(torch.rand(2, 3, 4, 16, 16))
-    assert out["out"].shape[0] == 2 and out["embedding"].shape == (2, 64)
+    assert out["out"].shape[0] == 2 and out["embedding"].shape == (2, 32)
     with pytest.raises(ValueError, match="mask as the last channel"):
         create_backbone("lesion_texture", in_channels=1)
 
@@ -86,16 +131,3 @@ def test_z_slices_convolves_the_middle_slab_and_counts_the_whole_mask() -> None:
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(y))
         assert net.pooled(x)[0, -1].item() == pytest.approx(np.log1p(4 * 36), rel=1e-6)
-
-
-def test_in_plane_path_equals_the_3d_convolution_and_takes_channels_last_3d() -> None:
-    net = create_backbone("lesion_texture", in_channels=2).eval()
-    net.to(memory_format=torch.channels_last_3d)  # what the training loop does
-    x = _volume((slice(None), slice(10, 16), slice(10, 16)))
-    conv = net.stage1[0][0]
-    with torch.no_grad():
-        flat = x.transpose(1, 2).flatten(0, 1)
-        via2d = conv(flat).unflatten(0, (1, x.shape[2])).transpose(1, 2)
-        via3d = torch.nn.functional.conv3d(x, conv.weight, None, 1, (0, 1, 1))
-        torch.testing.assert_close(via2d, via3d, atol=1e-5, rtol=1e-5)
-        assert net(x.contiguous(memory_format=torch.channels_last_3d)).shape == (1, 64)

@@ -1,31 +1,32 @@
-"""``lesion_texture``: a small CNN that looks at the lesion's texture and internal layout.
+"""``lesion_texture``: a rotation-equivariant CNN for the texture and layout of a lesion.
 
 Built for phenotypes that a plain VGG trunk with early pooling and global averaging over the
-whole crop misses (see ``bench/cnn_investigation.md``): the orientation of a texture at a
-few-millimetre wavelength and where a necrotic core sits inside a lesion. Known answers to
-texture, all here:
+whole crop misses (``bench/cnn_investigation.md``): how oriented a texture at a
+few-millimetre wavelength is, whatever its angle, and where a necrotic core sits inside the
+lesion. The design, each part measured there:
 
-- the lesion mask is the last input channel (the network knows where the lesion is);
-- no downsampling before the texture is resolved: stage 1 runs at the input resolution with
-  in-plane kernels, stage 2 halves the in-plane resolution once;
-- orderless pooling masked to the lesion: the masked mean of the stage-2 features (what and
-  where inside the lesion, e.g. a dark core next to the margin) and a masked second-order
-  (covariance, bilinear) pooling of a few stage-1 channels, the learned analogue of the
-  structure tensor, whose eigenvalue spread measures how oriented the texture is whatever
-  its angle; signed square root, as in bilinear CNNs;
-- the lesion's log volume over the whole crop (size is the strongest single phenotype and masked means do not
-  carry it);
-- a small MLP on the pooled vector (orientation strength is not linear in the covariance
-  entries).
+- the lesion mask is the last input channel (read as mask > 0.5, so interpolation and
+  intensity jitter do not blur it);
+- a learned bank of zero-mean in-plane filters at the input resolution (no downsampling
+  before the texture is resolved), each applied at ``rotations`` angles in [0, pi): a lifting
+  group convolution, so a texture's orientation moves the response along the angle axis;
+- orderless pooling over the lesion's interior: per filter and angle the mean squared
+  response (a band-pass energy, computed through the power spectrum: ``OrientedFilters``);
+  per filter its mean over the angles (log, how much texture) and its spread over the
+  angles (std / mean: zero for an isotropic texture, large for stripes, whatever their
+  angle);
+- a 1x1 intensity map of every image channel: masked mean and standard deviation over the
+  lesion, and the distance between each map's centre of mass and the lesion's centroid
+  relative to the lesion's radius (a displaced dark core moves it; invariant to rotations);
+- the lesion's log volume over the whole crop (size is the strongest single phenotype);
+- batch-standardised, then a linear layer and ReLU (the head adds the last layer).
 
-``forward_features(x) -> [N, num_features]``; the input is ``[N, C, D, H, W]`` whose last
-channel is the mask (read as mask > 0.5, so interpolation and intensity jitter do not
-blur it).
+``forward_features(x) -> [N, num_features]`` for ``x`` of shape ``[N, C, D, H, W]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 
 import torch
 import torch.nn.functional as F
@@ -36,120 +37,152 @@ from deepradiomics.models.registry import register_model
 _EPS = 1e-6
 
 
-class InPlaneConv(nn.Conv3d):
-    """A ``(1, 3, 3)`` convolution run as a 2D convolution on ``[N * D, C, H, W]`` input
-    (faster on CPU than Conv3d); its weight stays 5-D, so ``model.to(memory_format=
-    torch.channels_last_3d)`` (the training loop) applies to it like to any Conv3d."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__(
-            cin, cout, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight[:, :, 0], None, self.stride[1:], self.padding[1:])
-
-
-def _block(cin: int, cout: int, kernel_z: int, stride: int = 1) -> nn.Sequential:
-    """conv-BN-ReLU; in-plane only (2D on z-folded input, see ``InPlaneConv``) when
-    ``kernel_z`` is 1, else ``(kernel_z, 3, 3)`` with in-plane ``stride``."""
-    if kernel_z == 1:
-        return nn.Sequential(
-            InPlaneConv(cin, cout, stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-        )
-    return nn.Sequential(
-        nn.Conv3d(
-            cin,
-            cout,
-            (kernel_z, 3, 3),
-            stride=(1, stride, stride),
-            padding=(kernel_z // 2, 1, 1),
-            bias=False,
-        ),
-        nn.BatchNorm3d(cout),
-        nn.ReLU(inplace=True),
+def rotated_kernels(weight: torch.Tensor, rotations: int) -> torch.Tensor:
+    """``[K, 1, k, k]`` kernels -> ``[K * rotations, 1, k, k]``: each kernel at ``rotations``
+    angles evenly spaced in [0, pi), bilinearly resampled (differentiable in ``weight``)."""
+    k = weight.shape[-1]
+    angles = torch.arange(rotations, device=weight.device, dtype=weight.dtype) * (
+        math.pi / rotations
     )
+    cos, sin, zero = torch.cos(angles), torch.sin(angles), torch.zeros_like(angles)
+    theta = torch.stack([cos, -sin, zero, sin, cos, zero], 1).view(rotations, 2, 3)
+    grid = F.affine_grid(theta, [rotations, 1, k, k], align_corners=True)
+    n = weight.shape[0]
+    w = weight.repeat_interleave(rotations, 0)
+    return F.grid_sample(w, grid.repeat(n, 1, 1, 1), align_corners=True)
 
 
-def masked_moments(feat: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted mean ``[N, C]`` and covariance ``[N, C, C]`` of ``feat`` ``[N, C, ...]`` over
-    its spatial positions, weighted by ``weight`` ``[N, 1, ...]`` (>= 0)."""
-    f = feat.flatten(2)
-    w = weight.flatten(2)
-    total = w.sum(-1, keepdim=True).clamp_min(_EPS)  # [N, 1, 1]
-    mean = (f * w).sum(-1, keepdim=True) / total  # [N, C, 1]
-    centred = (f - mean) * w.sqrt()
-    cov = centred @ centred.transpose(1, 2) / total  # [N, C, C]
-    return mean.squeeze(-1), cov
+class OrientedFilters(nn.Module):
+    """``filters`` learned zero-mean in-plane kernels, each at ``rotations`` angles, and their
+    band-pass energies over a region of a volume (``forward``)."""
+
+    def __init__(self, filters: int, kernel: int, rotations: int) -> None:
+        super().__init__()
+        if kernel % 2 == 0 or kernel < 3:
+            raise ValueError(f"kernel must be an odd size >= 3, got {kernel}")
+        if rotations < 1 or filters < 1:
+            raise ValueError("filters and rotations must be at least 1")
+        self.rotations = rotations
+        self.weight = nn.Parameter(torch.randn(filters, 1, kernel, kernel) / kernel)
+        r = torch.linspace(-1, 1, kernel)
+        disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= 1).to(torch.float32)
+        self.register_buffer("disc", disc, persistent=False)  # rotating keeps a disc a disc
+
+    def kernels(self) -> torch.Tensor:
+        """``[filters * rotations, 1, k, k]``, filter-major."""
+        w = self.weight * self.disc
+        w = w - w.sum((-2, -1), keepdim=True) / self.disc.sum() * self.disc  # band-pass
+        return rotated_kernels(w, self.rotations) if self.rotations > 1 else w
+
+    def forward(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """Mean squared response ``[N, C, filters * rotations]`` of each kernel to each channel
+        of ``x`` ``[N, C, D, H, W]`` windowed by ``region`` ``[N, 1, D, H, W]`` (0/1), per
+        region voxel. The region's mean is removed first, so its edge is not an edge.
+
+        Computed in the frequency domain (Parseval: the energy of a circular convolution
+        is the power spectrum weighted by the kernel's squared transfer function), which is
+        the convolution layer's result at a fraction of its cost: the volume's spectrum needs
+        no gradient and the kernels' spectra are ``k x k`` transforms."""
+        n, c, d, h, w = x.shape
+        bank = self.kernels()
+        k = bank.shape[-1]
+        if h < k or w < k:
+            raise ValueError(f"the crop's {h}x{w} slices are smaller than the {k}x{k} kernels")
+        count = region.flatten(1).sum(1).clamp_min(1.0).view(n, 1, 1, 1, 1)
+        mean = (x * region).sum((2, 3, 4), keepdim=True) / count
+        windowed = (x - mean) * region
+        power = torch.fft.fft2(windowed).abs().square().sum(2) / count[:, :, 0]  # [N, C, H, W]
+        transfer = torch.fft.fft2(F.pad(bank[:, 0], (0, w - k, 0, h - k))).abs().square()
+        return torch.einsum("nchw,fhw->ncf", power, transfer) / (h * w)
 
 
-def signed_sqrt(x: torch.Tensor) -> torch.Tensor:
-    return torch.sign(x) * torch.sqrt(x.abs() + _EPS)
+def masked_mean(feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean ``[N, C]`` of ``feat`` ``[N, C, ...]`` over positions weighted by ``weight``
+    ``[N, 1, ...]`` (>= 0)."""
+    total = weight.flatten(1).sum(1, keepdim=True).clamp_min(_EPS)
+    return (feat * weight).flatten(2).sum(-1) / total
 
 
 class LesionTextureNet(nn.Module):
-    """Two resolution stages, mask-weighted first- and second-order pooling, an MLP."""
+    """Oriented band-pass energies and intensity statistics pooled over the lesion (module
+    docstring), a linear layer."""
 
     def __init__(
         self,
         in_channels: int = 2,
-        widths: Sequence[int] = (16, 32),
-        cov_channels: int = 8,
-        hidden: int = 64,
-        kernel_z: int = 1,
+        filters: int = 8,
+        kernel: int = 9,
+        rotations: int = 8,
+        intensity: int = 4,
+        hidden: int = 32,
+        erode: int = 2,
+        texture_channels: int | None = None,
         z_slices: int | None = None,
     ) -> None:
         super().__init__()
-        if z_slices is not None and z_slices < 1:
-            raise ValueError(f"z_slices must be at least 1, got {z_slices}")
-        self.z_slices = z_slices
         if in_channels < 2:
             raise ValueError(
                 "lesion_texture needs an image channel and the mask as the last channel"
             )
-        if len(widths) != 2:
-            raise ValueError(f"widths must be two numbers (stage 1, stage 2), got {tuple(widths)}")
-        w1, w2 = (int(w) for w in widths)
-        self.in_plane = kernel_z == 1
-        self.stage1 = nn.Sequential(_block(in_channels, w1, kernel_z), _block(w1, w1, kernel_z))
-        self.stage2 = nn.Sequential(_block(w1, w2, kernel_z, 2), _block(w2, w2, kernel_z))
-        self.reduce = nn.Conv3d(w1, cov_channels, 1)
-        n_cov = cov_channels * (cov_channels + 1) // 2
-        self.register_buffer(
-            "_triu", torch.triu_indices(cov_channels, cov_channels), persistent=False
-        )
-        pooled = w1 + w2 + n_cov + 1
-        # per-feature standardisation across the batch (a per-sample LayerNorm would divide
-        # out the overall texture energy that distinguishes lesions)
+        if z_slices is not None and z_slices < 1:
+            raise ValueError(f"z_slices must be at least 1, got {z_slices}")
+        images = in_channels - 1
+        self.texture_channels = images if texture_channels is None else int(texture_channels)
+        if not 1 <= self.texture_channels <= images:
+            raise ValueError(
+                f"texture_channels must be between 1 and {images} (the image channels), "
+                f"got {texture_channels}"
+            )
+        self.z_slices, self.erode, self.rotations = z_slices, int(erode), int(rotations)
+        self.intensity = nn.Conv3d(images, intensity, 1)
+        self.oriented = OrientedFilters(filters, kernel, rotations)
+        spread = filters * self.texture_channels
+        pooled = 2 * spread + 3 * intensity + 1
         self.mlp = nn.Sequential(
             nn.BatchNorm1d(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True)
         )
         self.num_features = hidden
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled vector before the MLP: [mean stage 1, mean stage 2, cov, log volume]."""
-        # hard 0/1: intensity augmentation may have scaled and shifted the mask channel
+        """The pooled vector before the MLP: [texture energy (log), orientation spread,
+        intensity means, intensity SDs, core offsets, log volume]."""
         mask = (x[:, -1:] > 0.5).to(x.dtype)
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
         if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
             lo = (x.shape[2] - self.z_slices) // 2
             x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
-        if self.in_plane:  # [N, C, D, H, W] -> [N * D, C, H, W] and back
-            n, _, d = x.shape[:3]
-            flat = x.transpose(1, 2).flatten(0, 1)
-            f1 = self.stage1(flat)
-            f2 = self.stage2(f1)
-            unfold = lambda f: f.unflatten(0, (n, d)).transpose(1, 2)  # noqa: E731
-            f1, f2 = unfold(f1), unfold(f2)
-        else:
-            f1 = self.stage1(x)
-            f2 = self.stage2(f1)
-        m2 = F.adaptive_avg_pool3d(mask, f2.shape[2:])
-        mean1, _ = masked_moments(f1, mask)
-        mean2, _ = masked_moments(f2, m2)
-        _, cov = masked_moments(self.reduce(f1), mask)
-        cov = signed_sqrt(cov[:, self._triu[0], self._triu[1]])
-        return torch.cat([mean1, mean2, cov, log_volume], dim=1)
+        image = x[:, :-1]
+        # intensity: masked mean, SD and the offset of each map's centre of mass
+        f = self.intensity(image)
+        mean = masked_mean(f, mask)
+        sd = (masked_mean((f - mean[..., None, None, None]).square(), mask) + _EPS).sqrt()
+        offset = self._core_offset(f, mask)
+        # texture: band-pass energy per filter and angle over the lesion's interior
+        interior = mask
+        if self.erode > 0:
+            size = (1, 2 * self.erode + 1, 2 * self.erode + 1)
+            eroded = -F.max_pool3d(-mask, size, stride=1, padding=(0, self.erode, self.erode))
+            empty = eroded.flatten(1).sum(1) == 0  # a lesion thinner than the erosion
+            interior = torch.where(empty[:, None, None, None, None], mask, eroded)
+        energy = self.oriented(image[:, : self.texture_channels], interior) + _EPS
+        energy = energy.view(x.shape[0], -1, self.rotations)
+        level = energy.mean(-1)
+        spread = energy.std(-1) / level if self.rotations > 1 else torch.zeros_like(level)
+        return torch.cat([level.log(), spread, mean, sd, offset, log_volume], dim=1)
+
+    @staticmethod
+    def _core_offset(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per channel: in-plane distance between the soft-argmax of the map inside the
+        lesion and the lesion's centroid, over the lesion's in-plane radius."""
+        n, c, d, h, w = f.shape
+        ys = torch.arange(h, device=f.device, dtype=f.dtype).view(1, 1, 1, h, 1)
+        xs = torch.arange(w, device=f.device, dtype=f.dtype).view(1, 1, 1, 1, w)
+        cy, cx = masked_mean(ys.expand_as(mask), mask), masked_mean(xs.expand_as(mask), mask)
+        logits = f.masked_fill(mask == 0, -1e4).flatten(2)
+        p = torch.softmax(logits, -1).view_as(f)
+        py, px = (p * ys).flatten(2).sum(-1), (p * xs).flatten(2).sum(-1)
+        radius = (mask.flatten(1).sum(1, keepdim=True) / d).clamp_min(1.0).sqrt()
+        return ((py - cy).square() + (px - cx).square() + _EPS).sqrt() / radius
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pooled(x))
@@ -160,14 +193,29 @@ class LesionTextureNet(nn.Module):
 @register_model
 def lesion_texture(
     in_channels: int = 2,
-    widths: Sequence[int] = (16, 32),
-    cov_channels: int = 8,
-    hidden: int = 64,
-    kernel_z: int = 1,
+    filters: int = 8,
+    kernel: int = 9,
+    rotations: int = 8,
+    intensity: int = 4,
+    hidden: int = 32,
+    erode: int = 2,
+    texture_channels: int | None = None,
     z_slices: int | None = None,
 ) -> LesionTextureNet:
     """Lesion texture/layout CNN; the last input channel must be the lesion mask
-    (``preprocess.mask_channel: true``). ``kernel_z`` 1: in-plane kernels (thick slices).
-    ``z_slices``: convolve only that many central slices (the crop is centred on the lesion;
-    the log volume still counts the whole mask): in-plane phenotypes at a fraction of the cost."""
-    return LesionTextureNet(in_channels, widths, cov_channels, hidden, kernel_z, z_slices)
+    (``preprocess.mask_channel: true``). ``filters`` x ``rotations`` oriented ``kernel`` x
+    ``kernel`` in-plane filters on the first ``texture_channels`` image channels (all by
+    default); ``erode`` voxels trimmed off the lesion's rim before texture pooling (its edge
+    is not texture); ``z_slices``: look only at that many central slices (the crop is centred
+    on the lesion; the log volume still counts the whole mask)."""
+    return LesionTextureNet(
+        in_channels,
+        filters,
+        kernel,
+        rotations,
+        intensity,
+        hidden,
+        erode,
+        texture_channels,
+        z_slices,
+    )
