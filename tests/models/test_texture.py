@@ -50,6 +50,7 @@ def test_stripes_have_a_larger_orientation_spread_than_isotropic_noise() -> None
     r = torch.arange(9.0) - 4
     gabor = torch.cos(2 * torch.pi / 5 * r)[None, :] * torch.exp(-(r[:, None] ** 2 + r**2) / 8)
     net.oriented.weight.data[:] = gabor
+    net.to(memory_format=torch.channels_last_3d)  # what the training loop does
     yy, xx = torch.meshgrid(torch.arange(40.0), torch.arange(40.0), indexing="ij")
     g = torch.Generator().manual_seed(3)
     spreads = []

@@ -63,14 +63,16 @@ class OrientedFilters(nn.Module):
         if rotations < 1 or filters < 1:
             raise ValueError("filters and rotations must be at least 1")
         self.rotations = rotations
-        self.weight = nn.Parameter(torch.randn(filters, 1, kernel, kernel) / kernel)
+        # 5-D like a (1, k, k) Conv3d weight, so model.to(memory_format=channels_last_3d) (the
+        # training loop) applies to it
+        self.weight = nn.Parameter(torch.randn(filters, 1, 1, kernel, kernel) / kernel)
         r = torch.linspace(-1, 1, kernel)
         disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= 1).to(torch.float32)
         self.register_buffer("disc", disc, persistent=False)  # rotating keeps a disc a disc
 
     def kernels(self) -> torch.Tensor:
         """``[filters * rotations, 1, k, k]``, filter-major."""
-        w = self.weight * self.disc
+        w = self.weight[:, :, 0] * self.disc
         w = w - w.sum((-2, -1), keepdim=True) / self.disc.sum() * self.disc  # band-pass
         return rotated_kernels(w, self.rotations) if self.rotations > 1 else w
 
