@@ -130,10 +130,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """``deepradiomics demo [--out RUN]``."""
+    """``deepradiomics demo [--out RUN] [--cohort-seed N]``."""
     from deepradiomics.experiment.demo import run_demo
 
-    return run_demo(Path(args.out), _executor(args))
+    return run_demo(Path(args.out), _executor(args), args.cohort_seed)
 
 
 def _executor(args: argparse.Namespace):
@@ -302,6 +302,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="synthetic multi-site cohort, end to end, on CPU in minutes")
     s.add_argument("--out", default="demo_run", help="run folder (default demo_run)")
+    s.add_argument(
+        "--cohort-seed",
+        type=int,
+        default=0,
+        help="another draw of the synthetic cohort, same settings (default 0: the demo's)",
+    )
     _add_executor_options(s)
 
     s = sub.add_parser("predict", help="apply a trained bundle to new cases")

@@ -132,3 +132,16 @@ def test_z_slices_convolves_the_middle_slab_and_counts_the_whole_mask() -> None:
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(y))
         assert net.pooled(x)[0, -1].item() == pytest.approx(np.log1p(4 * 36), rel=1e-6)
+
+
+def test_mixed_precision_keeps_the_energies_in_float32() -> None:
+    """The training loop autocasts to bf16 on CUDA; FFTs have no bf16, so the bank computes
+    in float32 under autocast and gives the float32 energies."""
+    bank = OrientedFilters(filters=2, kernel=5, rotations=4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 2, 16, 16, generator=g)
+    region = torch.ones(1, 1, 2, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = bank(x, region)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, bank(x, region))

@@ -40,7 +40,7 @@ from deepradiomics.explain.receptive_field import receptive_field
 from deepradiomics.explain.sanity import cascading_randomisation
 from deepradiomics.files import safe_name, write_json
 from deepradiomics.inference import cohort_config
-from deepradiomics.preprocess.case import prepare_images
+from deepradiomics.preprocess.case import prepare_images, with_mask_channel
 from deepradiomics.preprocess.source import original_image, read_case
 
 METHODS = ("gradcam", "gradcampp", "occlusion")
@@ -162,7 +162,11 @@ def explain_case_list(
             print(f"error: {err}", file=sys.stderr)
     if not prepared:
         raise UserError("no case to explain could be prepared")
-    x = torch.from_numpy(np.stack([p.image for _, p in prepared]))
+    if bundle.cfg.preprocess.mask_channel:  # the model reads the mask as its last channel
+        inputs = [with_mask_channel(p.image, p.mask, f"case {c.case_id}") for c, p in prepared]
+    else:
+        inputs = [p.image for _, p in prepared]
+    x = torch.from_numpy(np.stack(inputs))
     cov_table = None if covariates is None else covariates.iloc[rows].reset_index(drop=True)
     models = []
     # members of folds planned otherwise (plans fitted on other training parts) work on

@@ -246,6 +246,8 @@ def receptive_field(
 
 
 def _in_channels(backbone: nn.Module) -> int:
+    if isinstance(getattr(backbone, "in_channels", None), int):  # declared by the backbone
+        return int(backbone.in_channels)
     for m in backbone.modules():
         w = getattr(m, "weight", None)
         if isinstance(w, torch.Tensor) and w.dim() >= 4:

@@ -85,8 +85,12 @@ class OrientedFilters(nn.Module):
         is the power spectrum weighted by the kernel's squared transfer function), which is
         the convolution layer's result at a fraction of its cost: the volume's spectrum needs
         no gradient and the kernels' spectra are ``k x k`` transforms."""
+        with torch.autocast(x.device.type, enabled=False):  # FFTs want float32 (no bf16)
+            return self._energy(x.float(), region.float())
+
+    def _energy(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape
-        bank = self.kernels()
+        bank = self.kernels().float()
         k = bank.shape[-1]
         if h < k or w < k:
             raise ValueError(f"the crop's {h}x{w} slices are smaller than the {k}x{k} kernels")
@@ -128,7 +132,7 @@ class LesionTextureNet(nn.Module):
             )
         if z_slices is not None and z_slices < 1:
             raise ValueError(f"z_slices must be at least 1, got {z_slices}")
-        images = in_channels - 1
+        self.in_channels, images = in_channels, in_channels - 1
         self.texture_channels = images if texture_channels is None else int(texture_channels)
         if not 1 <= self.texture_channels <= images:
             raise ValueError(
