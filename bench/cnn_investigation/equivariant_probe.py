@@ -49,26 +49,40 @@ def rotated_bank(weight: torch.Tensor, rotations: int) -> torch.Tensor:
 
 
 class LesionEnergyNet(nn.Module):
-    def __init__(self, variant: str, filters: int = 8, kernel: int = 9, rotations: int = 8,
-                 intensity: int = 4, in_channels: int = 2, hidden: int = 32) -> None:
+    def __init__(
+        self,
+        variant: str,
+        filters: int = 8,
+        kernel: int = 9,
+        rotations: int = 8,
+        intensity: int = 4,
+        in_channels: int = 2,
+        hidden: int = 32,
+    ) -> None:
         super().__init__()
         self.spectral = variant.startswith("spectral")
         variant = variant.replace("spectral_", "energy_").replace("spectral", "energy")
         self.variant, self.rotations = variant, (rotations if variant != "plain" else 1)
         nf = filters if variant != "plain" else filters * rotations
         self.weight = nn.Parameter(torch.randn(nf, 1, kernel, kernel) / kernel)
-        yy, xx = torch.meshgrid(torch.linspace(-1, 1, kernel), torch.linspace(-1, 1, kernel), indexing="ij")
+        yy, xx = torch.meshgrid(
+            torch.linspace(-1, 1, kernel), torch.linspace(-1, 1, kernel), indexing="ij"
+        )
         self.register_buffer("disc", ((xx**2 + yy**2) <= 1).float())
         self.intensity = nn.Conv3d(in_channels, intensity, 1)
         n = (2 * filters if variant != "plain" else 2 * nf) + 2 * intensity + 1
         if variant == "energy_moments":
             n += intensity
         self.norm = nn.BatchNorm1d(n)
-        self.mlp = nn.Sequential(nn.Linear(n, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(n, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1)
+        )
 
     def bank(self) -> torch.Tensor:
         w = self.weight * self.disc
-        w = w - (w.sum((-2, -1), keepdim=True) / self.disc.sum()) * self.disc  # zero mean: band-pass
+        w = (
+            w - (w.sum((-2, -1), keepdim=True) / self.disc.sum()) * self.disc
+        )  # zero mean: band-pass
         return rotated_bank(w, self.rotations) if self.rotations > 1 else w
 
     def features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -90,7 +104,9 @@ class LesionEnergyNet(nn.Module):
         else:
             resp = F.conv2d(ct, bank, padding=bank.shape[-1] // 2).reshape(N, D, -1, H, W)
             wi = interior.unsqueeze(2)  # [N, D, 1, H, W]
-            energy = (resp.square() * wi).sum((1, 3, 4)) / wi.sum((1, 3, 4)).clamp_min(1.0)  # [N, F*R]
+            energy = (resp.square() * wi).sum((1, 3, 4)) / wi.sum((1, 3, 4)).clamp_min(
+                1.0
+            )  # [N, F*R]
         if self.rotations > 1:
             e = energy.reshape(N, -1, self.rotations) + 1e-6
             mean = e.mean(-1)
@@ -101,13 +117,17 @@ class LesionEnergyNet(nn.Module):
         wm = m.unsqueeze(1)
         vol = wm.sum((2, 3, 4)).clamp_min(1.0)
         mu = (f * wm).sum((2, 3, 4)) / vol
-        sd = ((f - mu[..., None, None, None]).square() * wm).sum((2, 3, 4)).div(vol).add(1e-6).sqrt()
+        sd = (
+            ((f - mu[..., None, None, None]).square() * wm).sum((2, 3, 4)).div(vol).add(1e-6).sqrt()
+        )
         parts = [*tex, mu, sd, vol.log()]
         if self.variant == "energy_moments":
             ys = torch.arange(H, device=x.device, dtype=x.dtype).view(1, 1, 1, H, 1)
             xs = torch.arange(W, device=x.device, dtype=x.dtype).view(1, 1, 1, 1, W)
             cy, cx = (wm * ys).sum((2, 3, 4)) / vol, (wm * xs).sum((2, 3, 4)) / vol
-            p = torch.softmax(f.masked_fill(wm == 0, -1e4).flatten(2), -1).view_as(f)  # where each channel is high
+            p = torch.softmax(f.masked_fill(wm == 0, -1e4).flatten(2), -1).view_as(
+                f
+            )  # where each channel is high
             py, px = (p * ys).sum((2, 3, 4)), (p * xs).sum((2, 3, 4))
             radius = (vol / D).sqrt()  # ~ in-plane lesion radius scale
             parts.append(((py - cy) ** 2 + (px - cx) ** 2).add(1e-6).sqrt() / radius)
@@ -117,7 +137,9 @@ class LesionEnergyNet(nn.Module):
         return self.mlp(self.norm(self.features(x, mask))).squeeze(1)
 
 
-def augment(x: torch.Tensor, m: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    x: torch.Tensor, m: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """In-plane flips and 90-degree rotations per case (the phenotypes are invariant to them)."""
     out_x, out_m = [], []
     for i in range(x.shape[0]):
@@ -172,9 +194,13 @@ def main() -> None:
     dev = torch.device(a.device)
     for k in range(3):
         tr, te = np.where(folds != k)[0], np.where(folds == k)[0]
-        net = LesionEnergyNet(a.variant, a.filters, a.kernel, a.rotations, in_channels=x.shape[1]).to(dev)
+        net = LesionEnergyNet(
+            a.variant, a.filters, a.kernel, a.rotations, in_channels=x.shape[1]
+        ).to(dev)
         opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-3)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * math.ceil(len(tr) / 32))
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, a.lr, total_steps=a.epochs * math.ceil(len(tr) / 32)
+        )
         gen = torch.Generator().manual_seed(a.seed * 100 + k)
         yt = torch.tensor(y, dtype=torch.float32)
         for _ in range(a.epochs):
@@ -188,7 +214,9 @@ def main() -> None:
                 xb, mb = augment(x[idx], m[idx], gen)
                 out = net(xb.to(dev), mb.to(dev))
                 tgt = yt[idx].to(dev)
-                loss = F.binary_cross_entropy_with_logits(out, tgt) if binary else F.mse_loss(out, tgt)
+                loss = (
+                    F.binary_cross_entropy_with_logits(out, tgt) if binary else F.mse_loss(out, tgt)
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -200,10 +228,24 @@ def main() -> None:
         with torch.no_grad():
             pred[te] = net(x[te].to(dev), m[te].to(dev)).cpu().numpy()
     score = auc(y.astype(int), pred) if binary else float(np.corrcoef(pred, y)[0, 1])
-    print(json.dumps({"variant": a.variant, "target": a.target, "seed": a.seed, "epochs": a.epochs,
-                      "filters": a.filters, "kernel": a.kernel, "rotations": a.rotations,
-                      "score": round(score, 3), "metric": "auc" if binary else "r",
-                      "train_loss": losses, "wall_s": round(time.time() - t0, 1)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "variant": a.variant,
+                "target": a.target,
+                "seed": a.seed,
+                "epochs": a.epochs,
+                "filters": a.filters,
+                "kernel": a.kernel,
+                "rotations": a.rotations,
+                "score": round(score, 3),
+                "metric": "auc" if binary else "r",
+                "train_loss": losses,
+                "wall_s": round(time.time() - t0, 1),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
