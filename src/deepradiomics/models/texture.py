@@ -152,6 +152,9 @@ class LesionTextureNet(nn.Module):
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled vector before the MLP: [texture energy (log), orientation spread,
         intensity means, intensity SDs, core offsets, log volume]."""
+        # standard layout: the broadcasts below are ~5x slower on channels_last_3d (the
+        # training loop's format for convolution-heavy models)
+        x = x.contiguous()
         mask = (x[:, -1:] > 0.5).to(x.dtype)
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
         if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
@@ -165,9 +168,10 @@ class LesionTextureNet(nn.Module):
         offset = self._core_offset(f, mask)
         # texture: band-pass energy per filter and angle over the lesion's interior
         interior = mask
-        if self.erode > 0:
-            size = (1, 2 * self.erode + 1, 2 * self.erode + 1)
-            eroded = -F.max_pool3d(-mask, size, stride=1, padding=(0, self.erode, self.erode))
+        if self.erode > 0:  # in-plane minimum filter (unfold: ~3x faster than max_pool3d)
+            k, e = 2 * self.erode + 1, self.erode
+            padded = F.pad(mask, (e, e, e, e), value=1.0)
+            eroded = padded.unfold(-1, k, 1).amin(-1).unfold(-2, k, 1).amin(-1)
             empty = eroded.flatten(1).sum(1) == 0  # a lesion thinner than the erosion
             interior = torch.where(empty[:, None, None, None, None], mask, eroded)
         energy = self.oriented(image[:, : self.texture_channels], interior) + _EPS
