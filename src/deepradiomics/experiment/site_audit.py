@@ -130,8 +130,8 @@ def loso_gap(
     folder = run_dir / "loso_gap"
     folder.mkdir(parents=True, exist_ok=True)
     save_splits(folder, splits, arrays)
-    other = cohorts.replanned(splits)  # each fold planned on its own training part
-    other_folds = run_folds(cfg_other, other, splits, splits.folds, folder, progress, executor)
+    replanned = cohorts.replanned(splits)  # each fold planned on its own training part
+    other_folds = run_folds(cfg_other, replanned, splits, splits.folds, folder, progress, executor)
     mine, theirs = cnn_predictions(folds, len(d)), cnn_predictions(other_folds, len(d))
     loso, random = (mine, theirs) if cfg.evaluate.split == "loso" else (theirs, mine)
     loso.name, random.name = "loso", cfg.evaluate.split if other == "loso" else "kfold"
