@@ -54,8 +54,6 @@ def train_probe(x, y, tr, te, args) -> np.ndarray:
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     kwargs = {"in_channels": x.shape[1]}
-    if args.widths:
-        kwargs["widths"] = args.widths
     trunk = create_backbone(args.model, **kwargs)
     net = nn.Sequential(trunk, nn.Dropout(0.1), nn.Linear(trunk.num_features, 1))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -95,7 +93,6 @@ def main() -> None:
     ap.add_argument("--target", nargs="+", default=["texture_anisotropy"])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--widths", type=int, nargs="+")
     ap.add_argument("--no-mask", action="store_true")
     ap.add_argument("--no-augment", dest="augment", action="store_false")
     ap.add_argument("--channels", type=int, nargs="+", default=[0, 1])

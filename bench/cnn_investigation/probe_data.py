@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from deepradiomics.experiment.data import load_cohort_arrays
 
 from deepradiomics.config import parse_config
+from deepradiomics.dataset.load import load_cohort_arrays
 
 COLUMNS = [
     "diameter_mm",

@@ -51,7 +51,7 @@ from deepradiomics.errors import UsageError, UserError
 from deepradiomics.evaluate.ensemble import combine_members
 from deepradiomics.explain.geometry import mask_to_original
 from deepradiomics.files import safe_name
-from deepradiomics.preprocess.case import apply_plan, with_mask_channel
+from deepradiomics.preprocess.case import apply_plan, model_input
 from deepradiomics.preprocess.parallel import case_pool, guarded, run_jobs
 from deepradiomics.preprocess.plan import Plan
 from deepradiomics.preprocess.source import original_image
@@ -93,10 +93,7 @@ def _prepare_case(
     case: Case, plan: Plan, mask_channel: bool = False
 ) -> tuple[tuple[np.ndarray, dict], bool]:
     prepared = apply_plan(case, plan)
-    image = prepared.image
-    if mask_channel:
-        image = with_mask_channel(prepared.image, prepared.mask, f"case {case.case_id}")
-    return (image, prepared.meta), False
+    return (model_input(prepared, mask_channel, f"case {case.case_id}"), prepared.meta), False
 
 
 def _prepare_job(case: Case, plan: Plan, mask_channel: bool = False) -> Any:

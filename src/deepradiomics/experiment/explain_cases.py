@@ -40,7 +40,7 @@ from deepradiomics.explain.receptive_field import receptive_field
 from deepradiomics.explain.sanity import cascading_randomisation
 from deepradiomics.files import safe_name, write_json
 from deepradiomics.inference import cohort_config
-from deepradiomics.preprocess.case import prepare_images, with_mask_channel
+from deepradiomics.preprocess.case import model_input, prepare_images
 from deepradiomics.preprocess.source import original_image, read_case
 
 METHODS = ("gradcam", "gradcampp", "occlusion")
@@ -162,10 +162,8 @@ def explain_case_list(
             print(f"error: {err}", file=sys.stderr)
     if not prepared:
         raise UserError("no case to explain could be prepared")
-    if bundle.cfg.preprocess.mask_channel:  # the model reads the mask as its last channel
-        inputs = [with_mask_channel(p.image, p.mask, f"case {c.case_id}") for c, p in prepared]
-    else:
-        inputs = [p.image for _, p in prepared]
+    mask_channel = bundle.cfg.preprocess.mask_channel
+    inputs = [model_input(p, mask_channel, f"case {c.case_id}") for c, p in prepared]
     x = torch.from_numpy(np.stack(inputs))
     cov_table = None if covariates is None else covariates.iloc[rows].reset_index(drop=True)
     models = []

@@ -150,3 +150,11 @@ def with_mask_channel(image: np.ndarray, mask: np.ndarray | None, what: str) -> 
         raise UserError(f"{what}: preprocess.mask_channel needs a lesion mask and there is none")
     axis = image.ndim - 4
     return np.concatenate([image, np.expand_dims(mask.astype(image.dtype), axis)], axis=axis)
+
+
+def model_input(prepared: PreparedCase, mask_channel: bool, what: str) -> np.ndarray:
+    """What the network reads for a prepared case: its image, with the mask appended as the
+    last channel when ``preprocess.mask_channel`` is set (predict and explain alike)."""
+    if mask_channel:
+        return with_mask_channel(prepared.image, prepared.mask, what)
+    return prepared.image
