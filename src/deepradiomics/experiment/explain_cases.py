@@ -32,7 +32,7 @@ from deepradiomics.dataset.covariates import apply_encoding
 from deepradiomics.dataset.manifest import covariate_table
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.explain.field_spec import build_backbone, field_summary
-from deepradiomics.explain.geometry import to_original
+from deepradiomics.explain.geometry import orthogonal_planes, to_original
 from deepradiomics.explain.gradcam import grad_cam
 from deepradiomics.explain.localisation import body_mask, localise, summarise
 from deepradiomics.explain.occlusion import occlusion
@@ -77,28 +77,18 @@ def figure(
     title: str,
 ) -> None:
     """Three orthogonal planes through the lesion centre: image, mask outline, map."""
-    if mask is not None and mask.any():
-        centre = [int(round(c)) for c in np.argwhere(mask).mean(axis=0)]
-    else:
-        centre = [n // 2 for n in image.shape]
     top = float(amap.max()) if float(amap.max()) > 0 else 1.0
     fig = Figure(figsize=(9, 3.4))
-    planes = [
-        ("axial", 0, (spacing[1], spacing[2])),
-        ("coronal", 1, (spacing[0], spacing[2])),
-        ("sagittal", 2, (spacing[0], spacing[1])),
-    ]
-    for k, (name, axis, (sr, sc)) in enumerate(planes):
+    for k, (name, take, aspect) in enumerate(orthogonal_planes(image.shape, mask, spacing)):
         ax = fig.add_subplot(1, 3, k + 1)
-        take = lambda v, axis=axis: np.take(v, centre[axis], axis=axis)  # noqa: E731
-        ax.imshow(take(image), cmap="gray", aspect=sr / sc, origin="lower")
+        ax.imshow(take(image), cmap="gray", aspect=aspect, origin="lower")
         im = ax.imshow(
             np.ma.masked_less_equal(take(amap), 0),
             cmap="inferno",
             alpha=0.55,
             vmin=0,
             vmax=top,
-            aspect=sr / sc,
+            aspect=aspect,
             origin="lower",
         )
         if mask is not None and take(mask).any():

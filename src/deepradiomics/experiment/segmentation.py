@@ -26,7 +26,7 @@ from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.panel import segmentation_scores
 from deepradiomics.experiment.evaluation import ModelPredictions, model_metrics
 from deepradiomics.experiment.folds import FoldResult
-from deepradiomics.explain.geometry import mask_to_original
+from deepradiomics.explain.geometry import mask_to_original, orthogonal_planes
 from deepradiomics.files import atomic_write_text, safe_name
 from deepradiomics.io.readers import read_image
 from deepradiomics.preprocess.source import original_image
@@ -77,20 +77,10 @@ def case_figure(
     """Three orthogonal planes through the reference lesion's centre: the image, the
     reference outline (cyan) and the predicted outline (magenta)."""
     found = reference if reference.any() else predicted
-    if found.any():
-        centre = [int(round(c)) for c in np.argwhere(found).mean(axis=0)]
-    else:
-        centre = [n // 2 for n in image.shape]
     fig = Figure(figsize=(9, 3.2))
-    planes = [
-        ("axial", 0, (spacing[1], spacing[2])),
-        ("coronal", 1, (spacing[0], spacing[2])),
-        ("sagittal", 2, (spacing[0], spacing[1])),
-    ]
-    for k, (name, axis, (sr, sc)) in enumerate(planes):
+    for k, (name, take, aspect) in enumerate(orthogonal_planes(image.shape, found, spacing)):
         ax = fig.add_subplot(1, 3, k + 1)
-        take = lambda v, axis=axis: np.take(v, centre[axis], axis=axis)  # noqa: E731
-        ax.imshow(take(image), cmap="gray", aspect=sr / sc, origin="lower")
+        ax.imshow(take(image), cmap="gray", aspect=aspect, origin="lower")
         for mask, colour in ((reference, "cyan"), (predicted, "magenta")):
             if take(mask).any():
                 ax.contour(take(mask).astype(float), levels=[0.5], colors=colour, linewidths=0.9)

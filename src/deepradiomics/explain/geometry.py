@@ -56,3 +56,24 @@ def mask_to_original(
     mask = sitk.Cast(to_original(foreground, meta, reference) >= 0.5, sitk.sitkUInt8)
     mask.CopyInformation(reference)
     return mask
+
+
+def orthogonal_planes(
+    shape: tuple[int, ...], focus: np.ndarray | None, spacing: tuple[float, float, float]
+) -> list[tuple[str, Any, float]]:
+    """``(name, take, aspect)`` for the axial, coronal and sagittal planes through the centre
+    of ``focus`` (a 0/1 volume; the volume's centre when it is None or empty): ``take(v)`` cuts
+    that plane out of a volume of ``shape``, ``aspect`` is its pixel height over width in mm."""
+    if focus is not None and focus.any():
+        centre = [int(round(c)) for c in np.argwhere(focus).mean(axis=0)]
+    else:
+        centre = [n // 2 for n in shape]
+    planes = [("axial", 0, (1, 2)), ("coronal", 1, (0, 2)), ("sagittal", 2, (0, 1))]
+    return [
+        (
+            name,
+            lambda v, axis=axis: np.take(v, centre[axis], axis=axis),
+            spacing[rows] / spacing[cols],
+        )
+        for name, axis, (rows, cols) in planes
+    ]
