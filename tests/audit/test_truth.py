@@ -15,10 +15,12 @@ from deepradiomics.audit.truth import (
     component_correlations,
     read_ground_truth,
     spearman,
+    spearman_batch,
     truth_audit,
     truth_for_cases,
 )
 from deepradiomics.errors import UserError
+from deepradiomics.evaluate.bootstrap import bootstrap_distribution, resample_counts
 
 
 def _truth(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -37,6 +39,35 @@ def test_spearman_matches_scipy_with_ties() -> None:
     assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
     assert spearman(np.exp(y), y) == pytest.approx(1.0)
     assert np.isnan(spearman(np.ones(10), y[:10]))
+
+
+def test_spearman_batch_equals_the_resampled_loop() -> None:
+    """Every resample (patients of two scans, tied values in both, a constant resample)
+    gives what ``spearman`` gives on the resampled indices."""
+    rng = np.random.default_rng(2)
+    n = 40
+    x = rng.integers(0, 6, n).astype(float)  # many ties
+    y = np.round(x + rng.normal(size=n), 1)
+    groups = np.repeat(np.arange(n // 2), 2)
+    counts = np.vstack([next(resample_counts(groups, n, 64, seed=3)), np.eye(n, dtype=int)[:2]])
+    counts[-1, :3] = 1  # three cases with x = y = its own value (a degenerate resample)
+    x[:3], y[:3] = 7.0, 9.0
+    cases = np.arange(n)
+    loop = np.array([spearman(x[np.repeat(cases, c)], y[np.repeat(cases, c)]) for c in counts])
+    batch = spearman_batch(x, y, counts)
+    assert np.isnan(batch[-2:]).all() and np.isnan(loop[-2:]).all()
+    np.testing.assert_allclose(batch, loop, rtol=0, atol=1e-12)
+    # and through the bootstrap: the same distribution with or without the batch kernel
+    stat = lambda idx: spearman(x[idx], y[idx])
+    kwargs = {"groups": groups, "n_boot": 300, "seed": 5}
+    np.testing.assert_allclose(
+        bootstrap_distribution(stat, n, **kwargs),
+        bootstrap_distribution(
+            stat, n, batch_statistic=lambda c: spearman_batch(x, y, c), **kwargs
+        ),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_a_score_that_is_one_component_correlates_with_it_only() -> None:

@@ -93,6 +93,37 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((rx - rx.mean()) * (ry - ry.mean())) / (sx * sy))
 
 
+def resampled_ranks(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``[B, n]`` average ranks of each case of ``x`` ``[n]`` among the cases of each resample
+    (row of ``counts`` ``[B, n]``: how often each case is drawn), ties sharing their mean rank:
+    ``rankdata(x[idx])`` of a resample's indices, for every row at once (one sort of ``x``)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    cum = np.cumsum(counts[:, order], axis=1)  # cases at or below each sorted position
+    last = np.r_[np.flatnonzero(xs[1:] != xs[:-1]), len(xs) - 1]  # each tie group's end
+    group = np.searchsorted(last, np.arange(len(xs)))  # sorted position -> its tie group
+    upto = cum[:, last]  # [B, groups]: cases at or below each value
+    below = np.concatenate([np.zeros((len(counts), 1), upto.dtype), upto[:, :-1]], axis=1)
+    ranks = np.empty(counts.shape, dtype=float)
+    ranks[:, order] = (below + (upto - below + 1) / 2)[:, group]
+    return ranks
+
+
+def spearman_batch(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """:func:`spearman` on every resample of a ``[B, n]`` count matrix at once (the
+    ``batch_statistic`` of ``evaluate.bootstrap``): the count-weighted Pearson correlation of
+    the resampled ranks; ``nan`` where :func:`spearman` is."""
+    w = np.asarray(counts, dtype=float)
+    total = w.sum(1, keepdims=True)
+    rx, ry = resampled_ranks(x, counts), resampled_ranks(y, counts)
+    dx = rx - (w * rx).sum(1, keepdims=True) / total
+    dy = ry - (w * ry).sum(1, keepdims=True) / total
+    vx, vy = (w * dx * dx).sum(1), (w * dy * dy).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (w * dx * dy).sum(1) / np.sqrt(vx * vy)
+    return np.where((total[:, 0] < 3) | (vx == 0) | (vy == 0), np.nan, r)
+
+
 def component_correlations(
     score: np.ndarray,
     components: pd.DataFrame,
@@ -113,6 +144,7 @@ def component_correlations(
         est = bootstrap_ci(
             lambda idx, e=eta: spearman(score[idx], e[idx]),
             len(score),
+            batch_statistic=lambda counts, e=eta: spearman_batch(score, e, counts),
             groups=groups,
             n_boot=n_boot,
             seed=seed,
