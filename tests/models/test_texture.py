@@ -145,3 +145,111 @@ def test_mixed_precision_keeps_the_energies_in_float32() -> None:
         mixed = bank(x, region)
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, bank(x, region))
+
+
+def _disc_mask(radius: float, spikes: int = 0, d: int = 4, size: int = 40) -> torch.Tensor:
+    """``[1, 1, d, size, size]``: a disc in every slice, with ``spikes`` thin rays (length
+    ``radius``) out of it."""
+    yy, xx = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+    c = (size - 1) / 2
+    r, phi = ((yy - c) ** 2 + (xx - c) ** 2).sqrt(), torch.atan2(yy - c, xx - c)
+    disc = r <= radius
+    for k in range(spikes):
+        angle = -torch.pi + 2 * torch.pi * (k + 0.3) / spikes
+        ray = (torch.remainder(phi - angle + torch.pi, 2 * torch.pi) - torch.pi).abs() * r < 0.8
+        disc |= ray & (r <= 2 * radius)
+    return disc.float().expand(1, 1, d, size, size).clone()
+
+
+def test_outline_statistics_grow_with_a_rougher_boundary() -> None:
+    """Spicules on a disc raise the perimeter, the largest outline distance over the mean and
+    its spread; a disc's outline is close to a circle (max / mean near 1, small spread)."""
+    from deepradiomics.models.texture import outline_statistics
+
+    disc, spiky = _disc_mask(7.0), _disc_mask(7.0, spikes=6)
+    a, b = outline_statistics(disc)[0], outline_statistics(spiky)[0]
+    assert b[0] > a[0] + 0.3  # log perimeter: the rays add ~12 x 6 x 2 edges per slice
+    assert a[2] < 1.1 and b[2] > 1.4  # max distance / mean: the rays reach 2 radii
+    assert a[3] < 0.08 and b[3] > 2 * a[3]  # coefficient of variation of the distances
+    # faces: 2 x area per slab (top and bottom); the stack is 4 slices of the same disc
+    assert a[1].item() == pytest.approx(np.log1p(2 * disc[0, 0, 0].sum().item()), rel=1e-6)
+    assert outline_statistics(torch.zeros(1, 1, 2, 8, 8)).isfinite().all()
+
+
+def test_outline_statistics_ignore_quarter_turns_flips_and_position() -> None:
+    from deepradiomics.models.texture import outline_statistics
+
+    mask = _disc_mask(6.0, spikes=5)
+    moved = torch.roll(mask, (3, -4), (-2, -1))  # the rays stay inside the crop
+    stats = outline_statistics(torch.cat([mask, torch.rot90(mask, 1, (-2, -1)), mask.flip(-1)]))
+    torch.testing.assert_close(stats[1:], stats[:1].expand(2, 4), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outline_statistics(moved), stats[:1], rtol=1e-5, atol=1e-5)
+
+
+def _cored_volume(offset: int) -> torch.Tensor:
+    """CT 0.7 in a 14 x 14 lesion (the window's units) with a dark 6 x 6 core (0.3),
+    ``offset`` voxels right of the centre; the mask is the last channel."""
+    x = torch.zeros(1, 2, 4, 40, 40)
+    x[:, 1, :, 13:27, 13:27] = 1.0
+    x[:, 0] = 0.55
+    x[:, 0, :, 13:27, 13:27] = 0.7
+    x[:, 0, :, 17:23, 17 + offset : 23 + offset] = 0.3
+    return x
+
+
+def test_levels_see_the_dark_share_and_where_the_core_sits() -> None:
+    """At initialisation the middle level (0.5 of three) is a soft threshold 0.05 wide
+    between the core (0.3: weight sigmoid(4) = 0.98) and the rest (0.7: 0.02): its share
+    is about the core's share of the lesion, its centroid about the core's."""
+    net = create_backbone("lesion_texture", in_channels=2, levels=3).eval()
+    central, eccentric = _cored_volume(0), _cored_volume(4)
+    with torch.no_grad():
+        a, b = net.pooled(central), net.pooled(eccentric)
+    share, offset = a[0, -5], a[0, -2]  # [..., shares (3), offsets (3)]
+    assert share.item() == pytest.approx(36 / 196, abs=0.02)
+    assert offset.item() < 0.05  # a central core: its centroid is the lesion's
+    radius = 14.0  # sqrt of the lesion's area per slice
+    assert b[0, -2].item() == pytest.approx(4 / radius, rel=0.15)
+    assert b[0, -5].item() == pytest.approx(share.item(), rel=1e-4)  # moving keeps the share
+    assert a[0, -6] < 0.05 and a[0, -4] > 0.7  # level 0.25: nothing below; 0.75: most
+    turned = torch.rot90(eccentric, 1, (-2, -1))
+    with torch.no_grad():
+        torch.testing.assert_close(net.pooled(turned)[0, -6:], b[0, -6:], rtol=1e-4, atol=1e-5)
+
+
+def test_shape_and_levels_extend_the_pooled_vector_and_train() -> None:
+    net = create_backbone("lesion_texture", in_channels=3, texture_channels=1, shape=True, levels=3)
+    x = torch.rand(2, 3, 4, 20, 20)
+    x[:, -1] = 0.0
+    x[:, -1, :, 5:15, 6:14] = 1.0
+    pooled = net.pooled(x)
+    assert pooled.shape == (2, 2 * 8 + 3 * 4 + 1 + 4 + 2 * 3)
+    net(x).sum().backward()
+    assert net.level_maps.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="levels"):
+        create_backbone("lesion_texture", in_channels=2, levels=-1)
+
+
+def test_texture_floor_keeps_a_dark_core_out_of_the_texture_energies() -> None:
+    """A dark core's edge is a strong isotropic edge: without the floor it dominates the
+    band-pass energies; with it the energies stay near those of the same lesion without a
+    core, and a lesion that is dark throughout still gives finite features."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.zeros(1, 2, 4, 40, 40)
+    x[:, 0] = 0.65 + 0.03 * torch.randn(4, 40, 40, generator=g)
+    x[:, 1, :, 6:34, 6:34] = 1.0
+    cored = x.clone()
+    cored[:, 0, :, 16:24, 16:24] = 0.3
+    energies = {}
+    for floor in (None, 0.5):
+        net = create_backbone("lesion_texture", in_channels=2, texture_floor=floor).eval()
+        with torch.no_grad():
+            energies[floor] = (net.pooled(x)[0, :8], net.pooled(cored)[0, :8])  # log levels
+    plain, core = energies[None]
+    assert (core - plain).min() > 1.0  # the edge multiplies every filter's energy
+    plain, core = energies[0.5]
+    assert (core - plain).abs().max() < 0.3
+    dark = x.clone()
+    dark[:, 0] = 0.2
+    with torch.no_grad():
+        assert net.pooled(dark).isfinite().all()

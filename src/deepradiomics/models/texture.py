@@ -19,6 +19,21 @@ lesion. The design, each part measured there:
   lesion, and the distance between each map's centre of mass and the lesion's centroid
   relative to the lesion's radius (a displaced dark core moves it; invariant to rotations);
 - the lesion's log volume over the whole crop (size is the strongest single phenotype);
+- optional (``shape``): fixed statistics of the mask's outline over the whole crop, which
+  the log volume cannot tell apart from size: the log in-plane perimeter and log count of
+  through-plane faces (voxel edges, so spicules and lobes raise them at a given volume) and
+  the largest and the spread of the outline's in-plane distances from each slice's centre
+  over their mean (invariant to in-plane rotations by 90 degrees and flips);
+- optional (``levels``): soft intensity levels, learned 1x1 maps through a sigmoid,
+  initialised as soft thresholds of the first channel at evenly spaced levels of its
+  [0, 1] window: per level the share of the lesion below it (a soft histogram, e.g. the
+  dark necrotic share) and the in-plane distance of that part's centroid from the lesion's
+  over the lesion's radius (a displaced core moves it; a region centroid, steadier than the
+  soft-argmax of a single map);
+- optional (``texture_floor``): the lesion's parts darker than a floor (a necrotic core:
+  in-plane 5 x 5 mean of the first channel below it) and ``erode`` voxels around them are
+  left out of the texture pooling; the core's edge is a strong isotropic edge that would
+  otherwise lower the orientation spread and raise the energies with the necrosis;
 - batch-standardised, then a linear layer and ReLU (the head adds the last layer).
 
 ``forward_features(x) -> [N, num_features]`` for ``x`` of shape ``[N, C, D, H, W]``.
@@ -35,6 +50,7 @@ from torch import nn
 from deepradiomics.models.registry import register_model
 
 _EPS = 1e-6
+_LEVEL_WIDTH = 0.05  # initial width of the soft intensity levels, in window units
 
 
 def rotated_kernels(weight: torch.Tensor, rotations: int) -> torch.Tensor:
@@ -102,6 +118,52 @@ class OrientedFilters(nn.Module):
         return torch.einsum("nchw,fhw->ncf", power, transfer) / (h * w)
 
 
+def _centroid_distance(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[N, C]``: in-plane distance between the centroid of each channel of ``weight``
+    ``[N, C, D, H, W]`` (>= 0, inside ``mask``) and the centroid of ``mask`` ``[N, 1, ...]``,
+    over the lesion's in-plane radius (sqrt of its mean area per slice)."""
+    n, c, d, h, w = weight.shape
+    ys = torch.arange(h, device=weight.device, dtype=weight.dtype).view(1, 1, 1, h, 1)
+    xs = torch.arange(w, device=weight.device, dtype=weight.dtype).view(1, 1, 1, 1, w)
+    cy, cx = masked_mean(ys.expand_as(mask), mask), masked_mean(xs.expand_as(mask), mask)
+    total = weight.flatten(2).sum(-1).clamp_min(_EPS)
+    py = (weight * ys).flatten(2).sum(-1) / total
+    px = (weight * xs).flatten(2).sum(-1) / total
+    radius = (mask.flatten(1).sum(1, keepdim=True) / d).clamp_min(1.0).sqrt()
+    return ((py - cy).square() + (px - cx).square() + _EPS).sqrt() / radius
+
+
+def outline_statistics(mask: torch.Tensor) -> torch.Tensor:
+    """``[N, 4]`` statistics of the outline of a 0/1 ``mask`` ``[N, 1, D, H, W]``: log
+    in-plane perimeter and log through-plane faces (voxel edges between lesion and
+    background, +1), and the max and the coefficient of variation of the in-plane distances
+    of the in-plane outline voxels from their slice's lesion centroid over their mean (0 for
+    an empty mask). No parameters: the mask is not differentiated."""
+    m = mask[:, 0]
+    n, d, h, w = m.shape
+    pad = F.pad(m, (1, 1, 1, 1))
+    edges_y = (pad[:, :, 1:, 1:-1] - pad[:, :, :-1, 1:-1]).abs()  # [N, D, H + 1, W]
+    edges_x = (pad[:, :, 1:-1, 1:] - pad[:, :, 1:-1, :-1]).abs()  # [N, D, H, W + 1]
+    perimeter = edges_y.flatten(1).sum(1) + edges_x.flatten(1).sum(1)
+    faces = (F.pad(m, (0, 0, 0, 0, 1, 1))).diff(dim=1).abs().flatten(1).sum(1)
+    # outline: lesion voxels with a 4-neighbour outside (in-plane)
+    inner = pad[:, :, :-2, 1:-1] * pad[:, :, 2:, 1:-1] * pad[:, :, 1:-1, :-2] * pad[:, :, 1:-1, 2:]
+    outline = m * (1 - inner)
+    ys = torch.arange(h, device=m.device, dtype=m.dtype).view(1, 1, h, 1)
+    xs = torch.arange(w, device=m.device, dtype=m.dtype).view(1, 1, 1, w)
+    area = m.sum((2, 3), keepdim=True).clamp_min(1.0)
+    cy, cx = (m * ys).sum((2, 3), keepdim=True) / area, (m * xs).sum((2, 3), keepdim=True) / area
+    dist = ((ys - cy).square() + (xs - cx).square()).sqrt()
+    count = outline.flatten(1).sum(1).clamp_min(1.0)
+    mean = (dist * outline).flatten(1).sum(1) / count
+    var = ((dist - mean.view(n, 1, 1, 1)).square() * outline).flatten(1).sum(1) / count
+    biggest = (dist * outline).flatten(1).amax(1)
+    scale = mean.clamp_min(_EPS)
+    return torch.stack(
+        [perimeter.log1p(), faces.log1p(), biggest / scale, var.sqrt() / scale], dim=1
+    )
+
+
 def masked_mean(feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean ``[N, C]`` of ``feat`` ``[N, C, ...]`` over positions weighted by ``weight``
     ``[N, 1, ...]`` (>= 0)."""
@@ -124,6 +186,9 @@ class LesionTextureNet(nn.Module):
         erode: int = 2,
         texture_channels: int | None = None,
         z_slices: int | None = None,
+        shape: bool = False,
+        levels: int = 0,
+        texture_floor: float | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 2:
@@ -142,8 +207,19 @@ class LesionTextureNet(nn.Module):
         self.z_slices, self.erode, self.rotations = z_slices, int(erode), int(rotations)
         self.intensity = nn.Conv3d(images, intensity, 1)
         self.oriented = OrientedFilters(filters, kernel, rotations)
+        if levels < 0:
+            raise ValueError(f"levels must be at least 0, got {levels}")
+        self.shape, self.levels = bool(shape), int(levels)
+        self.texture_floor = None if texture_floor is None else float(texture_floor)
+        if self.levels:
+            self.level_maps = nn.Conv3d(images, self.levels, 1)
+            with torch.no_grad():  # soft thresholds of the first channel, 0.05 wide
+                self.level_maps.weight.zero_()
+                self.level_maps.weight[:, 0] = -1.0 / _LEVEL_WIDTH
+                steps = torch.arange(1, self.levels + 1, dtype=torch.float32)
+                self.level_maps.bias.copy_(steps / (self.levels + 1) / _LEVEL_WIDTH)
         spread = filters * self.texture_channels
-        pooled = 2 * spread + 3 * intensity + 1
+        pooled = 2 * spread + 3 * intensity + 1 + 4 * self.shape + 2 * self.levels
         self.mlp = nn.Sequential(
             nn.BatchNorm1d(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True)
         )
@@ -151,12 +227,14 @@ class LesionTextureNet(nn.Module):
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled vector before the MLP: [texture energy (log), orientation spread,
-        intensity means, intensity SDs, core offsets, log volume]."""
+        intensity means, intensity SDs, core offsets, log volume, outline statistics
+        (``shape``), level shares and offsets (``levels``)]."""
         # standard layout: the broadcasts below are ~5x slower on channels_last_3d (the
         # training loop's format for convolution-heavy models)
         x = x.contiguous()
         mask = (x[:, -1:] > 0.5).to(x.dtype)
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
+        extra = [outline_statistics(mask)] if self.shape else []
         if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
             lo = (x.shape[2] - self.z_slices) // 2
             x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
@@ -168,17 +246,38 @@ class LesionTextureNet(nn.Module):
         offset = self._core_offset(f, mask)
         # texture: band-pass energy per filter and angle over the lesion's interior
         interior = mask
+        if self.texture_floor is not None:  # leave a dark core and its edge out of the texture
+            bright = mask * (1 - self._dark(image[:, :1]))
+            dark_only = bright.flatten(1).sum(1) == 0  # nothing left: the whole lesion
+            interior = torch.where(dark_only[:, None, None, None, None], mask, bright)
         if self.erode > 0:  # in-plane minimum filter (unfold: ~3x faster than max_pool3d)
             k, e = 2 * self.erode + 1, self.erode
-            padded = F.pad(mask, (e, e, e, e), value=1.0)
+            padded = F.pad(interior, (e, e, e, e), value=1.0)
             eroded = padded.unfold(-1, k, 1).amin(-1).unfold(-2, k, 1).amin(-1)
             empty = eroded.flatten(1).sum(1) == 0  # a lesion thinner than the erosion
-            interior = torch.where(empty[:, None, None, None, None], mask, eroded)
+            interior = torch.where(empty[:, None, None, None, None], interior, eroded)
         energy = self.oriented(image[:, : self.texture_channels], interior) + _EPS
         energy = energy.view(x.shape[0], -1, self.rotations)
         level = energy.mean(-1)
         spread = energy.std(-1) / level if self.rotations > 1 else torch.zeros_like(level)
-        return torch.cat([level.log(), spread, mean, sd, offset, log_volume], dim=1)
+        if self.levels:
+            extra += self._levels(image, mask)
+        return torch.cat([level.log(), spread, mean, sd, offset, log_volume, *extra], dim=1)
+
+    def _levels(self, image: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Per soft level: its share of the lesion and its centroid's in-plane distance from
+        the lesion's centroid over the lesion's in-plane radius."""
+        below = torch.sigmoid(self.level_maps(image)) * mask  # [N, L, D, H, W]
+        share = masked_mean(below, mask)
+        return [share, _centroid_distance(below, mask)]
+
+    def _dark(self, channel: torch.Tensor) -> torch.Tensor:
+        """0/1 ``[N, 1, D, H, W]``: where the in-plane 5 x 5 mean of ``channel`` is below
+        ``texture_floor`` (a region such as a necrotic core, not single dark texture voxels)."""
+        smooth = F.avg_pool3d(
+            channel, (1, 5, 5), stride=1, padding=(0, 2, 2), count_include_pad=False
+        )
+        return (smooth < self.texture_floor).to(channel.dtype)
 
     @staticmethod
     def _core_offset(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -211,13 +310,20 @@ def lesion_texture(
     erode: int = 2,
     texture_channels: int | None = None,
     z_slices: int | None = None,
+    shape: bool = False,
+    levels: int = 0,
+    texture_floor: float | None = None,
 ) -> LesionTextureNet:
     """Lesion texture/layout CNN; the last input channel must be the lesion mask
     (``preprocess.mask_channel: true``). ``filters`` x ``rotations`` oriented ``kernel`` x
     ``kernel`` in-plane filters on the first ``texture_channels`` image channels (all by
     default); ``erode`` voxels trimmed off the lesion's rim before texture pooling (its edge
     is not texture); ``z_slices``: look only at that many central slices (the crop is centred
-    on the lesion; the log volume still counts the whole mask)."""
+    on the lesion; the log volume still counts the whole mask); ``shape``: add the outline
+    statistics; ``levels``: that many soft intensity levels (share and centroid offset);
+    ``texture_floor``: leave the lesion's parts whose first channel (in-plane 5 x 5 mean) is
+    below it, and ``erode`` voxels around them, out of the texture pooling (a necrotic
+    core's edge is a strong isotropic edge, not texture)."""
     return LesionTextureNet(
         in_channels,
         filters,
@@ -228,4 +334,7 @@ def lesion_texture(
         erode,
         texture_channels,
         z_slices,
+        shape,
+        levels,
+        texture_floor,
     )
