@@ -106,14 +106,24 @@ def experiment(
             "spacing": list(args.spacing),
             "crop_mm": list(args.crop_mm),
             "cache_dir": str(cache_dir),
+            "mask_channel": args.model == "lesion_texture",
             "workers": args.workers,
         },
         "model": {
-            "name": "small3d",
-            "kwargs": {"widths": list(args.widths), "convs_per_stage": 1},
-            "dropout": 0.3,
+            "name": args.model,
+            "kwargs": (
+                {"widths": list(args.widths), "convs_per_stage": 1}
+                if args.model == "small3d"
+                else {}
+            ),
+            "dropout": 0.3 if args.model == "small3d" else 0.2,
+            "site_adversary": args.site_adversary,
         },
-        "augment": {"flip": True, "rotate90": True, "rotate_deg": 15, "scale": [0.9, 1.1]},
+        "augment": (
+            {"flip": True, "rotate90": True, "rotate_deg": 15, "scale": [0.9, 1.1]}
+            if args.model == "small3d"
+            else {"rotate_deg": 0, "scale": [1, 1], "affine_p": 0.0}  # the demo's recipe
+        ),
         "train": {
             "epochs": args.epochs,
             "batch_size": 8,
@@ -166,7 +176,20 @@ def suvmax_reference(run_dir: Path, cohort: pd.DataFrame, n_boot: int, seed: int
 
 def summarise(metrics: dict[str, Any], primary: str) -> dict[str, Any]:
     """The numbers results.md needs from one run's metrics.json."""
-    out: dict[str, Any] = {"models": {}, "comparisons": [], "timing": metrics.get("timing")}
+    audit = metrics.get("audit") or {}
+    out: dict[str, Any] = {
+        "models": {},
+        "comparisons": [],
+        "timing": metrics.get("timing"),
+        "audit": {
+            "site_probe": {
+                rep: {k: p.get(k) for k in ("auc", "balanced_accuracy", "chance", "p_permutation")}
+                for rep, p in (audit.get("site_probe") or {}).items()
+            },
+            "site_only": audit.get("site_only"),
+            "verdict": audit.get("verdict"),
+        },
+    }
     for name, m in metrics["models"].items():
         out["models"][name] = {
             "pooled": m["test"].get(primary),
@@ -286,6 +309,31 @@ def write_summary(out: Path, cohort: pd.DataFrame, results: dict[str, Any], prim
                     + " |"
                 )
         lines.append("")
+    lines += [
+        "## site audit (MR vendor as site; metrics.json audit)",
+        "",
+        "| run | probe cnn AUC | probe classical AUC | probe intensity AUC | chance | "
+        "p (cnn / classical / intensity) | site-only outcome AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run, r in results["runs"].items():
+        a = r.get("audit") or {}
+        probes = a.get("site_probe") or {}
+        reps = ("cnn", "classical", "intensity")
+        chance = next((p["chance"]["auc"] for p in probes.values() if p.get("chance")), None)
+        site_only = (a.get("site_only") or {}).get("auc")
+        lines.append(
+            f"| {run} | "
+            + " | ".join(_fmt((probes.get(k) or {}).get("auc")) for k in reps)
+            + f" | {_num(chance)} | "
+            + " / ".join(_num((probes.get(k) or {}).get("p_permutation")) for k in reps)
+            + f" | {_fmt(site_only)} |"
+        )
+    lines.append("")
+    for run, r in results["runs"].items():
+        if (r.get("audit") or {}).get("verdict"):
+            lines += [f"- **{run}**: {r['audit']['verdict']}"]
+    lines.append("")
     if results.get("suvmax_reference"):
         lines += [
             "## single-feature reference",
@@ -327,6 +375,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="SUV clip (default 30: above every SUVmax in the cohort, 29.99)",
     )
+    p.add_argument(
+        "--model",
+        choices=("small3d", "lesion_texture"),
+        default="small3d",
+        help="small3d (default) or the demo's lesion_texture with the mask as an input "
+        "channel and the demo's augmentation (runs are named *_lesion_texture)",
+    )
     p.add_argument("--widths", nargs="+", type=int, default=[8, 16, 32, 64])
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=15)
@@ -341,6 +396,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("loss", "score"),
         default="loss",
         help="early stopping / best epoch on the stopping cases' loss (default) or AUC",
+    )
+    p.add_argument(
+        "--site-adversary",
+        action="store_true",
+        help="domain-adversarial CNN (model.site_adversary; runs are named *_adversarial)",
     )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -362,7 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for split in args.splits:
         for seed in args.seeds:
-            name = f"{split}_seed{seed}"
+            name = (
+                f"{split}_seed{seed}"
+                + ("" if args.model == "small3d" else f"_{args.model}")
+                + ("_adversarial" if args.site_adversary else "")
+            )
             path = out / f"{name}.yaml"
             path.write_text(
                 yaml.safe_dump(

@@ -141,3 +141,18 @@ def test_verdict_in_plain_words():
     none = site_verdict(_audit(0.52, 0.45, 0.4, 0.45), adversarial=True)
     assert none.startswith("No sign of site learning") and "domain-adversarial" in none
     assert "No site audit" in site_verdict({})
+
+
+def test_verdict_says_when_the_adversary_was_fooled_but_the_probe_was_not():
+    audit = _audit(0.97, 0.95, 0.005, 0.45)
+    fooled = site_verdict(
+        audit | {"adversary": {"site_accuracy": 0.52, "constant_guess": 0.5}}, adversarial=True
+    )
+    assert "despite domain-adversarial training" in fooled
+    assert "site accuracy 0.52 on its training batches (a constant guess: 0.50)" in fooled
+    assert "hid the site from the adversary rather than removing it" in fooled
+    learning = site_verdict(
+        audit | {"adversary": {"site_accuracy": 0.9, "constant_guess": 0.5}}, adversarial=True
+    )
+    assert "despite domain-adversarial training" in learning and "hid the site" not in learning
+    assert "hid the site" not in site_verdict(audit | {"adversary": None}, adversarial=True)

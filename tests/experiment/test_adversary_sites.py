@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,31 @@ def test_adversary_targets_exclude_the_held_out_site(tmp_path: Path) -> None:
                 # what train_one_epoch feeds the adversary: the sites of the member's training cases
                 assert code not in set(encoded.subset(job.train).sites.tolist())
                 assert code not in set(encoded.subset(job.stop).sites.tolist())
+
+
+def test_adversary_summary_reads_each_members_kept_epoch(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from deepradiomics.experiment.site_audit import adversary_summary
+
+    def member(name: str, kept: int, accuracies: list[float]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = [{"epoch": e + 1, "site_accuracy": a} for e, a in enumerate(accuracies)]
+        (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "done.json").write_text(json.dumps({"best_epoch": kept}))
+        return folder
+
+    sites = np.array(["A", "A", "A", "B", "B", "C"])
+    folds = [
+        SimpleNamespace(member_dirs=[member("f0", 2, [0.9, 0.4, 0.1])], trained=np.arange(4)),
+        SimpleNamespace(member_dirs=[member("f1", 3, [0.9, 0.8, 0.6])], trained=np.arange(6)),
+    ]
+    summary = adversary_summary(folds, sites)
+    assert summary == {
+        "site_accuracy": (0.4 + 0.6) / 2,  # the kept epochs, not the last ones
+        "constant_guess": (3 / 4 + 3 / 6) / 2,  # the largest training site's share per fold
+        "members": 2,
+    }
+    plain = [SimpleNamespace(member_dirs=[tmp_path / "missing"], trained=None)]
+    assert adversary_summary(plain, sites) is None

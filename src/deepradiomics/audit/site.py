@@ -41,6 +41,7 @@ MAX_COMPONENTS = 32
 MIN_PATIENTS_PER_SITE = 2  # a site needs a patient to train on and one to test on
 SIGNIFICANT_P = 0.05
 STRONG_AUC = 0.8  # "strongly predictable"
+FOOLED_MARGIN = 0.05  # an adversary within this of a constant guess learned nothing usable
 HISTOGRAM_BINS = 16
 
 
@@ -417,6 +418,21 @@ def site_only_positive(site_only: dict[str, Any]) -> bool:
     return False
 
 
+def _fooled(adversary: dict[str, Any] | None) -> str:
+    """Clause for an adversary that ended no better than a constant guess while a re-fitted
+    probe still finds the site: the site was hidden from it, not removed."""
+    if not adversary or adversary.get("constant_guess") is None:
+        return ""
+    acc, guess = adversary["site_accuracy"], adversary["constant_guess"]
+    if acc > guess + FOOLED_MARGIN:
+        return ""
+    return (
+        f", although the adversary itself ended at site accuracy {acc:.2f} on its training "
+        f"batches (a constant guess: {guess:.2f}): training hid the site from the adversary "
+        "rather than removing it from the embedding"
+    )
+
+
 def site_verdict(audit: dict[str, Any], adversarial: bool = False) -> str:
     """One plain-words sentence from the ``audit`` section (site probes and site-only)."""
     probes = audit.get("site_probe") or {}
@@ -440,6 +456,8 @@ def site_verdict(audit: dict[str, Any], adversarial: bool = False) -> str:
     if probe_positive(probe):
         strength = "strongly " if (probe["auc"].get("value") or 0) >= STRONG_AUC else ""
         head = f"The site is {strength}predictable from {where}{after} ({stat})"
+        if adversarial and rep == "cnn":
+            head += _fooled(audit.get("adversary"))
         if metric and site_only_positive(site_only):
             return (
                 f"{head} and {only}: part of the model's performance may come from the "

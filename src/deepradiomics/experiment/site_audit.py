@@ -16,6 +16,7 @@ Representations probed:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.evaluation import compare_models
 from deepradiomics.experiment.executor import ExecutorSpec
 from deepradiomics.experiment.folds import FoldResult, cnn_predictions, run_folds
+from deepradiomics.experiment.members import DONE
 
 UNSEEN = "cases no member of the fold trained on (held-out and early-stopping), per fold"
 ALL = "every case, embedded by each fold's model (a fold's unseen cases span fewer than two sites)"
@@ -149,6 +151,33 @@ def loso_gap(
     return out
 
 
+def adversary_summary(folds: list[FoldResult], sites: np.ndarray) -> dict[str, Any] | None:
+    """The site adversary at each member's kept epoch (its ``history.jsonl``): training-batch
+    site accuracy, mean over members, next to a constant guess's (the largest training site's
+    share, mean over folds). None when no member logged an adversary."""
+    accuracies, chance = [], []
+    for f in folds:
+        for folder in f.member_dirs:
+            history, done = folder / "history.jsonl", folder / DONE
+            if not (history.is_file() and done.is_file()):
+                continue
+            kept = json.loads(done.read_text())["best_epoch"]
+            rows = [json.loads(line) for line in history.read_text().splitlines() if line]
+            row = next((r for r in rows if r.get("epoch") == kept), rows[-1] if rows else {})
+            if "site_accuracy" in row:
+                accuracies.append(float(row["site_accuracy"]))
+        if f.trained is not None and len(f.trained):
+            counts = np.unique(sites[f.trained], return_counts=True)[1]
+            chance.append(float(counts.max() / len(f.trained)))
+    if not accuracies:
+        return None
+    return {
+        "site_accuracy": float(np.mean(accuracies)),
+        "constant_guess": float(np.mean(chance)) if chance else None,
+        "members": len(accuracies),
+    }
+
+
 def site_audit(
     cfg: ExperimentConfig,
     cohorts: FoldCohorts,
@@ -177,6 +206,10 @@ def site_audit(
     if a.audit.loso_gap:
         audit["loso_gap"] = loso_gap(cfg, cohorts, folds, run_dir, progress, executor)
     audit["adversarial"] = cfg.model.site_adversary
+    if cfg.model.site_adversary:
+        adversary = adversary_summary(folds, np.asarray(arrays.sites))
+        if adversary is not None:
+            audit["adversary"] = adversary
     audit["verdict"] = site_verdict(audit, adversarial=cfg.model.site_adversary)
     cnn = audit["site_probe"].get("cnn")
     if cnn is not None and probe_positive(cnn) and site_only_positive(audit.get("site_only", {})):
