@@ -324,3 +324,27 @@ def test_loso_gap_is_the_paired_difference_to_the_other_scheme(run_dir: Path) ->
     assert gap["value"] == pytest.approx(gap["loso"] - gap["random_split"])
     assert gap["ci_low"] <= gap["value"] <= gap["ci_high"] and gap["random_split_scheme"] == "kfold"
     assert (run_dir / "gap" / "loso_gap" / "splits.csv").is_file()
+
+
+def test_adversarial_run_reports_its_adversary_in_the_audit(run_dir: Path) -> None:
+    config = {
+        **CONFIG,
+        "name": "adversarial",
+        "model": {**CONFIG.get("model", {}), "site_adversary": True},
+        "train": {"epochs": 2, "batch_size": 4},
+        "evaluate": {
+            "split": "kfold",
+            "folds": 2,
+            "bootstrap": 50,
+            "classical": False,
+            "audit": {"permutations": 20},
+        },
+    }
+    (run_dir / "adv.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(run_dir / "adv.yaml"), "--out", str(run_dir / "adv")]) == 0
+    audit = json.loads((run_dir / "adv" / "metrics.json").read_text())["audit"]
+    assert audit["adversarial"] is True
+    adversary = audit["adversary"]
+    assert adversary["members"] == 2 and 0 <= adversary["site_accuracy"] <= 1
+    assert 0.5 <= adversary["constant_guess"] <= 1  # the largest of two sites' shares
+    assert "domain-adversarial" in audit["verdict"]
