@@ -15,6 +15,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse ``type``: an integer >= ``minimum`` (else a one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+SEED, COUNT = _int_at_least(0), _int_at_least(1)
+
+
 def _synth(args: argparse.Namespace) -> int:
     """``deepradiomics synth OUT --cases N --sites K --seed S --confounding C --size 96``."""
     import pandas as pd
@@ -159,13 +177,13 @@ def _add_executor_options(s: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--workers",
-        type=int,
+        type=COUNT,
         default=1,
         help="local: fits at a time (default 1, in this process); ray without --ray-address: "
         "CPUs of the local cluster it starts",
     )
     g.add_argument(
-        "--cpus-per-fit", type=int, help="threads (Ray: CPUs) per fit (default: cores / workers)"
+        "--cpus-per-fit", type=COUNT, help="threads (Ray: CPUs) per fit (default: cores / workers)"
     )
     g.add_argument("--gpus-per-fit", type=float, default=0.0, help="Ray: GPUs per fit")
     g.add_argument("--ray-address", help="join this Ray cluster (auto or HOST:PORT)")
@@ -264,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("out", help="output folder")
     s.add_argument("--cases", type=int, default=300, help="number of cases (default 300)")
     s.add_argument("--sites", type=int, default=4, help="number of sites (default 4)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument(
         "--confounding",
         type=float,
@@ -282,13 +300,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("preprocess", help="fingerprint, plan and cache the preprocessed cases")
     s.add_argument("source", help="experiment YAML, or a cohort CSV (default settings)")
     s.add_argument("--out", help="folder for fingerprint.json, plan.json and the cache")
-    s.add_argument("--workers", type=int, help="parallel processes (default: config)")
+    s.add_argument("--workers", type=COUNT, help="parallel processes (default: config)")
 
     s = sub.add_parser("train", help="train one model; writes DIR/metrics.json and the checkpoint")
     s.add_argument("config", help="experiment YAML")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
-    s.add_argument("--seed", type=int, help="override the config's seed")
+    s.add_argument("--seed", type=SEED, help="override the config's seed")
     s.add_argument(
         "--validation-only",
         action="store_true",
@@ -304,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="demo_run", help="run folder (default demo_run)")
     s.add_argument(
         "--cohort-seed",
-        type=int,
+        type=SEED,
         default=0,
         help="another draw of the synthetic cohort, same settings (default 0: the demo's)",
     )

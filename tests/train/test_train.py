@@ -143,3 +143,16 @@ def test_bad_config_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "train.epochs" in err and "Traceback" not in err
+
+
+def test_negative_seed_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.yaml", write_blob_npz(tmp_path / "blobs.npz", n=8))
+    proc = subprocess.run(
+        [*TRAIN, str(cfg), "--out", str(tmp_path / "o"), "--seed", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2  # argparse's usage error
+    assert "argument --seed: must be at least 0, got -1" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
