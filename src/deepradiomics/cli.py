@@ -300,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("preprocess", help="fingerprint, plan and cache the preprocessed cases")
     s.add_argument("source", help="experiment YAML, or a cohort CSV (default settings)")
     s.add_argument("--out", help="folder for fingerprint.json, plan.json and the cache")
-    s.add_argument("--workers", type=COUNT, help="parallel processes (default: config)")
+    s.add_argument("--workers", type=int, help="parallel processes (default: config)")
 
     s = sub.add_parser("train", help="train one model; writes DIR/metrics.json and the checkpoint")
     s.add_argument("config", help="experiment YAML")
