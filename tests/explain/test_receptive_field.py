@@ -100,3 +100,14 @@ def test_cli_config_auto_spacing_needs_a_plan(tmp_path, capsys) -> None:
 def test_cli_unknown_model(capsys) -> None:
     assert main(["receptive-field", "nonet"]) == 1
     assert "unknown model 'nonet'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kernel", [5, 9])
+def test_lesion_texture_reports_its_fft_filters_support(kernel: int) -> None:
+    from deepradiomics.models import create_model
+
+    model = create_model("lesion_texture", in_channels=2, texture_channels=1, kernel=kernel)
+    (stage,) = receptive_field(model.backbone, (8, 24, 24), spacing=(2.0, 0.5, 0.5))
+    # each oriented energy is a k x k in-plane filter applied slice by slice (through the FFT)
+    assert stage.voxels == (1, kernel, kernel) and stage.stride == (1, 1, 1)
+    assert stage.mm == (2.0, kernel * 0.5, kernel * 0.5)

@@ -10,6 +10,9 @@ activations, residual sums, concatenations) takes the largest field among its in
 the real forward pass instead of a per-architecture table means anisotropic kernels and
 strides, ResNet shortcuts and group convolutions are read from the layers that actually run.
 
+A module that filters in a way the dispatch trace cannot read (through the FFT) declares
+``receptive_kernel`` (z, y, x); its input's field grows by that kernel at stride 1.
+
 A *stage* is the set of conv / pool outputs with the same jump; its receptive field is the
 largest among them (the stage's last feature map).
 
@@ -199,12 +202,35 @@ def _slices(backbone: nn.Module) -> int | None:
     return getattr(backbone, "slices", None)
 
 
+def _declared_kernels(tracer: _FieldTracer, backbone: nn.Module) -> list:
+    """Hooks recording a stride-1 ``receptive_kernel`` (z, y, x) that a module declares for a
+    filtering the tracer cannot see (``models.texture`` filters through the FFT)."""
+
+    def record(module: nn.Module, args: tuple, _out: object) -> None:
+        x = args[0]
+        if isinstance(x, torch.Tensor) and id(x) in tracer.fields:
+            k = list(module.receptive_kernel)
+            field = _apply(tracer.fields[id(x)], k, [1, 1, 1], [n // 2 for n in k], [1, 1, 1])
+            tracer.layers.append((field, x))
+
+    return [
+        m.register_forward_hook(record)
+        for m in backbone.modules()
+        if getattr(m, "receptive_kernel", None) is not None
+    ]
+
+
 def _trace(
     backbone: nn.Module, x: torch.Tensor, spacing: Sequence[float]
 ) -> tuple[list[StageField], list[torch.Tensor]]:
     tracer = _FieldTracer(x)
-    with tracer:
-        backbone.forward_features(x)
+    hooks = _declared_kernels(tracer, backbone)
+    try:
+        with tracer:
+            backbone.forward_features(x)
+    finally:
+        for h in hooks:
+            h.remove()
     stages, tensors = _stages(tracer.layers, spacing)
     k = _slices(backbone)
     if k is not None:  # a 2D backbone on the k slices around D // 2: it sees k slices along z

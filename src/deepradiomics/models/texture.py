@@ -78,6 +78,8 @@ class OrientedFilters(nn.Module):
             raise ValueError(f"kernel must be an odd size >= 3, got {kernel}")
         if rotations < 1 or filters < 1:
             raise ValueError("filters and rotations must be at least 1")
+        # what each response sees, for the receptive-field tracer (the FFT hides it)
+        self.receptive_kernel = (1, kernel, kernel)
         self.rotations = rotations
         # 5-D like a (1, k, k) Conv3d weight, so model.to(memory_format=channels_last_3d) (the
         # training loop) applies to it
