@@ -167,6 +167,19 @@ class AugmentConfig(Strict):
             raise ValueError(f"must be [low, high] with 0 < low <= high, got [{lo}, {hi}]")
         return v
 
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        """No augmentation at all (the training cases exactly as stored)."""
+        return cls(
+            flip=False,
+            rotate90=False,
+            rotate_deg=0.0,
+            scale=(1.0, 1.0),
+            affine_p=0.0,
+            intensity_scale=0.0,
+            intensity_shift=0.0,
+        )
+
 
 class TrainConfig(Strict):
     """The training loop. There is no ``num_workers``: the cohort is held in memory as tensors

@@ -10,17 +10,7 @@ from deepradiomics.config import AugmentConfig, parse_config
 from deepradiomics.errors import UserError
 
 ALL_ON = dict(elastic_p=1.0, gamma=0.3, noise_std=0.05)
-ALL_OFF = dict(
-    flip=False,
-    rotate90=False,
-    rotate_deg=0.0,
-    scale=(1.0, 1.0),
-    elastic_p=0.0,
-    intensity_scale=0.0,
-    intensity_shift=0.0,
-    gamma=0.0,
-    noise_std=0.0,
-)
+ALL_OFF = AugmentConfig.off().model_dump()  # every transform off
 
 
 def _batch(device="cpu"):
@@ -57,7 +47,7 @@ def test_params_reproduce_the_batch():
 
 
 def test_everything_off_is_the_identity():
-    aug = build_augmenter(AugmentConfig(**ALL_OFF), anisotropic=False)
+    aug = build_augmenter(AugmentConfig.off(), anisotropic=False)
     assert aug.transforms == []
     image, mask = _batch()
     out, m = aug(image, mask, generator=torch.Generator().manual_seed(0))

@@ -54,14 +54,7 @@ def main(out: Path, norm: str = "instance") -> None:
     setup = Setup(
         task="binary",
         train=TrainConfig(batch_size=BATCH, class_weight="none", grad_clip=1e9, lr=1e-3),
-        augment=AugmentConfig(
-            flip=False,
-            rotate90=False,
-            rotate_deg=0,
-            affine_p=0.0,
-            intensity_scale=0.0,
-            intensity_shift=0.0,
-        ),
+        augment=AugmentConfig.off(),
     )
     optimiser = torch.optim.SGD(model.parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)

@@ -16,15 +16,7 @@ from deepradiomics.models import create_model
 from deepradiomics.models.heads import dann_schedule
 from deepradiomics.train.loop import Setup, fit
 
-NO_AUGMENT = AugmentConfig(
-    flip=False,
-    rotate90=False,
-    rotate_deg=0.0,
-    scale=(1.0, 1.0),
-    affine_p=0.0,
-    intensity_scale=0.0,
-    intensity_shift=0.0,
-)
+NO_AUGMENT = AugmentConfig.off()
 
 
 def scanner_cohort(n: int, seed: int) -> ArrayData:

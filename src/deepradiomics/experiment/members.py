@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import ArrayData, CohortArrays
@@ -71,6 +72,29 @@ def member_jobs(
     ]
 
 
+def member_model(
+    cfg: ExperimentConfig,
+    arrays: CohortArrays,
+    fold: int,
+    member: int,
+    n_covariates: int,
+    load_pretrained: bool = True,
+) -> tuple[ExperimentConfig, torch.nn.Module]:
+    """The member's config (its own derived seed) and its freshly built model."""
+    cfg_m = cfg.model_copy(update={"seed": derive_seed(cfg.seed, "member", fold, member)})
+    model = build_from_config(
+        cfg_m,
+        arrays.task,
+        arrays.in_channels,
+        arrays.n_classes,
+        arrays.spacing,
+        n_covariates=n_covariates,
+        n_sites=len(arrays.site_names),
+        load_pretrained=load_pretrained,
+    )
+    return cfg_m, model
+
+
 def run_member(
     cfg: ExperimentConfig,
     arrays: CohortArrays,
@@ -93,16 +117,7 @@ def run_member(
                 p["embedding"] if "embedding" in p else None,
             )
     job.folder.mkdir(parents=True, exist_ok=True)
-    cfg_m = cfg.model_copy(update={"seed": derive_seed(cfg.seed, "member", job.fold, job.member)})
-    model = build_from_config(
-        cfg_m,
-        arrays.task,
-        arrays.in_channels,
-        arrays.n_classes,
-        arrays.spacing,
-        n_covariates=n_covariates,
-        n_sites=len(arrays.site_names),
-    )
+    cfg_m, model = member_model(cfg, arrays, job.fold, job.member, n_covariates)
     setup = setup_from_config(
         cfg_m, arrays.task, arrays.n_classes, arrays.anisotropic, arrays.spacing
     )

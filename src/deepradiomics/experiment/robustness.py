@@ -39,12 +39,11 @@ from deepradiomics.evaluate.ensemble import combine_members
 from deepradiomics.evaluate.splits import SplitAssignment
 from deepradiomics.experiment.classical import cohort_features
 from deepradiomics.experiment.folds import FoldResult, fold_indices
+from deepradiomics.experiment.members import member_model
 from deepradiomics.files import atomic_write_text, safe_name
 from deepradiomics.inference import predict_cases
 from deepradiomics.io.readers import read_image
-from deepradiomics.models import build_from_config
 from deepradiomics.preprocess.case import apply_plan, with_mask_channel
-from deepradiomics.seeds import derive_seed
 from deepradiomics.tasks import get_task
 from deepradiomics.train.checkpoint import load_checkpoint
 from deepradiomics.train.loop import BEST, predict, resolve_device
@@ -157,17 +156,7 @@ def _cnn_scores(
         width = 0 if encoding is None else encoding_width(encoding)
         outs = []
         for m, folder in enumerate(f.member_dirs):
-            cfg_m = cfg.model_copy(update={"seed": derive_seed(cfg.seed, "member", f.fold, m)})
-            model = build_from_config(
-                cfg_m,
-                arrays.task,
-                arrays.in_channels,
-                arrays.n_classes,
-                arrays.spacing,
-                n_covariates=width,
-                n_sites=len(arrays.site_names),
-                load_pretrained=False,
-            )
+            _, model = member_model(cfg, arrays, f.fold, m, width, load_pretrained=False)
             model.load_state_dict(load_checkpoint(folder / BEST)["model"])
             outs.append(
                 predict(
