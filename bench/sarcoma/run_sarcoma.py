@@ -91,6 +91,20 @@ def experiment(
 ) -> dict[str, Any]:
     """The experiment config (as a YAML-ready mapping) for one split and seed."""
     task = "multiclass" if target == "multiclass" else "binary"
+    recipe = {
+        "small3d": {
+            "mask_channel": False,
+            "kwargs": {"widths": list(args.widths), "convs_per_stage": 1},
+            "dropout": 0.3,
+            "augment": {"flip": True, "rotate90": True, "rotate_deg": 15, "scale": [0.9, 1.1]},
+        },
+        "lesion_texture": {  # the demo's model and augmentation, its kwargs left at defaults
+            "mask_channel": True,
+            "kwargs": {},
+            "dropout": 0.2,
+            "augment": {"rotate_deg": 0, "scale": [1, 1], "affine_p": 0.0},
+        },
+    }[args.model]
     return {
         "name": f"sts-pet-{target}-{split}-seed{seed}",
         "seed": seed,
@@ -106,24 +120,16 @@ def experiment(
             "spacing": list(args.spacing),
             "crop_mm": list(args.crop_mm),
             "cache_dir": str(cache_dir),
-            "mask_channel": args.model == "lesion_texture",
+            "mask_channel": recipe["mask_channel"],
             "workers": args.workers,
         },
         "model": {
             "name": args.model,
-            "kwargs": (
-                {"widths": list(args.widths), "convs_per_stage": 1}
-                if args.model == "small3d"
-                else {}
-            ),
-            "dropout": 0.3 if args.model == "small3d" else 0.2,
+            "kwargs": recipe["kwargs"],
+            "dropout": recipe["dropout"],
             "site_adversary": args.site_adversary,
         },
-        "augment": (
-            {"flip": True, "rotate90": True, "rotate_deg": 15, "scale": [0.9, 1.1]}
-            if args.model == "small3d"
-            else {"rotate_deg": 0, "scale": [1, 1], "affine_p": 0.0}  # the demo's recipe
-        ),
+        "augment": recipe["augment"],
         "train": {
             "epochs": args.epochs,
             "batch_size": 8,
