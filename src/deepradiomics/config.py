@@ -209,8 +209,10 @@ class TrainConfig(Strict):
     class_weight: Literal["balanced", "none"] | list[float] = "balanced"
     patience: int = Field(15, ge=1)
     # early stopping and best-epoch selection: the task's primary metric on validation
-    # (``tasks.Task.primary_metric``) or the validation loss (smoother on small validation sets)
-    monitor: Literal["score", "loss"] = "score"
+    # (``tasks.Task.primary_metric``) or the validation loss (smoother on small validation
+    # sets); ``last``: a fixed schedule, every epoch runs and the last is kept (validation is
+    # still recorded in the history), for validation sets too small to pick an epoch on
+    monitor: Literal["score", "loss", "last"] = "score"
     grad_clip: float = Field(1.0, gt=0)
     device: str = "auto"
     val_fraction: float = Field(0.2, gt=0, lt=1)

@@ -46,6 +46,28 @@ def test_default_layer_is_the_last_spatial_stage() -> None:
     assert default_layer(resnet, (1, 32, 32, 32)) == "backbone.net.layer4"
 
 
+def test_lesion_texture_map_is_the_lesion_read_by_the_model() -> None:
+    """Its default layer is the mask-gated 1x1 maps: nothing outside the lesion (which the
+    model never reads) or outside the central slab it looks at gets attribution."""
+    torch.manual_seed(0)
+    model = create_model(
+        "lesion_texture", task="multiclass", num_outputs=2, in_channels=2, z_slices=4, levels=2
+    )
+    x = torch.rand(2, 2, 12, 16, 16)
+    x[:, 1] = 0
+    x[:, 1, 2:10, 4:12, 3:13] = 1  # the lesion, 8 slices deep; the model reads slices 4-7
+    assert default_layer(model, (2, 12, 16, 16)) == "backbone.lesion_maps"
+    read = torch.zeros(12, 16, 16, dtype=torch.bool)
+    read[4:8, 4:12, 3:13] = True
+    inside = 0.0
+    for target in (0, 1):  # an untrained model: the ReLU may zero one class's map
+        _, raw = grad_cam(model, x, target=target)
+        assert raw.shape == (2, 12, 16, 16)
+        assert float(raw[:, ~read].abs().max()) == 0.0
+        inside = max(inside, float(raw[:, read].max()))
+    assert inside > 0
+
+
 SHAPES = {
     "gcnn_cube": (1, 8, 8, 8),
     "densenet121": (1, 32, 32, 32),

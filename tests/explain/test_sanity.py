@@ -31,6 +31,11 @@ def test_similarity_measures() -> None:
     assert spearman(a, 2 * a + 1) == pytest.approx(1.0)
     assert spearman(a, -a) == pytest.approx(-1.0)
     assert abs(spearman(a, rng.random((8, 8, 8)))) < 0.2
+    # two maps on the same zero background: only the voxels where either is non-zero count
+    gated, other = np.zeros((8, 8, 8)), np.zeros((8, 8, 8))
+    gated[2:6, 2:6, 2:6], other[2:6, 2:6, 2:6] = a[:4, :4, :4], rng.random((4, 4, 4))
+    assert abs(spearman(gated, other)) < 0.3
+    assert spearman(gated, 2 * gated) == pytest.approx(1.0)
     assert ssim(a, 3 * a) == pytest.approx(1.0)  # each map is scaled by its maximum
     assert ssim(a, rng.random((8, 8, 8))) < 0.3
 

@@ -48,6 +48,22 @@ def test_train_learns_and_writes_metrics(tmp_path: Path) -> None:
     assert best["config"]["train"]["epochs"] == 6
 
 
+def test_monitor_last_keeps_the_last_epoch(tmp_path: Path) -> None:
+    """A fixed schedule: every epoch runs (patience is moot), the last is kept, and the
+    validation numbers are still in the history."""
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        write_blob_npz(tmp_path / "blobs.npz"),
+        train={"epochs": 4, "patience": 1, "monitor": "last"},
+    )
+    assert main(["train", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == metrics["epochs_run"] == 4
+    history = (tmp_path / "out" / "history.jsonl").read_text().splitlines()
+    assert all("val_loss" in json.loads(line) for line in history)
+    assert load_checkpoint(tmp_path / "out" / "best.pt")["epoch"] == 4
+
+
 def test_threshold_rule_from_config(tmp_path: Path) -> None:
     npz = write_blob_npz(tmp_path / "blobs.npz")
     val_acc = {}

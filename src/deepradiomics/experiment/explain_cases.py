@@ -46,15 +46,24 @@ from deepradiomics.preprocess.source import original_image, read_case
 METHODS = ("gradcam", "gradcampp", "occlusion")
 
 
-def attribution(method: str, model: Any, x: Any, covariates: Any = None, chunk: int = 16) -> Any:
+def attribution(
+    method: str,
+    model: Any,
+    x: Any,
+    covariates: Any = None,
+    chunk: int = 16,
+    mask_channel: bool = False,
+) -> Any:
     """``[N, D, H, W]`` map of one model (see ``explain.gradcam`` / ``explain.occlusion``),
-    ``chunk`` cases at a time."""
+    ``chunk`` cases at a time; with ``mask_channel`` occlusion leaves the last (mask) channel
+    as it is (the lesion's outline is given, not found in the image)."""
     maps = []
+    occluded = x.shape[1] - 1 if mask_channel else None
     for i in range(0, len(x), chunk):
         xi = x[i : i + chunk]
         ci = None if covariates is None else covariates[i : i + chunk]
         if method == "occlusion":
-            maps.append(occlusion(model, xi, covariates=ci))
+            maps.append(occlusion(model, xi, covariates=ci, channels=occluded))
         else:
             maps.append(grad_cam(model, xi, method=method, covariates=ci)[0])
     return torch.cat(maps)
@@ -174,7 +183,10 @@ def explain_case_list(
     seconds: dict[str, float] = {}
     for method in methods:
         start = time.perf_counter()
-        maps = torch.stack([attribution(method, m, x, cov) for m, cov in models]).mean(0).numpy()
+        maps = torch.stack(
+            [attribution(method, m, x, cov, mask_channel=mask_channel) for m, cov in models]
+        )
+        maps = maps.mean(0).numpy()
         locs = []
         for (case, prep), ref, amap in zip(prepared, references, maps, strict=False):
             name = f"{safe_name(case.case_id)}_{method}"
@@ -240,7 +252,10 @@ def explain_case_list(
         cs = None if cov is None else cov[:max_sanity_cases]
         result["sanity"] = {
             m: cascading_randomisation(
-                model, xs, lambda mod, v, m=m: attribution(m, mod, v, cs), m
+                model,
+                xs,
+                lambda mod, v, m=m: attribution(m, mod, v, cs, mask_channel=mask_channel),
+                m,
             ).to_dict()
             for m in methods
         }

@@ -45,8 +45,11 @@ def occlusion(
     batch: int = 32,
     target: int | None = None,
     covariates: torch.Tensor | None = None,
+    channels: int | None = None,
 ) -> torch.Tensor:
-    """Occlusion map ``[N, D, H, W]`` (score drop per voxel) for a batch ``x [N, C, D, H, W]``."""
+    """Occlusion map ``[N, D, H, W]`` (score drop per voxel) for a batch ``x [N, C, D, H, W]``;
+    only the first ``channels`` channels are occluded (all by default: a lesion-mask input
+    channel is given, not evidence, and stays)."""
     if x.dim() != 5:
         raise UserError(f"occlusion needs [N, C, D, H, W] input, got {list(x.shape)}")
     shape = tuple(x.shape[2:])
@@ -60,6 +63,9 @@ def occlusion(
         for y in _starts(shape[1], patch[1], stride[1])
         for w in _starts(shape[2], patch[2], stride[2])
     ]
+    c = x.shape[1] if channels is None else int(channels)
+    if not 1 <= c <= x.shape[1]:
+        raise UserError(f"occlusion: channels must be between 1 and {x.shape[1]}, got {channels}")
     model.eval()
     maps = []
     with torch.no_grad():
@@ -77,7 +83,9 @@ def occlusion(
                 chunk = boxes[j : j + batch]
                 occluded = xi.repeat(len(chunk), 1, 1, 1, 1)
                 for k, (z, y, w) in enumerate(chunk):
-                    occluded[k, :, z : z + patch[0], y : y + patch[1], w : w + patch[2]] = fill[0]
+                    occluded[k, :c, z : z + patch[0], y : y + patch[1], w : w + patch[2]] = fill[
+                        0, :c
+                    ]
                 covs = None if cov is None else cov.repeat(len(chunk), 1)
                 drop = base - target_score(model(occluded, covs)["out"], t)
                 for k, (z, y, w) in enumerate(chunk):

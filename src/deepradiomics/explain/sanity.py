@@ -7,7 +7,9 @@ correlation and SSIM. A method that explains the model must give different maps 
 model is random; one that only reflects the input (an edge detector) does not.
 
 A method **passes** when the median (over cases) Spearman correlation between the trained
-model's map and the fully randomised model's map is below ``PASS_SPEARMAN`` = 0.5: maps that
+model's map and the fully randomised model's map (over the voxels where either is non-zero:
+two maps zero on the same background would otherwise agree on every background voxel) is
+below ``PASS_SPEARMAN`` = 0.5: maps that
 still share more than half their rank order with a network of random weights say more about
 the image than about what the model learned.
 
@@ -72,9 +74,14 @@ def randomise(module: nn.Module, generator: torch.Generator) -> None:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Rank correlation of two maps (0 when either is constant)."""
+    """Rank correlation of two maps over the voxels where either is non-zero (0 when either
+    is constant there). Voxels where both are zero (outside the layer's support, such as a
+    map gated by the lesion mask, or below the ReLU in both) say nothing about the weights,
+    and their tied ranks would count as agreement."""
     a, b = np.ravel(a), np.ravel(b)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
+    either = (a != 0) | (b != 0)
+    a, b = a[either], b[either]
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
     return float(stats.spearmanr(a, b).statistic)
 
@@ -128,7 +135,8 @@ class SanityResult:
             final_ssim=round(self.ssim[-1], 4),
             passed=self.passed,
             rule=f"passes when the median Spearman correlation between the trained and "
-            f"the fully randomised model's maps is below {self.threshold}",
+            f"the fully randomised model's maps (over the voxels where either is non-zero) "
+            f"is below {self.threshold}",
         )
         d["spearman"] = [round(v, 4) for v in self.spearman]
         d["ssim"] = [round(v, 4) for v in self.ssim]

@@ -208,6 +208,10 @@ class LesionTextureNet(nn.Module):
             )
         self.z_slices, self.erode, self.rotations = z_slices, int(erode), int(rotations)
         self.intensity = nn.Conv3d(images, intensity, 1)
+        # the 1x1 maps over the whole crop, zero outside the lesion: what the intensity and
+        # level statistics read, hence Grad-CAM's default layer (the texture energies go
+        # through the FFT and have no map)
+        self.lesion_maps = nn.Identity()
         self.oriented = OrientedFilters(filters, kernel, rotations)
         if levels < 0:
             raise ValueError(f"levels must be at least 0, got {levels}")
@@ -237,12 +241,20 @@ class LesionTextureNet(nn.Module):
         mask = (x[:, -1:] > 0.5).to(x.dtype)
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
         extra = [outline_statistics(mask)] if self.shape else []
-        if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
-            lo = (x.shape[2] - self.z_slices) // 2
-            x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
-        image = x[:, :-1]
+        image, depth = x[:, :-1], x.shape[2]
+        slab = slice(0, depth)
+        if self.z_slices is not None and depth > self.z_slices:  # the lesion's middle slab
+            lo = (depth - self.z_slices) // 2
+            slab = slice(lo, lo + self.z_slices)
+        read = F.pad(mask[:, :, slab], (0, 0, 0, 0, slab.start, depth - slab.stop))
+        maps = [self.intensity(image)] + ([self.level_maps(image)] if self.levels else [])
+        maps = self.lesion_maps(torch.cat(maps, 1) * read)  # zero where the model does not read
+        image, mask, maps = image[:, :, slab], mask[:, :, slab], maps[:, :, slab]
+        f, level_logits = (
+            maps[:, : self.intensity.out_channels],
+            maps[:, self.intensity.out_channels :],
+        )
         # intensity: masked mean, SD and the offset of each map's centre of mass
-        f = self.intensity(image)
         mean = masked_mean(f, mask)
         sd = (masked_mean((f - mean[..., None, None, None]).square(), mask) + _EPS).sqrt()
         offset = self._core_offset(f, mask)
@@ -263,13 +275,15 @@ class LesionTextureNet(nn.Module):
         level = energy.mean(-1)
         spread = energy.std(-1) / level if self.rotations > 1 else torch.zeros_like(level)
         if self.levels:
-            extra += self._levels(image, mask)
+            extra += self._levels(level_logits, mask)
         return torch.cat([level.log(), spread, mean, sd, offset, log_volume, *extra], dim=1)
 
-    def _levels(self, image: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        """Per soft level: its share of the lesion and its centroid's in-plane distance from
-        the lesion's centroid over the lesion's in-plane radius."""
-        below = torch.sigmoid(self.level_maps(image)) * mask  # [N, L, D, H, W]
+    @staticmethod
+    def _levels(logits: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Per soft level (``logits`` of its 1x1 map): its share of the lesion and its
+        centroid's in-plane distance from the lesion's centroid over the lesion's in-plane
+        radius."""
+        below = torch.sigmoid(logits) * mask  # [N, L, D, H, W]
         share = masked_mean(below, mask)
         return [share, _centroid_distance(below, mask)]
 

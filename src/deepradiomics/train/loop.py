@@ -4,7 +4,7 @@
 batched augmentation on the training device, ``channels_last_3d`` (1.3-1.5x on this CPU too,
 ``bench/models_results.md``), bf16 autocast on GPU,
 gradient clipping, early stopping on the validation score or loss (``train.monitor``) with
-best-weights selection, and an
+best-weights selection (or a fixed schedule that keeps the last epoch), and an
 atomic checkpoint every epoch from which ``resume=True`` continues to the same final
 weights (on CPU) as an uninterrupted run. Under ``torchrun`` each process takes its share
 of every global batch and DDP averages the gradients.
@@ -407,7 +407,7 @@ def fit(
             )
             if cfg.monitor == "score":
                 score = row["val_score"] * (1 if get_task(setup.task).higher_is_better else -1)
-            else:
+            elif cfg.monitor == "loss":
                 score = -row["val_loss"]
         history.append(row)
         if score > best["score"] or (math.isnan(best["score"]) and not math.isnan(score)):
