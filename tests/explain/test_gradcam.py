@@ -61,10 +61,11 @@ def test_lesion_texture_map_is_the_lesion_read_by_the_model() -> None:
     read[4:8, 4:12, 3:13] = True
     inside = 0.0
     for target in (0, 1):  # an untrained model: the ReLU may zero one class's map
-        _, raw = grad_cam(model, x, target=target)
-        assert raw.shape == (2, 12, 16, 16)
-        assert float(raw[:, ~read].abs().max()) == 0.0
-        inside = max(inside, float(raw[:, read].max()))
+        cam, raw = grad_cam(model, x, target=target)
+        assert raw.shape == (2, 4, 16, 16)  # the slab the model reads, placed back on it
+        torch.testing.assert_close(cam[:, 4:8], raw)
+        assert float(cam[:, ~read].abs().max()) == 0.0
+        inside = max(inside, float(cam[:, read].max()))
     assert inside > 0
 
 

@@ -97,10 +97,22 @@ def _weights(method: str, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor
     return (alpha * F.relu(grad)).sum(dims)
 
 
-def _to_input(cam: torch.Tensor, input_shape: Sequence[int], slices: int | None) -> torch.Tensor:
+def _to_input(
+    cam: torch.Tensor, input_shape: Sequence[int], slices: int | None, slab: int | None = None
+) -> torch.Tensor:
     """``[N, *map]`` -> ``[N, D, H, W]`` of the input: trilinear (bilinear for 2D maps, then
-    placed on the ``slices`` central slices the 2D model saw; zero elsewhere)."""
+    placed on the ``slices`` central slices the 2D model saw; zero elsewhere). A 3D map of
+    ``slab`` slices from a model that reads only its input's central ``slab`` slices
+    (``z_slices``) is placed on them."""
     d, h, w = (int(n) for n in input_shape[-3:])
+    if cam.dim() == 4 and slab is not None and cam.shape[1] == slab < d:
+        out = cam.new_zeros(cam.shape[0], d, h, w)
+        lo = (d - slab) // 2
+        size = (slab, h, w)
+        out[:, lo : lo + slab] = F.interpolate(
+            cam[:, None], size=size, mode="trilinear", align_corners=False
+        )[:, 0]
+        return out
     if cam.dim() == 4:
         return F.interpolate(cam[:, None], size=(d, h, w), mode="trilinear", align_corners=False)[
             :, 0
@@ -149,4 +161,5 @@ def grad_cam(
     shape = (*weights.shape, *([1] * (act.dim() - 2)))
     raw = F.relu((weights.reshape(shape) * act).sum(1))
     backbone = getattr(model, "backbone", model)
-    return _to_input(raw, x.shape[2:], getattr(backbone, "slices", None)), raw
+    slab = getattr(backbone, "z_slices", None)
+    return _to_input(raw, x.shape[2:], getattr(backbone, "slices", None), slab), raw

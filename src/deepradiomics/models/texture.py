@@ -166,6 +166,25 @@ def outline_statistics(mask: torch.Tensor) -> torch.Tensor:
     )
 
 
+def pointwise(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1x1 ``conv`` applied to ``x`` as a channel contraction (~3x faster than
+    ``conv3d`` on this CPU for a few channels; same parameters, so checkpoints load)."""
+    out = torch.einsum("ncdhw,oc->nodhw", x, conv.weight[:, :, 0, 0, 0])
+    return out + conv.bias.view(1, -1, 1, 1, 1)
+
+
+def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
+    """In-plane ``size`` x ``size`` mean of ``x`` ``[N, C, D, H, W]`` over the voxels inside
+    the image (``avg_pool3d(..., count_include_pad=False)``, ~9x faster as two running sums)."""
+    r = size // 2
+    padded = F.pad(x, (r, r, r, r))
+    total = padded.unfold(-1, size, 1).sum(-1).unfold(-2, size, 1).sum(-1)
+    h, w = x.shape[-2:]
+    ones = F.pad(x.new_ones(1, h, w), (r, r, r, r))
+    count = ones.unfold(-1, size, 1).sum(-1).unfold(-2, size, 1).sum(-1)
+    return total / count
+
+
 def masked_mean(feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean ``[N, C]`` of ``feat`` ``[N, C, ...]`` over positions weighted by ``weight``
     ``[N, 1, ...]`` (>= 0)."""
@@ -241,19 +260,16 @@ class LesionTextureNet(nn.Module):
         mask = (x[:, -1:] > 0.5).to(x.dtype)
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
         extra = [outline_statistics(mask)] if self.shape else []
-        image, depth = x[:, :-1], x.shape[2]
-        slab = slice(0, depth)
-        if self.z_slices is not None and depth > self.z_slices:  # the lesion's middle slab
-            lo = (depth - self.z_slices) // 2
-            slab = slice(lo, lo + self.z_slices)
-        read = F.pad(mask[:, :, slab], (0, 0, 0, 0, slab.start, depth - slab.stop))
-        maps = [self.intensity(image)] + ([self.level_maps(image)] if self.levels else [])
-        maps = self.lesion_maps(torch.cat(maps, 1) * read)  # zero where the model does not read
-        image, mask, maps = image[:, :, slab], mask[:, :, slab], maps[:, :, slab]
-        f, level_logits = (
-            maps[:, : self.intensity.out_channels],
-            maps[:, self.intensity.out_channels :],
-        )
+        if self.z_slices is not None and x.shape[2] > self.z_slices:  # the lesion's middle slab
+            lo = (x.shape[2] - self.z_slices) // 2
+            x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
+        image = x[:, :-1]
+        maps = [pointwise(self.intensity, image)]
+        if self.levels:
+            maps.append(pointwise(self.level_maps, image))
+        # zero outside the lesion, which the model never reads: Grad-CAM's default layer
+        maps = self.lesion_maps(torch.cat(maps, 1) * mask)
+        f, level_logits = maps.split([self.intensity.out_channels, self.levels], 1)
         # intensity: masked mean, SD and the offset of each map's centre of mass
         mean = masked_mean(f, mask)
         sd = (masked_mean((f - mean[..., None, None, None]).square(), mask) + _EPS).sqrt()
@@ -290,10 +306,7 @@ class LesionTextureNet(nn.Module):
     def _dark(self, channel: torch.Tensor) -> torch.Tensor:
         """0/1 ``[N, 1, D, H, W]``: where the in-plane 5 x 5 mean of ``channel`` is below
         ``texture_floor`` (a region such as a necrotic core, not single dark texture voxels)."""
-        smooth = F.avg_pool3d(
-            channel, (1, 5, 5), stride=1, padding=(0, 2, 2), count_include_pad=False
-        )
-        return (smooth < self.texture_floor).to(channel.dtype)
+        return (box_mean(channel, 5) < self.texture_floor).to(channel.dtype)
 
     @staticmethod
     def _core_offset(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
