@@ -391,6 +391,15 @@ def test_validation_text_says_what_the_members_stopped_on(binary, tmp_path):
         "threshold (0.42) was chosen on the pooled validation predictions"
     ) in single
     assert "out-of-bag" not in single and "single CNN (no ensemble)" in single
+    config["train"]["monitor"] = "last"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    fixed = header_text(write_report(run).read_text())
+    assert (
+        f"was used for monitoring only (a fixed schedule: all {config['train']['epochs']} epochs "
+        "ran and the last was kept); the decision threshold (0.42)"
+    ) in fixed
+    config["train"]["monitor"] = "score"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
     edit_json(run / "metrics.json", lambda m: m.update(threshold_selection="per_fold"))
     per_fold = header_text(write_report(run).read_text())
     assert (

@@ -157,8 +157,14 @@ def _threshold_clause(run: RunData, cases: str) -> str:
 
 
 def _inner_validation_sentence(run: RunData) -> str:
-    patience = run.section("train").get("patience")
+    train = run.section("train")
+    patience = train.get("patience")
     stopping = "early stopping" + (f" (patience {patience} epochs)" if patience is not None else "")
+    if train.get("monitor") == "last":  # a fixed schedule: nothing is chosen on those cases
+        stopping = (
+            f"monitoring only (a fixed schedule: all {train.get('epochs')} epochs ran and "
+            "the last was kept)"
+        )
     if early_stopping_cases(run) == "out_of_bag":
         m = ensemble_members(run)
         return (
