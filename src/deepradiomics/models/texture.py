@@ -167,15 +167,15 @@ def outline_statistics(mask: torch.Tensor) -> torch.Tensor:
 
 
 def pointwise(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1x1 ``conv`` applied to ``x`` as a channel contraction (~3x faster than
-    ``conv3d`` on this CPU for a few channels; same parameters, so checkpoints load)."""
+    """A 1x1x1 ``conv`` applied to ``x`` as a channel contraction (faster than ``conv3d`` on
+    CPU for a few channels; the same parameters, so checkpoints load)."""
     out = torch.einsum("ncdhw,oc->nodhw", x, conv.weight[:, :, 0, 0, 0])
     return out + conv.bias.view(1, -1, 1, 1, 1)
 
 
 def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
     """In-plane ``size`` x ``size`` mean of ``x`` ``[N, C, D, H, W]`` over the voxels inside
-    the image (``avg_pool3d(..., count_include_pad=False)``, ~9x faster as two running sums)."""
+    the image (``avg_pool3d(..., count_include_pad=False)``, faster on CPU as window sums)."""
     r = size // 2
     padded = F.pad(x, (r, r, r, r))
     total = padded.unfold(-1, size, 1).sum(-1).unfold(-2, size, 1).sum(-1)
@@ -227,8 +227,8 @@ class LesionTextureNet(nn.Module):
             )
         self.z_slices, self.erode, self.rotations = z_slices, int(erode), int(rotations)
         self.intensity = nn.Conv3d(images, intensity, 1)
-        # the 1x1 maps over the whole crop, zero outside the lesion: what the intensity and
-        # level statistics read, hence Grad-CAM's default layer (the texture energies go
+        # the 1x1 intensity and level maps, zero outside the lesion (and its central slab):
+        # what the model reads, hence Grad-CAM's default layer (the texture energies go
         # through the FFT and have no map)
         self.lesion_maps = nn.Identity()
         self.oriented = OrientedFilters(filters, kernel, rotations)
