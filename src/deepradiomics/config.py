@@ -176,8 +176,11 @@ class AugmentConfig(Strict):
             rotate_deg=0.0,
             scale=(1.0, 1.0),
             affine_p=0.0,
+            elastic_p=0.0,
             intensity_scale=0.0,
             intensity_shift=0.0,
+            gamma=0.0,
+            noise_std=0.0,
         )
 
 

@@ -73,3 +73,15 @@ def test_occlusion_on_the_trained_toy_passes(toy) -> None:
         max_steps=2,
     )
     assert result.passed, result.to_dict()
+
+
+def test_the_cascade_reaches_lesion_textures_pointwise_maps() -> None:
+    """Its 1x1 maps (Grad-CAM's default layer reads them) are modules the cascade randomises."""
+    from deepradiomics.models import create_model
+
+    model = create_model("lesion_texture", in_channels=2, levels=2)
+    x = torch.rand(1, 2, 8, 16, 16)
+    x[:, 1] = 0
+    x[:, 1, 2:6, 4:12, 4:12] = 1
+    layers = parameter_layers(model, x)
+    assert {"backbone.intensity", "backbone.level_maps", "backbone.oriented"} <= set(layers)

@@ -166,11 +166,17 @@ def outline_statistics(mask: torch.Tensor) -> torch.Tensor:
     )
 
 
-def pointwise(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1x1 ``conv`` applied to ``x`` as a channel contraction (faster than ``conv3d`` on
-    CPU for a few channels; the same parameters, so checkpoints load)."""
-    out = torch.einsum("ncdhw,oc->nodhw", x, conv.weight[:, :, 0, 0, 0])
-    return out + conv.bias.view(1, -1, 1, 1, 1)
+class Pointwise(nn.Conv3d):
+    """A 1x1x1 convolution computed as a channel contraction (faster than ``conv3d`` on CPU
+    for a few channels). Still a module with ``Conv3d``'s parameters, so checkpoints load and
+    hooks (Grad-CAM, the sanity check's cascade) see it."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.einsum("ncdhw,oc->nodhw", x, self.weight[:, :, 0, 0, 0])
+        return out + self.bias.view(1, -1, 1, 1, 1)
 
 
 def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -226,7 +232,7 @@ class LesionTextureNet(nn.Module):
                 f"got {texture_channels}"
             )
         self.z_slices, self.erode, self.rotations = z_slices, int(erode), int(rotations)
-        self.intensity = nn.Conv3d(images, intensity, 1)
+        self.intensity = Pointwise(images, intensity)
         # the 1x1 intensity and level maps, zero outside the lesion (and its central slab):
         # what the model reads, hence Grad-CAM's default layer (the texture energies go
         # through the FFT and have no map)
@@ -237,7 +243,7 @@ class LesionTextureNet(nn.Module):
         self.shape, self.levels = bool(shape), int(levels)
         self.texture_floor = None if texture_floor is None else float(texture_floor)
         if self.levels:
-            self.level_maps = nn.Conv3d(images, self.levels, 1)
+            self.level_maps = Pointwise(images, self.levels)
             with torch.no_grad():  # soft thresholds of the first channel, 0.05 wide
                 self.level_maps.weight.zero_()
                 self.level_maps.weight[:, 0] = -1.0 / _LEVEL_WIDTH
@@ -264,9 +270,7 @@ class LesionTextureNet(nn.Module):
             lo = (x.shape[2] - self.z_slices) // 2
             x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
         image = x[:, :-1]
-        maps = [pointwise(self.intensity, image)]
-        if self.levels:
-            maps.append(pointwise(self.level_maps, image))
+        maps = [self.intensity(image)] + ([self.level_maps(image)] if self.levels else [])
         # zero outside the lesion, which the model never reads: Grad-CAM's default layer
         maps = self.lesion_maps(torch.cat(maps, 1) * mask)
         f, level_logits = maps.split([self.intensity.out_channels, self.levels], 1)
