@@ -216,6 +216,9 @@ class TrainConfig(Strict):
     # sets); ``last``: a fixed schedule, every epoch runs and the last is kept (validation is
     # still recorded in the history), for validation sets too small to pick an epoch on
     monitor: Literal["score", "loss", "last"] = "score"
+    # with ``monitor: last``, validate only every that many epochs (and at the last): the
+    # record's resolution for less time; the weights do not depend on it
+    validate_every: int = Field(1, ge=1)
     grad_clip: float = Field(1.0, gt=0)
     device: str = "auto"
     val_fraction: float = Field(0.2, gt=0, lt=1)
@@ -231,6 +234,15 @@ class TrainConfig(Strict):
     # a CSV cohort whose stacked images exceed this is read from disk batch by batch
     # (``dataset.stored``) instead of held in memory
     memory_budget_mb: float = Field(4096.0, ge=0)
+
+    @model_validator(mode="after")
+    def _validate_every_needs_fixed_schedule(self) -> TrainConfig:
+        if self.validate_every > 1 and self.monitor != "last":
+            raise ValueError(
+                f"validate_every: {self.validate_every} needs monitor: last (early stopping "
+                f"on '{self.monitor}' compares every epoch's validation)"
+            )
+        return self
 
 
 class LearningCurveConfig(Strict):

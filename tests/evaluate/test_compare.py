@@ -124,3 +124,42 @@ def test_paired_difference_for_survival_with_patients():
     )
     assert res.difference.n_patients == 50
     assert res.difference.ci_low > 0
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression", "survival"])
+def test_the_headline_batch_metric_gives_the_looped_comparison(task: str) -> None:
+    """``primary_batch_metric`` (the run's comparisons) scores every resample as the per-resample
+    headline metric does: same differences, intervals and p-values (to float rounding)."""
+    from deepradiomics.evaluate.primary import primary_batch_metric, primary_metric
+
+    rng = np.random.default_rng(3)
+    n = 90
+    latent = rng.normal(0, 1, n)
+    if task == "binary":
+        y = (latent + rng.normal(0, 1, n) > 0).astype(float)
+    elif task == "multiclass":
+        y = np.digitize(latent + rng.normal(0, 1, n), [-0.5, 0.5])
+    elif task == "regression":
+        y = latent + rng.normal(0, 1, n)
+    else:
+        y = np.column_stack([rng.exponential(np.exp(-latent)), rng.random(n) < 0.7])
+
+    def scores(noise: float) -> np.ndarray:
+        s = latent + rng.normal(0, noise, n)
+        if task == "multiclass":
+            logits = np.column_stack([-s, np.zeros(n), s])
+            return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        return s
+
+    a, b = scores(0.5), scores(1.5)
+    kw = dict(groups=np.arange(n) // 2, n_boot=120, seed=5)
+    looped = paired_difference(primary_metric(task), y, a, b, **kw)
+    batched = paired_difference(
+        primary_metric(task), y, a, b, batch_metric=primary_batch_metric(task, n), **kw
+    )
+    d, e = looped.difference, batched.difference
+    assert (e.value, e.ci_low, e.ci_high) == pytest.approx(
+        (d.value, d.ci_low, d.ci_high), abs=1e-12
+    )
+    assert batched.p_value == looped.p_value
+    assert primary_batch_metric("survival", 10**6) is None  # its pair matrices: too big

@@ -175,6 +175,9 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
     assert ens["members"] == 2 and len(ens["per_member"]) == 2
     assert ens["member_error"] == pytest.approx(np.mean(ens["per_member"]))
     assert {c["scope"] for c in metrics["comparisons"]} >= {"pooled"}
+    stages = metrics["timing"]["stages"]  # where the run's time went, stage by stage
+    assert {"preprocess", "cnn", "classical", "metrics", "learning_curve"} <= set(stages)
+    assert 0 < sum(stages.values()) <= metrics["timing"]["total_seconds"] + 0.1 * len(stages)
     lc = pd.DataFrame(metrics["learning_curve"])
     assert set(lc.model) == {"cnn", "classical"} and sorted(lc.fraction.unique()) == [0.5, 1.0]
     assert (

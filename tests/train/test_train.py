@@ -64,6 +64,33 @@ def test_monitor_last_keeps_the_last_epoch(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "out" / "best.pt")["epoch"] == 4
 
 
+def test_validate_every_thins_the_record_not_the_weights(tmp_path: Path, capsys) -> None:
+    """``validate_every: 2`` under a fixed schedule validates epochs 2, 4 and the last (5);
+    the kept weights are those of validating every epoch (validation draws no randomness).
+    Early stopping compares every epoch, so it refuses ``validate_every`` > 1."""
+    npz = write_blob_npz(tmp_path / "blobs.npz")
+    weights = []
+    for every in (1, 2):
+        cfg = write_config(
+            tmp_path / f"c{every}.yaml",
+            npz,
+            train={"epochs": 5, "monitor": "last", "validate_every": every},
+        )
+        out = tmp_path / f"out{every}"
+        assert main(["train", str(cfg), "--out", str(out)]) == 0
+        rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+        validated = [r["epoch"] for r in rows if "val_loss" in r]
+        assert validated == ([1, 2, 3, 4, 5] if every == 1 else [2, 4, 5])
+        weights.append(load_checkpoint(out / "best.pt")["model"])
+    assert weights[0].keys() == weights[1].keys()
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key
+    cfg = write_config(tmp_path / "bad.yaml", npz, train={"validate_every": 2})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err
+    assert "validate_every: 2 needs monitor: last" in err and "Traceback" not in err
+
+
 def test_threshold_rule_from_config(tmp_path: Path) -> None:
     npz = write_blob_npz(tmp_path / "blobs.npz")
     val_acc = {}

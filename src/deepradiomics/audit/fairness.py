@@ -34,9 +34,9 @@ import numpy as np
 
 from deepradiomics.evaluate import metrics as M
 from deepradiomics.evaluate.bootstrap import interval, stratified_resample_counts
+from deepradiomics.evaluate.panel import PAIRWISE_MAX_N
 
 MISSING = "(missing)"
-_PAIRWISE_MAX_N = 2000  # above this, Harrell's C is evaluated per resample (O(n^2) memory)
 
 FAIRNESS_METRICS: dict[str, tuple[str, ...]] = {
     "binary": (
@@ -112,7 +112,7 @@ class Outcomes:
             return binary
         if self.task == "survival":
             t, e = self.time[idx], self.event[idx]
-            if len(idx) <= _PAIRWISE_MAX_N:
+            if len(idx) <= PAIRWISE_MAX_N:  # else per resample (O(n^2) memory)
                 return lambda w: {"c_index": M.harrell_c_index_batch(t, e, s, w)}
             cases = np.arange(len(idx))
 

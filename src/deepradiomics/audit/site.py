@@ -131,27 +131,34 @@ def multinomial_fit_predict(
     L, K = labels.shape[0], n_classes
     alpha = 1.0 / n if alpha is None else alpha
     Z1 = np.hstack([Z_train, np.ones((n, 1))])
-    onehot = np.zeros((n, L, K))
-    onehot[np.arange(n)[:, None], np.arange(L)[None, :], labels.T] = 1.0
+    # logits laid out [n, K, L]: the softmax's sums over the K classes then run over whole
+    # contiguous rows (numpy reduces a short last axis several times slower)
+    picked = (np.arange(n)[:, None], labels.T, np.arange(L)[None, :])  # each row's class
     penal = np.ones((d + 1, 1))
     penal[-1] = 0.0
 
     def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
-        W = w.reshape(d + 1, L * K)
-        logp = log_softmax((Z1 @ W).reshape(n, L, K), axis=2)
-        loss = -np.sum(onehot * logp) / n + 0.5 * alpha * np.sum(penal * W**2)
-        grad = Z1.T @ (np.exp(logp) - onehot).reshape(n, L * K) / n + alpha * penal * W
+        W = w.reshape(d + 1, K * L)
+        logits = (Z1 @ W).reshape(n, K, L)
+        logits -= logits.max(axis=1, keepdims=True)
+        prob = np.exp(logits)
+        total = prob.sum(axis=1)
+        prob /= total[:, None]
+        nll = np.log(total).sum() - logits[picked].sum()
+        loss = nll / n + 0.5 * alpha * np.sum(penal * W**2)
+        prob[picked] -= 1.0  # d(cross-entropy)/d(logits): softmax minus one-hot
+        grad = Z1.T @ prob.reshape(n, K * L) / n + alpha * penal * W
         return float(loss), grad.ravel()
 
     res = minimize(
         objective,
-        np.zeros((d + 1) * L * K),
+        np.zeros((d + 1) * K * L),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 500, "gtol": 1e-6 * L},
     )
-    logits = np.hstack([Z_test, np.ones((len(Z_test), 1))]) @ res.x.reshape(d + 1, L * K)
-    return np.exp(log_softmax(logits.reshape(len(Z_test), L, K), axis=2)).transpose(1, 0, 2)
+    logits = np.hstack([Z_test, np.ones((len(Z_test), 1))]) @ res.x.reshape(d + 1, K * L)
+    return np.exp(log_softmax(logits.reshape(len(Z_test), K, L), axis=1)).transpose(2, 0, 1)
 
 
 def _inner_folds(

@@ -31,7 +31,7 @@ from deepradiomics.evaluate.bootstrap import Method, bootstrap_estimates
 
 Panel = dict[str, dict[str, Any]]
 Batch = Callable[[np.ndarray], np.ndarray]
-_PAIRWISE_MAX_N = 2000  # above this the O(n^2) pair matrices of the C-index kernels cost too much
+PAIRWISE_MAX_N = 2000  # above this the O(n^2) pair matrices of the C-index kernels cost too much
 _PER_CASE = ("y_true", "y_score", "groups", "time", "event", "survival", "spacing", "threshold")
 
 
@@ -101,7 +101,7 @@ def _survival_metrics(
     # else the full evaluated data.
     tt, te = train if train is not None else (t, e)
     tau = M.default_tau(t) if tau is None else float(tau)
-    small = len(t) <= _PAIRWISE_MAX_N
+    small = len(t) <= PAIRWISE_MAX_N
     out: dict = {
         ("c_index",): (
             lambda i: M.harrell_c_index(t[i], e[i], r[i]),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from deepradiomics.evaluate import metrics as M
+from deepradiomics.evaluate.panel import PAIRWISE_MAX_N
 from deepradiomics.tasks import get_task
 
 
@@ -28,6 +29,30 @@ HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "c_index": _c_index,
     "dice": M.mean_dice,  # masks [N, D, H, W] against foreground probabilities
 }
+
+
+def _c_index_batch(targets: np.ndarray, risk: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return M.harrell_c_index_batch(targets[:, 0], targets[:, 1], risk, weights)
+
+
+# the same metrics over a ``[B, N]`` weight matrix (bootstrap counts) in one pass
+HEADLINE_BATCH: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "auc": M.roc_auc_batch,
+    "macro_auc": M.macro_auc_batch,
+    "r2": M.r2_batch,
+    "c_index": _c_index_batch,
+}
+
+
+def primary_batch_metric(
+    task: str, n: int
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """``f(targets, score, weights [B, N]) -> [B]`` of ``task``'s headline metric for ``n``
+    cases; None where there is none (or the C-index's pair matrices would be too big)."""
+    key = get_task(task).primary_metric
+    if key == "c_index" and n > PAIRWISE_MAX_N:
+        return None
+    return HEADLINE_BATCH.get(key)
 
 
 def primary_metric(task: str) -> Callable[[np.ndarray, np.ndarray], float]:

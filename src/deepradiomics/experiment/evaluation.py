@@ -26,7 +26,7 @@ from deepradiomics.evaluate.panel import (
     metric_panel,
     subgroup_panels,
 )
-from deepradiomics.evaluate.primary import primary_metric
+from deepradiomics.evaluate.primary import primary_batch_metric, primary_metric
 from deepradiomics.seeds import derive_seed
 from deepradiomics.tasks import get_task
 
@@ -209,6 +209,7 @@ def compare_models(
                 n_boot=cfg.evaluate.bootstrap,
                 seed=derive_seed(cfg.seed, "bootstrap"),
                 level=cfg.evaluate.ci_level,
+                batch_metric=primary_batch_metric(task.name, len(keep)),
             )
         except ValueError:
             continue

@@ -401,7 +401,8 @@ def fit(
             **extra,
         }
         score = float(epoch)  # without validation data the latest epoch is the best
-        if val is not None and len(val):
+        due = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs
+        if val is not None and len(val) and due:
             row["val_score"], row["val_loss"] = validate(
                 model, val, setup.task, loss_fn, device, cfg.patch
             )
