@@ -120,6 +120,7 @@ def learning_curve(
         for _, r, sub, folder in points
     ]
     outs = run_fits(executor or ExecutorSpec(), run_member, arglist)
+    classical: dict[bytes, tuple[float, float]] = {}  # the whole training part: one fit
     for (fraction, repeat, sub, folder), out in zip(points, outs, strict=True):
         common = {
             "fraction": fraction,
@@ -130,7 +131,10 @@ def learning_curve(
         tr, te = _scores(arrays, sub, idx, out)
         new = [{"model": "cnn", **common, "train_score": tr, "test_score": te}]
         if classical_X is not None:
-            tr, te = _classical_point(cfg, arrays, classical_X, sub, idx)
+            key = sub.tobytes()  # the classical fit is deterministic: same cases, same point
+            if key not in classical:
+                classical[key] = _classical_point(cfg, arrays, classical_X, sub, idx)
+            tr, te = classical[key]
             new.append({"model": "classical", **common, "train_score": tr, "test_score": te})
         (folder / "point.json").write_text(json.dumps(new))
         stored[fraction, repeat] = new

@@ -190,3 +190,15 @@ class RadiomicsNet(nn.Module):
         if self.site_adversary is not None:
             result["site_logits"] = self.site_adversary(embedding)
         return result
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """``channels_last_3d`` for convolution trunks; the standard layout for a backbone that
+    says ``channels_last = False`` (its broadcasts and reductions are slower on the other)."""
+    net = getattr(model, "module", model)  # DDP
+    backbone = getattr(net, "backbone", net)
+    return (
+        torch.channels_last_3d
+        if getattr(backbone, "channels_last", True)
+        else torch.contiguous_format
+    )

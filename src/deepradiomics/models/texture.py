@@ -120,18 +120,33 @@ class OrientedFilters(nn.Module):
         return torch.einsum("nchw,fhw->ncf", power, transfer) / (h * w)
 
 
-def _centroid_distance(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``[N, C]``: in-plane distance between the centroid of each channel of ``weight``
-    ``[N, C, D, H, W]`` (>= 0, inside ``mask``) and the centroid of ``mask`` ``[N, 1, ...]``,
-    over the lesion's in-plane radius (sqrt of its mean area per slice)."""
-    n, c, d, h, w = weight.shape
-    ys = torch.arange(h, device=weight.device, dtype=weight.dtype).view(1, 1, 1, h, 1)
-    xs = torch.arange(w, device=weight.device, dtype=weight.dtype).view(1, 1, 1, 1, w)
-    cy, cx = masked_mean(ys.expand_as(mask), mask), masked_mean(xs.expand_as(mask), mask)
-    total = weight.flatten(2).sum(-1).clamp_min(_EPS)
-    py = (weight * ys).flatten(2).sum(-1) / total
-    px = (weight * xs).flatten(2).sum(-1) / total
-    radius = (mask.flatten(1).sum(1, keepdim=True) / d).clamp_min(1.0).sqrt()
+Centre = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def lesion_centre(mask: torch.Tensor) -> Centre:
+    """In-plane centroid (row, column), each ``[N, 1]``, of a 0/1 ``mask`` ``[N, 1, D, H,
+    W]``, and its in-plane radius (sqrt of its mean area per slice, at least 1)."""
+    d, h, w = mask.shape[-3:]
+    rows, cols = mask.sum((2, 4)).flatten(1), mask.sum((2, 3)).flatten(1)  # [N, H], [N, W]
+    area = rows.sum(1, keepdim=True)
+    ys = torch.arange(h, device=mask.device, dtype=mask.dtype)
+    xs = torch.arange(w, device=mask.device, dtype=mask.dtype)
+    cy = (rows @ ys)[:, None] / area.clamp_min(_EPS)
+    cx = (cols @ xs)[:, None] / area.clamp_min(_EPS)
+    return cy, cx, (area / d).clamp_min(1.0).sqrt()
+
+
+def centre_offset(weight: torch.Tensor, total: torch.Tensor, centre: Centre) -> torch.Tensor:
+    """``[N, C]``: in-plane distance of the centre of mass of each channel of ``weight``
+    ``[N, C, D, H, W]`` (>= 0, summing to ``total`` ``[N, C]``) from the lesion's ``centre``,
+    over its radius. The sums run over the slices' rows and columns before the positions
+    weigh them: no full-size products."""
+    cy, cx, radius = centre
+    h, w = weight.shape[-2:]
+    ys = torch.arange(h, device=weight.device, dtype=weight.dtype)
+    xs = torch.arange(w, device=weight.device, dtype=weight.dtype)
+    py = weight.sum((2, 4)) @ ys / total
+    px = weight.sum((2, 3)) @ xs / total
     return ((py - cy).square() + (px - cx).square() + _EPS).sqrt() / radius
 
 
@@ -224,6 +239,7 @@ class LesionTextureNet(nn.Module):
             )
         if z_slices is not None and z_slices < 1:
             raise ValueError(f"z_slices must be at least 1, got {z_slices}")
+        self.channels_last = False  # the training loop keeps the standard layout (``pooled``)
         self.in_channels, images = in_channels, in_channels - 1
         self.texture_channels = images if texture_channels is None else int(texture_channels)
         if not 1 <= self.texture_channels <= images:
@@ -261,7 +277,8 @@ class LesionTextureNet(nn.Module):
         intensity means, intensity SDs, core offsets, log volume, outline statistics
         (``shape``), level shares and offsets (``levels``)]."""
         # standard layout: the broadcasts below are ~5x slower on channels_last_3d (the
-        # training loop's format for convolution-heavy models)
+        # training loop's format for convolution-heavy models; ``channels_last = False``
+        # asks it for this one, so this is no copy there)
         x = x.contiguous()
         mask = (x[:, -1:] > 0.5).to(x.dtype)
         log_volume = torch.log1p(mask.flatten(1).sum(1, keepdim=True))  # the whole crop's lesion
@@ -274,10 +291,13 @@ class LesionTextureNet(nn.Module):
         # zero outside the lesion, which the model never reads: Grad-CAM's default layer
         maps = self.lesion_maps(torch.cat(maps, 1) * mask)
         f, level_logits = maps.split([self.intensity.out_channels, self.levels], 1)
-        # intensity: masked mean, SD and the offset of each map's centre of mass
-        mean = masked_mean(f, mask)
+        # intensity: masked mean (``f`` is zero outside the lesion already), SD and the offset
+        # of each map's centre of mass
+        count = mask.flatten(1).sum(1, keepdim=True).clamp_min(_EPS)
+        mean = f.flatten(2).sum(-1) / count
         sd = (masked_mean((f - mean[..., None, None, None]).square(), mask) + _EPS).sqrt()
-        offset = self._core_offset(f, mask)
+        centre = lesion_centre(mask)
+        offset = self._core_offset(f, mask, centre)
         # texture: band-pass energy per filter and angle over the lesion's interior
         interior = mask
         if self.texture_floor is not None:  # leave a dark core and its edge out of the texture
@@ -295,17 +315,19 @@ class LesionTextureNet(nn.Module):
         level = energy.mean(-1)
         spread = energy.std(-1) / level if self.rotations > 1 else torch.zeros_like(level)
         if self.levels:
-            extra += self._levels(level_logits, mask)
+            extra += self._levels(level_logits, mask, count, centre)
         return torch.cat([level.log(), spread, mean, sd, offset, log_volume, *extra], dim=1)
 
     @staticmethod
-    def _levels(logits: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        """Per soft level (``logits`` of its 1x1 map): its share of the lesion and its
-        centroid's in-plane distance from the lesion's centroid over the lesion's in-plane
-        radius."""
+    def _levels(
+        logits: torch.Tensor, mask: torch.Tensor, count: torch.Tensor, centre: Centre
+    ) -> list[torch.Tensor]:
+        """Per soft level (``logits`` of its 1x1 map): its share of the lesion (``count``
+        voxels) and its centroid's in-plane distance from the lesion's centroid over the
+        lesion's in-plane radius."""
         below = torch.sigmoid(logits) * mask  # [N, L, D, H, W]
-        share = masked_mean(below, mask)
-        return [share, _centroid_distance(below, mask)]
+        total = below.flatten(2).sum(-1)
+        return [total / count, centre_offset(below, total.clamp_min(_EPS), centre)]
 
     def _dark(self, channel: torch.Tensor) -> torch.Tensor:
         """0/1 ``[N, 1, D, H, W]``: where the in-plane 5 x 5 mean of ``channel`` is below
@@ -313,18 +335,12 @@ class LesionTextureNet(nn.Module):
         return (box_mean(channel, 5) < self.texture_floor).to(channel.dtype)
 
     @staticmethod
-    def _core_offset(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _core_offset(f: torch.Tensor, mask: torch.Tensor, centre: Centre) -> torch.Tensor:
         """Per channel: in-plane distance between the soft-argmax of the map inside the
         lesion and the lesion's centroid, over the lesion's in-plane radius."""
-        n, c, d, h, w = f.shape
-        ys = torch.arange(h, device=f.device, dtype=f.dtype).view(1, 1, 1, h, 1)
-        xs = torch.arange(w, device=f.device, dtype=f.dtype).view(1, 1, 1, 1, w)
-        cy, cx = masked_mean(ys.expand_as(mask), mask), masked_mean(xs.expand_as(mask), mask)
         logits = f.masked_fill(mask == 0, -1e4).flatten(2)
-        p = torch.softmax(logits, -1).view_as(f)
-        py, px = (p * ys).flatten(2).sum(-1), (p * xs).flatten(2).sum(-1)
-        radius = (mask.flatten(1).sum(1, keepdim=True) / d).clamp_min(1.0).sqrt()
-        return ((py - cy).square() + (px - cx).square() + _EPS).sqrt() / radius
+        p = torch.softmax(logits, -1).view_as(f)  # sums to 1 per channel
+        return centre_offset(p, p.new_ones(p.shape[:2]), centre)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.pooled(x))

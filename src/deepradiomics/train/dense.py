@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepradiomics.models.heads import memory_format
+
 FOREGROUND_FRACTION = 0.5  # share of patches forced to contain foreground
 
 
@@ -93,7 +95,7 @@ def segment(
     def logits(x: torch.Tensor) -> torch.Tensor:
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         with autocast:
-            return model(x.contiguous(memory_format=torch.channels_last_3d))["out"].float()
+            return model(x.contiguous(memory_format=memory_format(model)))["out"].float()
 
     out = []
     for start in range(0, images.shape[0], batch_size):

@@ -2,7 +2,8 @@
 
 ``fit`` trains one model on resident tensors: AdamW, cosine schedule with linear warm-up,
 batched augmentation on the training device, ``channels_last_3d`` (1.3-1.5x on this CPU too,
-``bench/models_results.md``), bf16 autocast on GPU,
+``bench/models_results.md``; a backbone with ``channels_last = False`` keeps the standard
+layout), bf16 autocast on GPU,
 gradient clipping, early stopping on the validation score or loss (``train.monitor``) with
 best-weights selection (or a fixed schedule that keeps the last epoch), and an
 atomic checkpoint every epoch from which ``resume=True`` continues to the same final
@@ -35,7 +36,7 @@ from deepradiomics.dataset.arrays import ArrayData
 from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.losses import get_loss
 from deepradiomics.losses.classification import balanced_class_weights
-from deepradiomics.models.heads import dann_schedule
+from deepradiomics.models.heads import dann_schedule, memory_format
 from deepradiomics.seeds import torch_generator
 from deepradiomics.tasks import get_task
 from deepradiomics.train import distributed as dist
@@ -155,7 +156,7 @@ def _outputs(
         x = (
             data.images[start : start + batch_size]
             .to(device)
-            .contiguous(memory_format=torch.channels_last_3d)
+            .contiguous(memory_format=memory_format(model))
         )
         cov = (
             None
@@ -226,7 +227,7 @@ def embed(
         x = (
             data.images[start : start + batch_size]
             .to(device)
-            .contiguous(memory_format=torch.channels_last_3d)
+            .contiguous(memory_format=memory_format(model))
         )
         cov = (
             None
@@ -283,7 +284,7 @@ def train_one_epoch(
         x, mask = augment.apply(x, mask, take_rows(params, rows, len(batch)))
         if seg and cfg.patch is not None:  # random patches, half of the batch on the lesion
             x, mask = sample_patches(x, mask, cfg.patch, g_dev, rows, len(batch))
-        x = x.contiguous(memory_format=torch.channels_last_3d)
+        x = x.contiguous(memory_format=memory_format(model))
         y = (
             mask[:, 0].long()
             if seg
@@ -350,7 +351,7 @@ def fit(
     cfg = setup.train
     device = resolve_device(cfg.device)
     model.to(device)
-    model.to(memory_format=torch.channels_last_3d)
+    model.to(memory_format=memory_format(model))
     net = dist.wrap(model, device, sync_batchnorm=cfg.sync_batchnorm)
     loss_fn = get_loss(cfg.loss, setup.task, _class_weights(setup, train)).to(device)
     augment = build_augmenter(setup.augment, anisotropic=setup.anisotropic, spacing=setup.spacing)
