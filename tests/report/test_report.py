@@ -398,6 +398,12 @@ def test_validation_text_says_what_the_members_stopped_on(binary, tmp_path):
         f"was used for monitoring only (a fixed schedule: all {config['train']['epochs']} epochs "
         "ran and the last was kept); the decision threshold (0.42)"
     ) in fixed
+    config["train"]["validate_every"] = 5
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert "the last was kept, validated every 5 epochs); the decision" in header_text(
+        write_report(run).read_text()
+    )
+    config["train"]["validate_every"] = 1
     config["train"]["monitor"] = "score"
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     edit_json(run / "metrics.json", lambda m: m.update(threshold_selection="per_fold"))

@@ -161,9 +161,11 @@ def _inner_validation_sentence(run: RunData) -> str:
     patience = train.get("patience")
     stopping = "early stopping" + (f" (patience {patience} epochs)" if patience is not None else "")
     if train.get("monitor") == "last":  # a fixed schedule: nothing is chosen on those cases
+        every = int(train.get("validate_every") or 1)
+        checked = f", validated every {every} epochs" if every > 1 else ""
         stopping = (
             f"monitoring only (a fixed schedule: all {train.get('epochs')} epochs ran and "
-            "the last was kept)"
+            f"the last was kept{checked})"
         )
     if early_stopping_cases(run) == "out_of_bag":
         m = ensemble_members(run)
