@@ -268,6 +268,28 @@ def test_regression_minimal_run_omits_what_it_lacks(tmp_path):
     assert "holdout" in page and "not in the run folder" in page
 
 
+def test_learning_curve_table_gives_the_scores_where_the_curves_meet(binary):
+    """Mean test score (SD over the 2 repeats) per training share and CNN minus classical,
+    from the fabricated curve: cnn 0.7 + 0.1 f + 0.01 r, classical 0.68 + 0.1 f + 0.01 r."""
+    _, page = binary
+    rows = as_rows(tables(section(page, "learning-curve"))[0])
+    assert rows["header"] == [
+        "training cases",
+        "CNN: test",
+        "Classical radiomics: test",
+        "CNN - Classical radiomics",
+    ]
+    sd = np.std([0.0, 0.01], ddof=1)
+    for f in (0.25, 0.5, 0.75, 1.0):
+        cnn = 0.7 + 0.1 * f + 0.005
+        assert rows[f"{100 * f:.0f} %"] == [
+            str(int(96 * f)),
+            f"{cnn:.3f} ({sd:.3f})",
+            f"{cnn - 0.02:.3f} ({sd:.3f})",
+            "0.020",
+        ]
+
+
 def test_missing_learning_curve_and_classical_models_are_omitted(binary, tmp_path):
     run = copy_run(binary[0], tmp_path / "cnn_only")
 

@@ -71,7 +71,8 @@ CAPTION_LEARNING_CURVE = (
     "over repeats; dashed: the training score). How to read it: a test line still rising at "
     "100 % means more data would help (the model is variance-limited, often with a large gap "
     "to the training line); a test line that is flat and low means more data will not help "
-    "(bias-limited): the model, the inputs or the features must change."
+    "(bias-limited): the model, the inputs or the features must change. The table gives the "
+    "mean test score (SD over repeats) at each size and the difference between the models."
 )
 
 
@@ -433,7 +434,8 @@ def learning_curve_section(run: RunData) -> str:
     return section(
         "learning-curve",
         "Learning curve",
-        figure(figures.learning_curve_figure(records), CAPTION_LEARNING_CURVE),
+        figure(figures.learning_curve_figure(records), CAPTION_LEARNING_CURVE)
+        + html_table(tables.learning_curve_grid(records)),
     )
 
 

@@ -324,3 +324,30 @@ def per_fold_grid(per_fold: list[dict[str, Any]]) -> Grid:
             ]
         )
     return Grid(header, rows)
+
+
+def learning_curve_grid(records: Sequence[dict[str, Any]]) -> Grid:
+    """Per training share: the median number of training cases, each model's mean test
+    score (SD over repeats) and, for two models, the first minus the second: where the
+    curves meet, in numbers."""
+    table = pd.DataFrame(list(records))
+    models = list(dict.fromkeys(table["model"]))
+    rows = []
+    for fraction, part in table.groupby("fraction"):
+        stats = part.groupby("model")["test_score"].agg(["mean", "std"])
+        cells = [
+            DASH
+            if m not in stats.index
+            else fmt_number(stats.loc[m, "mean"])
+            + ("" if pd.isna(stats.loc[m, "std"]) else f" ({fmt_number(stats.loc[m, 'std'])})")
+            for m in models
+        ]
+        if len(models) == 2:
+            a, b = (stats["mean"].get(m, np.nan) for m in models)
+            cells.append(fmt_number(a - b) if np.isfinite(a - b) else DASH)
+        n = int(part["n_train"].median()) if "n_train" in part.columns else DASH
+        rows.append([fmt_percent(float(fraction)), n, *cells])
+    header = ["training data", "training cases", *(f"{model_label(m)}: test" for m in models)]
+    if len(models) == 2:
+        header.append(f"{model_label(models[0])} - {model_label(models[1])}")
+    return Grid(header, rows)
