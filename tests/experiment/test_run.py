@@ -184,6 +184,11 @@ def test_metrics_match_an_independent_computation(run_dir: Path) -> None:
         lc.loc[lc.fraction == 0.5, "n_train"].to_numpy()
         < lc.loc[lc.fraction == 1.0, "n_train"].to_numpy()
     ).all()
+    # fold members keep the embeddings (site audit, ComBat on embeddings); the curve's none
+    for member in (out / "folds").glob("fold_*/member_*/predictions.npz"):
+        assert "embedding" in np.load(member).files
+    curve = sorted((out / "learning_curve").glob("*/cnn/predictions.npz"))
+    assert len(curve) == 2 and not any("embedding" in np.load(f).files for f in curve)
 
 
 def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:

@@ -113,7 +113,7 @@ def learning_curve(
             cfg.model_copy(update={"seed": derive_seed(cfg.seed, "learning_curve_model", r)}),
             arrays,
             data,
-            MemberJob(0, 0, sub, idx["val"], idx["test"], folder / "cnn"),
+            MemberJob(0, 0, sub, idx["val"], idx["test"], folder / "cnn", embed=False),
             width,
             progress and not (executor and executor.parallel),
         )

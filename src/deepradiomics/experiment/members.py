@@ -37,6 +37,9 @@ class MemberJob:
     stop: np.ndarray  # validation split, or the out-of-bag cases
     test: np.ndarray
     folder: Path
+    # the backbone embedding of every case when the run uses it (site audit, ComBat on
+    # embeddings); the learning curve's fits need none
+    embed: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,13 @@ def run_member(
     dense = get_task(arrays.task).dense
     # segmentation maps of the training cases would only cost memory: nothing reads them
     unique_train = np.unique(job.train)[: 0 if dense else None]
-    wanted = not dense and (
-        cfg.evaluate.combat_embeddings or (cfg.evaluate.audit.site and len(arrays.site_names) > 1)
+    wanted = (
+        job.embed
+        and not dense
+        and (
+            cfg.evaluate.combat_embeddings
+            or (cfg.evaluate.audit.site and len(arrays.site_names) > 1)
+        )
     )
     embedding = embed(model, data, device) if wanted else None
     out = MemberOutput(
