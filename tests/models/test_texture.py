@@ -147,6 +147,26 @@ def test_mixed_precision_keeps_the_energies_in_float32() -> None:
     torch.testing.assert_close(mixed, bank(x, region))
 
 
+def test_mixed_precision_keeps_the_offsets_in_float32() -> None:
+    """Under bf16 autocast the centroids and offsets are float32 sums (a bf16 matmul over
+    positions 0-39 would round them by ~0.4 %): the core and level offsets match float32 to
+    1e-4 of the lesion's radius while the 1x1 maps themselves are bf16."""
+    torch.manual_seed(0)
+    from deepradiomics.models.texture import LesionTextureNet
+
+    net = LesionTextureNet(3, texture_channels=1, levels=3, shape=True).eval()
+    x = _cored_volume(6).expand(2, -1, -1, -1, -1).clone()
+    x = torch.cat([x[:, :1], x[:, :1] * 0.5, x[:, 1:]], 1)
+    offsets = slice(2 * 8 + 2 * 4, 2 * 8 + 3 * 4)  # after energies, spreads, means, SDs
+    with torch.no_grad():
+        full = net.pooled(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net.pooled(x)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed[:, offsets], full[:, offsets], atol=1e-4, rtol=0)
+    torch.testing.assert_close(mixed[:, -3:], full[:, -3:], atol=1e-4, rtol=0)  # level offsets
+
+
 def _disc_mask(radius: float, spikes: int = 0, d: int = 4, size: int = 40) -> torch.Tensor:
     """``[1, 1, d, size, size]``: a disc in every slice, with ``spikes`` thin rays (length
     ``radius``) out of it."""

@@ -127,13 +127,15 @@ def lesion_centre(mask: torch.Tensor) -> Centre:
     """In-plane centroid (row, column), each ``[N, 1]``, of a 0/1 ``mask`` ``[N, 1, D, H,
     W]``, and its in-plane radius (sqrt of its mean area per slice, at least 1)."""
     d, h, w = mask.shape[-3:]
-    rows, cols = mask.sum((2, 4)).flatten(1), mask.sum((2, 3)).flatten(1)  # [N, H], [N, W]
-    area = rows.sum(1, keepdim=True)
-    ys = torch.arange(h, device=mask.device, dtype=mask.dtype)
-    xs = torch.arange(w, device=mask.device, dtype=mask.dtype)
-    cy = (rows @ ys)[:, None] / area.clamp_min(_EPS)
-    cx = (cols @ xs)[:, None] / area.clamp_min(_EPS)
-    return cy, cx, (area / d).clamp_min(1.0).sqrt()
+    with torch.autocast(mask.device.type, enabled=False):  # positions want float32 (no bf16)
+        mask = mask.float()
+        rows, cols = mask.sum((2, 4)).flatten(1), mask.sum((2, 3)).flatten(1)  # [N, H], [N, W]
+        area = rows.sum(1, keepdim=True)
+        ys = torch.arange(h, device=mask.device, dtype=mask.dtype)
+        xs = torch.arange(w, device=mask.device, dtype=mask.dtype)
+        cy = (rows @ ys)[:, None] / area.clamp_min(_EPS)
+        cx = (cols @ xs)[:, None] / area.clamp_min(_EPS)
+        return cy, cx, (area / d).clamp_min(1.0).sqrt()
 
 
 def centre_offset(weight: torch.Tensor, total: torch.Tensor, centre: Centre) -> torch.Tensor:
@@ -143,11 +145,13 @@ def centre_offset(weight: torch.Tensor, total: torch.Tensor, centre: Centre) -> 
     weigh them: no full-size products."""
     cy, cx, radius = centre
     h, w = weight.shape[-2:]
-    ys = torch.arange(h, device=weight.device, dtype=weight.dtype)
-    xs = torch.arange(w, device=weight.device, dtype=weight.dtype)
-    py = weight.sum((2, 4)) @ ys / total
-    px = weight.sum((2, 3)) @ xs / total
-    return ((py - cy).square() + (px - cx).square() + _EPS).sqrt() / radius
+    with torch.autocast(weight.device.type, enabled=False):  # float32 sums (no bf16 matmul)
+        weight, total = weight.float(), total.float()
+        ys = torch.arange(h, device=weight.device, dtype=weight.dtype)
+        xs = torch.arange(w, device=weight.device, dtype=weight.dtype)
+        py = weight.sum((2, 4)) @ ys / total
+        px = weight.sum((2, 3)) @ xs / total
+        return ((py - cy).square() + (px - cx).square() + _EPS).sqrt() / radius
 
 
 def outline_statistics(mask: torch.Tensor) -> torch.Tensor:
