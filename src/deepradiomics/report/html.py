@@ -422,13 +422,7 @@ def truth_section(run: RunData) -> str:
 
 
 def learning_curve_section(run: RunData) -> str:
-    records = [
-        r
-        for r in run.metrics.get("learning_curve") or []
-        if isinstance(r, dict)
-        and finite(r.get("test_score")) is not None
-        and finite(r.get("fraction")) is not None
-    ]
+    records = tables.learning_curve_records(run)
     if not records:
         return ""
     return section(

@@ -39,6 +39,8 @@ from deepradiomics.report.tables import (
     Grid,
     comparison_grid,
     covariate_grid,
+    learning_curve_grid,
+    learning_curve_records,
     models_grid,
     per_site_grid,
     plan_grid,
@@ -176,6 +178,14 @@ def _quantitative(run: RunData) -> list[str]:
     comparisons = [c for c in run.metrics.get("comparisons") or [] if isinstance(c, dict)]
     if comparisons:
         lines += ["Paired comparisons:", "", md_table(comparison_grid(comparisons)), ""]
+    curve = learning_curve_records(run)
+    if curve:
+        lines += [
+            "Learning curve (first fold; mean test score, SD over repeats):",
+            "",
+            md_table(learning_curve_grid(curve)),
+            "",
+        ]
     for column, audit in fairness_audits(run).items():
         lines += [
             f"By {md(column)} (CNN; groups too small to compare are marked):",

@@ -326,6 +326,17 @@ def per_fold_grid(per_fold: list[dict[str, Any]]) -> Grid:
     return Grid(header, rows)
 
 
+def learning_curve_records(run: RunData) -> list[dict[str, Any]]:
+    """The run's learning-curve rows with a finite test score and fraction."""
+    return [
+        r
+        for r in run.metrics.get("learning_curve") or []
+        if isinstance(r, dict)
+        and finite(r.get("test_score")) is not None
+        and finite(r.get("fraction")) is not None
+    ]
+
+
 def learning_curve_grid(records: Sequence[dict[str, Any]]) -> Grid:
     """Per training share: the median number of training cases, each model's mean test
     score (SD over repeats) and, for two models, the first minus the second: where the
