@@ -9,6 +9,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -396,13 +397,19 @@ def main(argv: list[str] | None = None) -> int:
     from deepradiomics.errors import UserError
 
     try:
-        return int(HANDLERS[args.command](args) or 0)
+        code = int(HANDLERS[args.command](args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        code = err.exit_code
     except KeyboardInterrupt:
         print("interrupted; finished work is kept (rerun to resume)", file=sys.stderr)
-        return 130
+        code = 130
+    if "WORLD_SIZE" in os.environ:  # started by torchrun (``train``)
+        from deepradiomics.train import distributed as dist
+
+        if dist.launched():
+            dist.end_process(code)
+    return code
 
 
 if __name__ == "__main__":

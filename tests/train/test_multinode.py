@@ -18,6 +18,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_nodes(*args: str) -> None:
+def _two_nodes(*args: str, logs: Path) -> None:
     """``args`` under torchrun on two single-process "nodes" of this machine, the README's
-    multi-node command with ``--node-rank`` 0 and 1."""
+    multi-node command with ``--node-rank`` 0 and 1. When one node fails the other is stopped
+    at once (it would otherwise wait for its lost peer until the timeout)."""
     port = _free_port()
     launches = []
     for node in (0, 1):
@@ -50,14 +52,20 @@ def _two_nodes(*args: str) -> None:
             f"--master-addr 127.0.0.1 --master-port {port}"
         )
         cmd = [sys.executable, "-m", "torch.distributed.run", *rendezvous.split(), *args]
-        launches.append(
-            subprocess.Popen(
-                cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
+        with open(logs / f"node{node}.log", "w") as log:
+            launches.append(subprocess.Popen(cmd, env=ENV, stdout=log, stderr=log))
+    deadline = time.monotonic() + 600
+    while any(p.poll() is None for p in launches) and time.monotonic() < deadline:
+        if any(p.returncode for p in launches):
+            break
+        time.sleep(0.2)
+    for p in launches:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     for node, p in enumerate(launches):
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, f"node {node}: {err[-3000:]}"
+        tail = (logs / f"node{node}.log").read_text()[-3000:]
+        assert p.returncode == 0, f"node {node} (exit {p.returncode}): {tail}"
 
 
 def _step(run: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -68,7 +76,7 @@ def _step(run: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 @pytest.mark.parametrize("norm", ["instance", "batch"])
 def test_two_nodes_average_to_the_whole_batch_gradient(tmp_path: Path, norm: str) -> None:
     _run([sys.executable, str(STEP), str(tmp_path / "one"), norm])
-    _two_nodes(str(STEP), str(tmp_path / "nodes"), norm)
+    _two_nodes(str(STEP), str(tmp_path / "nodes"), norm, logs=tmp_path)
     (one, g_one), (two, g_two) = _step(tmp_path / "one"), _step(tmp_path / "nodes")
     assert (one["processes"], one["cases_per_process"]) == (1, 8)
     assert (two["processes"], two["cases_per_process"]) == (2, 4)
@@ -98,7 +106,7 @@ def test_two_nodes_train_like_one_process(tmp_path: Path) -> None:
     )
     train = ["-m", "deepradiomics.cli", "train", str(cfg), "--out"]
     _run([sys.executable, *train, str(tmp_path / "single")])
-    _two_nodes(*train, str(tmp_path / "nodes"))
+    _two_nodes(*train, str(tmp_path / "nodes"), logs=tmp_path)
 
     def history(run: str) -> list[dict]:
         lines = (tmp_path / run / "history.jsonl").read_text().splitlines()
