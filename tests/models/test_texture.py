@@ -273,3 +273,52 @@ def test_texture_floor_keeps_a_dark_core_out_of_the_texture_energies() -> None:
     dark[:, 0] = 0.2
     with torch.no_grad():
         assert net.pooled(dark).isfinite().all()
+
+
+def _half_striped() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 28 x 28 lesion: 5-voxel stripes on its left half, faint noise on its right; a Gabor
+    bank at the stripes' wavelength."""
+    r = torch.arange(9.0) - 4
+    gabor = torch.cos(2 * torch.pi / 5 * r)[None, :] * torch.exp(-(r[:, None] ** 2 + r**2) / 8)
+    xx = torch.arange(40.0).expand(40, 40)
+    x = torch.zeros(1, 2, 4, 40, 40)
+    x[:, 0] = 0.05 * torch.randn(4, 40, 40, generator=torch.Generator().manual_seed(0))
+    x[:, 0, :, :, :20] += torch.sin(2 * torch.pi / 5 * xx[:, :20])
+    x[:, 1, :, 6:34, 6:34] = 1.0
+    return x, gabor
+
+
+def test_energy_shares_add_up_to_the_energies_inside_the_region() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, 3, 20, 24, generator=g)
+    region = (torch.rand(2, 1, 3, 20, 24, generator=g) > 0.4).float()
+    bank = OrientedFilters(filters=3, kernel=7, rotations=4)
+    with torch.no_grad():
+        shares, energies = bank.maps(x, region), bank(x, region)
+    assert shares.shape == (2, 2 * 12, 3, 20, 24)
+    torch.testing.assert_close(shares.sum((2, 3, 4)), energies.flatten(1), rtol=1e-4, atol=1e-6)
+    assert float(shares.abs().masked_select(region == 0).max()) == 0.0
+
+
+def test_the_texture_share_sits_on_the_striped_half() -> None:
+    x, gabor = _half_striped()
+    bank = OrientedFilters(filters=1, kernel=9, rotations=1)
+    bank.weight.data[:] = gabor
+    with torch.no_grad():
+        shares = bank.maps(x[:, :1], x[:, 1:])[0, 0]
+    left, right = float(shares[..., :20].sum()), float(shares[..., 20:].sum())
+    assert left > 20 * abs(right), (left, right)
+
+
+def test_attribution_changes_the_route_not_the_features() -> None:
+    net = create_backbone(
+        "lesion_texture", in_channels=2, filters=3, z_slices=2, levels=2, texture_floor=0.3
+    ).eval()
+    x, _ = _half_striped()
+    with torch.no_grad():
+        direct = net.pooled(x)
+        with net.attribution():
+            assert net.oriented.spatial
+            spatial = net.pooled(x)
+    assert not net.oriented.spatial
+    torch.testing.assert_close(spatial, direct, rtol=1e-4, atol=1e-5)

@@ -12,12 +12,16 @@ channels), upsampled trilinearly; any display scaling is the caller's and is sta
 
 The default layer is the backbone's last convolutional stage: the last module to finish
 whose output is still a spatial map (not a global pool): ``trunk`` for small3d and the group
-CNNs, ``net.layer4`` for ResNets, ``features`` for DenseNets, ``bottleneck`` for the U-Net.
+CNNs, ``net.layer4`` for ResNets, ``features`` for DenseNets, ``bottleneck`` for the U-Net,
+``lesion_maps`` for ``lesion_texture``. A backbone with an ``attribution()`` context is
+explained inside it (``lesion_texture``: its texture energies are then summed from voxel
+shares that join that layer, so the map places them too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -147,8 +151,11 @@ def grad_cam(
     module = _layer(model, name)
     store: dict[str, torch.Tensor] = {}
     handle = module.register_forward_hook(lambda mod, inp, out: store.__setitem__("act", out))
+    backbone = getattr(model, "backbone", model)
+    # a backbone may lay out as maps what it otherwise pools directly (``lesion_texture``)
+    attribution = getattr(backbone, "attribution", nullcontext)
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), attribution():
             out = model(x.detach(), covariates)["out"]
             if "act" not in store:
                 raise UserError(f"Grad-CAM layer {name!r} is not used by the forward pass")
@@ -160,6 +167,5 @@ def grad_cam(
     weights = _weights(method, act, grad)
     shape = (*weights.shape, *([1] * (act.dim() - 2)))
     raw = F.relu((weights.reshape(shape) * act).sum(1))
-    backbone = getattr(model, "backbone", model)
     slab = getattr(backbone, "z_slices", None)
     return _to_input(raw, x.shape[2:], getattr(backbone, "slices", None), slab), raw

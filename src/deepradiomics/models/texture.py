@@ -42,6 +42,8 @@ lesion. The design, each part measured there:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +89,7 @@ class OrientedFilters(nn.Module):
         r = torch.linspace(-1, 1, kernel)
         disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= 1).to(torch.float32)
         self.register_buffer("disc", disc, persistent=False)  # rotating keeps a disc a disc
+        self.spatial = False  # ``forward`` also returns the energies' voxel shares (``maps``)
 
     def kernels(self) -> torch.Tensor:
         """``[filters * rotations, 1, k, k]``, filter-major."""
@@ -102,22 +105,48 @@ class OrientedFilters(nn.Module):
         Computed in the frequency domain (Parseval: the energy of a circular convolution
         is the power spectrum weighted by the kernel's squared transfer function), which is
         the convolution layer's result at a fraction of its cost: the volume's spectrum needs
-        no gradient and the kernels' spectra are ``k x k`` transforms."""
+        no gradient and the kernels' spectra are ``k x k`` transforms. With ``spatial`` set,
+        ``maps`` gives the same energies from the responses themselves."""
         with torch.autocast(x.device.type, enabled=False):  # FFTs want float32 (no bf16)
-            return self._energy(x.float(), region.float())
+            windowed, bank, count = self._windowed(x.float(), region.float())
+            h, w = x.shape[-2:]
+            power = torch.fft.fft2(windowed).abs().square().sum(2) / count[:, :, 0]
+            transfer = torch.fft.fft2(self._padded(bank, h, w)).abs().square()
+            return torch.einsum("nchw,fhw->ncf", power, transfer) / (h * w)
 
-    def _energy(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-        n, c, d, h, w = x.shape
+    def maps(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """``[N, C * filters * rotations, D, H, W]``: each region voxel's share of each energy
+        of ``forward``: the energy is the quadratic form ``w . (a * w) / count`` of the
+        windowed volume ``w`` with the kernel's circular autocorrelation ``a``, split by
+        voxel (``w(v) (a * w)(v) / count``: zero outside the region, of either sign, summed
+        over the volume the energy). A map per kernel costs what all the energies cost
+        together, so only attribution asks for them (``spatial``)."""
+        with torch.autocast(x.device.type, enabled=False):
+            windowed, bank, count = self._windowed(x.float(), region.float())
+            h, w = x.shape[-2:]
+            spectrum = torch.fft.fft2(windowed)[:, :, None]  # [N, C, 1, D, H, W]
+            transfer = torch.fft.fft2(self._padded(bank, h, w)).abs().square()[:, None]
+            correlated = torch.fft.ifft2(spectrum * transfer).real  # a * w, [N, C, K, D, H, W]
+            return (windowed[:, :, None] * correlated / count[..., None]).flatten(1, 2)
+
+    def _windowed(
+        self, x: torch.Tensor, region: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x`` less its region mean, zero outside the region; the kernel bank; the region's
+        voxel count ``[N, 1, 1, 1, 1]``."""
+        n = x.shape[0]
         bank = self.kernels().float()
-        k = bank.shape[-1]
+        k, (h, w) = bank.shape[-1], x.shape[-2:]
         if h < k or w < k:
             raise ValueError(f"the crop's {h}x{w} slices are smaller than the {k}x{k} kernels")
         count = region.flatten(1).sum(1).clamp_min(1.0).view(n, 1, 1, 1, 1)
         mean = (x * region).sum((2, 3, 4), keepdim=True) / count
-        windowed = (x - mean) * region
-        power = torch.fft.fft2(windowed).abs().square().sum(2) / count[:, :, 0]  # [N, C, H, W]
-        transfer = torch.fft.fft2(F.pad(bank[:, 0], (0, w - k, 0, h - k))).abs().square()
-        return torch.einsum("nchw,fhw->ncf", power, transfer) / (h * w)
+        return (x - mean) * region, bank, count
+
+    @staticmethod
+    def _padded(bank: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        k = bank.shape[-1]
+        return F.pad(bank[:, 0], (0, w - k, 0, h - k))
 
 
 Centre = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -254,8 +283,8 @@ class LesionTextureNet(nn.Module):
         self.z_slices, self.erode, self.rotations = z_slices, int(erode), int(rotations)
         self.intensity = Pointwise(images, intensity)
         # the 1x1 intensity and level maps, zero outside the lesion (and its central slab):
-        # what the model reads, hence Grad-CAM's default layer (the texture energies go
-        # through the FFT and have no map)
+        # what the model reads, hence Grad-CAM's default layer; in ``attribution`` also the
+        # texture energies' voxel shares (otherwise they go through the FFT and have no map)
         self.lesion_maps = nn.Identity()
         self.oriented = OrientedFilters(filters, kernel, rotations)
         if levels < 0:
@@ -291,10 +320,14 @@ class LesionTextureNet(nn.Module):
             lo = (x.shape[2] - self.z_slices) // 2
             x, mask = x[:, :, lo : lo + self.z_slices], mask[:, :, lo : lo + self.z_slices]
         image = x[:, :-1]
+        interior = self._interior(image, mask)
+        texture = image[:, : self.texture_channels]
+        shares = [self.oriented.maps(texture, interior)] if self.oriented.spatial else []
         maps = [self.intensity(image)] + ([self.level_maps(image)] if self.levels else [])
         # zero outside the lesion, which the model never reads: Grad-CAM's default layer
-        maps = self.lesion_maps(torch.cat(maps, 1) * mask)
-        f, level_logits = maps.split([self.intensity.out_channels, self.levels], 1)
+        maps = self.lesion_maps(torch.cat([torch.cat(maps, 1) * mask, *shares], 1))
+        sizes = [self.intensity.out_channels, self.levels] + [m.shape[1] for m in shares]
+        f, level_logits, *shares = maps.split(sizes, 1)
         # intensity: masked mean (``f`` is zero outside the lesion already), SD and the offset
         # of each map's centre of mass
         count = mask.flatten(1).sum(1, keepdim=True).clamp_min(_EPS)
@@ -303,6 +336,17 @@ class LesionTextureNet(nn.Module):
         centre = lesion_centre(mask)
         offset = self._core_offset(f, mask, centre)
         # texture: band-pass energy per filter and angle over the lesion's interior
+        energy = shares[0].sum((2, 3, 4)) if shares else self.oriented(texture, interior)
+        energy = (energy + _EPS).view(x.shape[0], -1, self.rotations)
+        level = energy.mean(-1)
+        spread = energy.std(-1) / level if self.rotations > 1 else torch.zeros_like(level)
+        if self.levels:
+            extra += self._levels(level_logits, mask, count, centre)
+        return torch.cat([level.log(), spread, mean, sd, offset, log_volume, *extra], dim=1)
+
+    def _interior(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Where the texture is pooled: the lesion less a dark core (``texture_floor``), eroded
+        in-plane by ``erode`` voxels (kept whole where that would leave nothing)."""
         interior = mask
         if self.texture_floor is not None:  # leave a dark core and its edge out of the texture
             bright = mask * (1 - self._dark(image[:, :1]))
@@ -314,13 +358,21 @@ class LesionTextureNet(nn.Module):
             eroded = padded.unfold(-1, k, 1).amin(-1).unfold(-2, k, 1).amin(-1)
             empty = eroded.flatten(1).sum(1) == 0  # a lesion thinner than the erosion
             interior = torch.where(empty[:, None, None, None, None], interior, eroded)
-        energy = self.oriented(image[:, : self.texture_channels], interior) + _EPS
-        energy = energy.view(x.shape[0], -1, self.rotations)
-        level = energy.mean(-1)
-        spread = energy.std(-1) / level if self.rotations > 1 else torch.zeros_like(level)
-        if self.levels:
-            extra += self._levels(level_logits, mask, count, centre)
-        return torch.cat([level.log(), spread, mean, sd, offset, log_volume, *extra], dim=1)
+        return interior
+
+    @contextmanager
+    def attribution(self) -> Iterator[None]:
+        """Within it the texture energies are summed from their voxel shares, which join the
+        intensity and level maps in ``lesion_maps`` (Grad-CAM's default layer), so Grad-CAM
+        places the texture's part of the score too: a share's Grad-CAM weight is the score's
+        gradient with respect to its energy over the voxel count, so over the voxels the
+        texture's map adds up to the energies' first-order contribution. Same outputs up to
+        float rounding; each kernel's response is computed, so slower."""
+        self.oriented.spatial = True
+        try:
+            yield
+        finally:
+            self.oriented.spatial = False
 
     @staticmethod
     def _levels(
