@@ -47,39 +47,37 @@ def step_model(norm: str = "instance") -> torch.nn.Module:
 
 
 def main(out: Path, norm: str = "instance") -> None:
-    with dist.session():
-        model = step_model(norm)
-        model.to(memory_format=torch.channels_last_3d)  # as ``fit`` does
-        net = dist.wrap(model, torch.device("cpu"))
-        setup = Setup(
-            task="binary",
-            train=TrainConfig(batch_size=BATCH, class_weight="none", grad_clip=1e9, lr=1e-3),
-            augment=AugmentConfig.off(),
+    dist.init_from_env()
+    model = step_model(norm)
+    model.to(memory_format=torch.channels_last_3d)  # as ``fit`` does
+    net = dist.wrap(model, torch.device("cpu"))
+    setup = Setup(
+        task="binary",
+        train=TrainConfig(batch_size=BATCH, class_weight="none", grad_clip=1e9, lr=1e-3),
+        augment=AugmentConfig.off(),
+    )
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
+    loss, seen, _ = train_one_epoch(
+        net,
+        batch(),
+        setup,
+        0,
+        optimiser,
+        scheduler,
+        get_loss(None, "binary"),
+        build_augmenter(setup.augment, False),
+        torch.device("cpu"),
+        progress=False,
+    )
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {k: p.grad.detach().clone() for k, p in model.named_parameters()}, out / "grads.pt"
         )
-        optimiser = torch.optim.SGD(model.parameters(), lr=0.0)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
-        loss, seen, _ = train_one_epoch(
-            net,
-            batch(),
-            setup,
-            0,
-            optimiser,
-            scheduler,
-            get_loss(None, "binary"),
-            build_augmenter(setup.augment, False),
-            torch.device("cpu"),
-            progress=False,
+        (out / "loss.json").write_text(
+            json.dumps({"loss": loss, "cases_per_process": seen, "processes": dist.world_size()})
         )
-        if dist.is_main():
-            out.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {k: p.grad.detach().clone() for k, p in model.named_parameters()}, out / "grads.pt"
-            )
-            (out / "loss.json").write_text(
-                json.dumps(
-                    {"loss": loss, "cases_per_process": seen, "processes": dist.world_size()}
-                )
-            )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NoReturn
 
 import torch
@@ -39,34 +37,17 @@ def init_from_env() -> bool:
     return True
 
 
-@contextmanager
-def session() -> Iterator[None]:
-    """The process group for the block's duration when launched by ``torchrun``
-    (``init_from_env``), left at its end: after a barrier when the block succeeded (no rank
-    tears down what another still uses), at once when it raised (a peer may be gone). A
-    torchrun worker should then leave through ``end_process``."""
-    joined = not tdist.is_initialized() and init_from_env()
-    try:
-        yield
-    except BaseException:
-        if joined:
-            tdist.destroy_process_group()
-        raise
-    if joined:
-        tdist.barrier()
-        tdist.destroy_process_group()
-
-
 def end_process(code: int) -> NoReturn:
-    """Exit this torchrun worker now, without the interpreter's finalisation. Every gradient
-    all-reduce that DDP starts inside a backward pass holds a Python object (the backward's
-    ``contextvars`` context, in its thread state), and gloo's worker threads release a
-    finished collective a moment after the main thread has moved on. One that does so after
-    finalisation began needs the GIL it can no longer take and aborts the process (SIGABRT,
-    "terminate called without an active exception"): about 1 exit in 30 to 100 on a loaded
-    2-core machine, with or without ``destroy_process_group`` first (which does not join
-    those threads; pytorch/pytorch#179291). Output is flushed and logging shut down first;
-    files are closed by their writers."""
+    """Exit this torchrun worker now, without the interpreter's finalisation, and without
+    leaving the process group (``destroy_process_group``). A DDP all-reduce started in a
+    backward pass holds Python objects (the backward's ``contextvars`` context in its thread
+    state, the gradient buckets), and gloo's worker threads release a finished one a moment
+    after the main thread has moved on: one that does so after finalisation began needs the
+    GIL it can no longer take and aborts the process (SIGABRT, "terminate called without an
+    active exception", about 1 exit in 30 to 100 on a loaded 2-core machine;
+    pytorch/pytorch#179291), and ``destroy_process_group`` can deadlock on it (the main thread
+    joins that worker while holding the GIL the worker waits for). Output is flushed and
+    logging shut down first; files are closed by their writers."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     logging.shutdown()
@@ -78,9 +59,7 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    """This process's rank: the group's, or outside ``session`` torchrun's ``RANK`` (so only
-    the main process reports after the group is left)."""
-    return tdist.get_rank() if tdist.is_initialized() else int(os.environ.get("RANK", "0"))
+    return tdist.get_rank() if tdist.is_initialized() else 0
 
 
 def is_main() -> bool:

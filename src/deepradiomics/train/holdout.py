@@ -111,11 +111,11 @@ def train_to_folder(
 ) -> dict:
     """``train_and_evaluate`` alone or as one process under ``torchrun``; the main process
     also writes ``out/config.yaml`` and ``out/metrics.json``."""
-    with dist.session():
-        out.mkdir(parents=True, exist_ok=True)
-        if dist.is_main():
-            save_config(cfg, out / "config.yaml")
-        metrics = train_and_evaluate(cfg, out, resume=resume, validation_only=validation_only)
-        if dist.is_main():
-            write_json(out / "metrics.json", metrics)
+    dist.init_from_env()
+    out.mkdir(parents=True, exist_ok=True)
+    if dist.is_main():
+        save_config(cfg, out / "config.yaml")
+    metrics = train_and_evaluate(cfg, out, resume=resume, validation_only=validation_only)
+    if dist.is_main():
+        write_json(out / "metrics.json", metrics)
     return metrics
