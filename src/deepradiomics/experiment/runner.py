@@ -346,7 +346,7 @@ def _outcome_results(
     ensemble = ensemble_summary(arrays, folds)
     if ensemble:
         metrics["ensemble"] = ensemble
-    clock.lap("metrics")
+    clock.lap("fairness")  # and the ensemble's summary
     if cfg.evaluate.learning_curve.enabled:
         _say(progress, "learning curve")
         first = splits.folds[0]
