@@ -81,6 +81,7 @@ def test_maps_in_the_original_geometry(run: Path, tmp_path: Path, capsys) -> Non
         1, abs=1e-3
     )
     assert info["localisation"]["occlusion"]["cases"] == 3 and "sanity" not in info
+    assert info["gradcam_layer"] == "backbone.trunk"  # small3d's last convolutional stage
     rf = info["receptive_field"]
     assert len(rf["stages"]) == 2 and rf["lesion_median_mm"] is not None
 
@@ -153,6 +154,7 @@ def test_run_explains_a_few_cases_and_reports_them(run: Path) -> None:
     html = (run / "report.html").read_text()
     assert '<section id="explain">' in html and "data:image/png;base64," in html
     assert "Median Spearman correlation" in html
+    assert f"Grad-CAM at layer {info['gradcam_layer']} " in html
 
 
 def test_pick_cases() -> None:
@@ -203,6 +205,8 @@ def test_a_mask_channel_model_is_explained(tmp_path: Path, capsys) -> None:
     assert main(["explain", str(tmp_path / "run"), str(csv), "--out", str(out)]) == 0
     info = json.loads((out / "explain.json").read_text())
     assert info["members"] >= 1 and len(info["cases"]) == 12  # members on fold 0's plan
+    # its default layer, where the texture energies' voxel shares join the intensity maps
+    assert info["gradcam_layer"] == "backbone.lesion_maps"
     cohort = pd.read_csv(csv, dtype=str)
     case = cohort["case_id"].iloc[0]
     ct = sitk.ReadImage(str(csv.parent / cohort["ct"].iloc[0]))

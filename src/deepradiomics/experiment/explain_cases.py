@@ -33,7 +33,8 @@ from deepradiomics.dataset.manifest import covariate_table
 from deepradiomics.errors import UsageError, UserError
 from deepradiomics.explain.field_spec import build_backbone, field_summary
 from deepradiomics.explain.geometry import orthogonal_planes, to_original
-from deepradiomics.explain.gradcam import grad_cam
+from deepradiomics.explain.gradcam import METHODS as GRADCAM_METHODS
+from deepradiomics.explain.gradcam import default_layer, grad_cam
 from deepradiomics.explain.localisation import body_mask, localise, summarise
 from deepradiomics.explain.occlusion import occlusion
 from deepradiomics.explain.receptive_field import receptive_field
@@ -220,6 +221,8 @@ def explain_case_list(
         "display_scaling": "figures: 0 to each case's map maximum; NIfTI maps are raw "
         "(members' mean, score units), zero outside the crop",
     }
+    if set(methods) & set(GRADCAM_METHODS):
+        result["gradcam_layer"] = default_layer(models[0][0], tuple(x.shape[1:]))
     backbone = build_backbone(
         bundle.cfg.model.name,
         dict(bundle.cfg.model.kwargs),
@@ -323,6 +326,7 @@ def explain_run(
             "cases",
             "seconds",
             "display_scaling",
+            "gradcam_layer",
         )
         if k in result
     }

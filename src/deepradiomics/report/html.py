@@ -495,9 +495,11 @@ def explain_section(run: RunData) -> str:
     parts = [f"<p>{esc(line)}</p>" for line in ex.sanity_lines(info)]
     parts.append(f"<p>{esc(ex.localisation_line(info))}</p>")
     parts.append(html_table(ex.cases_grid(info)))
+    layer = info.get("gradcam_layer")
+    at = f" at layer {layer}" if layer else ""
     parts += [
         f'<figure><img src="{uri}" alt="{esc(cap)}" style="max-width:100%">'
-        f"<figcaption>{esc(cap)}: image, lesion outline (cyan), Grad-CAM "
+        f"<figcaption>{esc(cap)}: image, lesion outline (cyan), Grad-CAM{esc(at)} "
         f"(colour from 0 to the case's maximum)</figcaption></figure>"
         for cap, uri in ex.case_images(run.run_dir, info)
     ]
