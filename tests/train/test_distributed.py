@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,14 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 GRAD_RTOL = 1e-4
 
 
-def _torchrun(*args: str, port: int) -> list[str]:
+def free_port() -> int:
+    """A port no other process listens on now (a fixed one may be taken: other tests, Ray)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(*args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -47,7 +55,7 @@ def _torchrun(*args: str, port: int) -> list[str]:
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(port),
+        str(free_port()),
         *args,
     ]
 
@@ -66,7 +74,7 @@ def test_averaged_gradients_equal_the_whole_batch_gradient_at_the_first_step(
     tmp_path: Path,
 ) -> None:
     _run([sys.executable, str(STEP), str(tmp_path / "one")])
-    _run(_torchrun(str(STEP), str(tmp_path / "two"), port=29577))
+    _run(_torchrun(str(STEP), str(tmp_path / "two")))
     one, two = (json.loads((tmp_path / d / "loss.json").read_text()) for d in ("one", "two"))
     assert (one["processes"], one["cases_per_process"]) == (1, 8)
     assert (two["processes"], two["cases_per_process"]) == (2, 4)
@@ -96,7 +104,7 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tmp_path: Path)
     )
     train = ["-m", "deepradiomics.cli", "train", str(cfg), "--out"]
     _run([sys.executable, *train, str(tmp_path / "single")])
-    _run(_torchrun(*train, str(tmp_path / "ddp"), port=29578))
+    _run(_torchrun(*train, str(tmp_path / "ddp")))
 
     def history(run: str) -> list[dict]:
         return [
@@ -136,8 +144,9 @@ def test_a_worker_ends_through_end_process_with_its_output_flushed(tmp_path: Pat
         "raise SystemExit(3)  # not reached\n"
     )
     done = subprocess.run(
-        _torchrun(str(script), port=29579), env=ENV, capture_output=True, text=True, timeout=600
+        _torchrun(str(script)), env=ENV, capture_output=True, text=True, timeout=600
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(done.stdout.split("\n")) == ["", "done 0", "done 1"]  # flushed at exit
+    assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-3000:]
+    lines = sorted(done.stdout.split("\n"))
+    assert lines == ["", "done 0", "done 1"], done.stdout[-1000:]  # flushed at exit
     assert sorted(p.name for p in tmp_path.glob("rank*")) == ["rank0", "rank1"]

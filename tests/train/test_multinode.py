@@ -15,7 +15,6 @@ synchronisation it is not.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,24 +26,18 @@ import torch
 from deepradiomics.losses import get_loss
 from tests.train.ddp_step import batch, step_model
 from tests.train.helpers import write_blob_npz, write_config
-from tests.train.test_distributed import ENV, GRAD_RTOL, STEP, _run, _scaled_gap
+from tests.train.test_distributed import ENV, GRAD_RTOL, STEP, _run, _scaled_gap, free_port
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="torch.distributed not built"
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _two_nodes(*args: str, logs: Path) -> None:
     """``args`` under torchrun on two single-process "nodes" of this machine, the README's
     multi-node command with ``--node-rank`` 0 and 1. When one node fails the other is stopped
     at once (it would otherwise wait for its lost peer until the timeout)."""
-    port = _free_port()
+    port = free_port()
     launches = []
     for node in (0, 1):
         rendezvous = (
