@@ -73,13 +73,13 @@ def test_lesion_texture_map_places_the_texture_where_it_is() -> None:
     """The texture energies are pooled through the FFT; Grad-CAM's default layer still gets
     them as voxel shares (``LesionTextureNet.attribution``): a score that rises with one Gabor
     energy is placed on the lesion's striped half, not on its flat half."""
-    from tests.models.test_texture import _half_striped
+    from tests.models.test_texture import half_striped
 
     model = create_model(
         "lesion_texture", task="binary", in_channels=2, filters=1, rotations=1, intensity=1,
         hidden=1, erode=0,
     ).eval()  # fmt: skip
-    x, gabor = _half_striped()
+    x, gabor = half_striped()
     with torch.no_grad():
         model.backbone.oriented.weight[:] = gabor
         for p in (*model.backbone.intensity.parameters(), *model.backbone.mlp[1].parameters()):
@@ -91,7 +91,7 @@ def test_lesion_texture_map_places_the_texture_where_it_is() -> None:
     left, right = float(cam[0, :, :, :20].sum()), float(cam[0, :, :, 20:].sum())
     assert left > 20 * right, (left, right)
     assert float(cam[0, :, :6].abs().max()) == 0.0  # nothing outside the lesion
-    assert not model.backbone.oriented.spatial  # the mode ends with the map
+    assert not model.backbone._attributing  # the mode ends with the map
 
 
 SHAPES = {

@@ -275,7 +275,7 @@ def test_texture_floor_keeps_a_dark_core_out_of_the_texture_energies() -> None:
         assert net.pooled(dark).isfinite().all()
 
 
-def _half_striped() -> tuple[torch.Tensor, torch.Tensor]:
+def half_striped() -> tuple[torch.Tensor, torch.Tensor]:
     """A 28 x 28 lesion: 5-voxel stripes on its left half, faint noise on its right; a Gabor
     bank at the stripes' wavelength."""
     r = torch.arange(9.0) - 4
@@ -301,7 +301,7 @@ def test_energy_shares_add_up_to_the_energies_inside_the_region() -> None:
 
 
 def test_the_texture_share_sits_on_the_striped_half() -> None:
-    x, gabor = _half_striped()
+    x, gabor = half_striped()
     bank = OrientedFilters(filters=1, kernel=9, rotations=1)
     bank.weight.data[:] = gabor
     with torch.no_grad():
@@ -314,11 +314,11 @@ def test_attribution_changes_the_route_not_the_features() -> None:
     net = create_backbone(
         "lesion_texture", in_channels=2, filters=3, z_slices=2, levels=2, texture_floor=0.3
     ).eval()
-    x, _ = _half_striped()
+    x, _ = half_striped()
     with torch.no_grad():
         direct = net.pooled(x)
         with net.attribution():
-            assert net.oriented.spatial
+            assert net._attributing
             spatial = net.pooled(x)
-    assert not net.oriented.spatial
+    assert not net._attributing
     torch.testing.assert_close(spatial, direct, rtol=1e-4, atol=1e-5)

@@ -89,7 +89,6 @@ class OrientedFilters(nn.Module):
         r = torch.linspace(-1, 1, kernel)
         disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= 1).to(torch.float32)
         self.register_buffer("disc", disc, persistent=False)  # rotating keeps a disc a disc
-        self.spatial = False  # ``forward`` also returns the energies' voxel shares (``maps``)
 
     def kernels(self) -> torch.Tensor:
         """``[filters * rotations, 1, k, k]``, filter-major."""
@@ -105,14 +104,13 @@ class OrientedFilters(nn.Module):
         Computed in the frequency domain (Parseval: the energy of a circular convolution
         is the power spectrum weighted by the kernel's squared transfer function), which is
         the convolution layer's result at a fraction of its cost: the volume's spectrum needs
-        no gradient and the kernels' spectra are ``k x k`` transforms. With ``spatial`` set,
-        ``maps`` gives the same energies from the responses themselves."""
+        no gradient and the kernels' spectra are ``k x k`` transforms. ``maps`` splits the
+        same energies by voxel."""
         with torch.autocast(x.device.type, enabled=False):  # FFTs want float32 (no bf16)
             windowed, bank, count = self._windowed(x.float(), region.float())
             h, w = x.shape[-2:]
             power = torch.fft.fft2(windowed).abs().square().sum(2) / count[:, :, 0]
-            transfer = torch.fft.fft2(self._padded(bank, h, w)).abs().square()
-            return torch.einsum("nchw,fhw->ncf", power, transfer) / (h * w)
+            return torch.einsum("nchw,fhw->ncf", power, _transfer(bank, h, w)) / (h * w)
 
     def maps(self, x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         """``[N, C * filters * rotations, D, H, W]``: each region voxel's share of each energy
@@ -120,12 +118,12 @@ class OrientedFilters(nn.Module):
         windowed volume ``w`` with the kernel's circular autocorrelation ``a``, split by
         voxel (``w(v) (a * w)(v) / count``: zero outside the region, of either sign, summed
         over the volume the energy). A map per kernel costs what all the energies cost
-        together, so only attribution asks for them (``spatial``)."""
+        together, so only attribution asks for them."""
         with torch.autocast(x.device.type, enabled=False):
             windowed, bank, count = self._windowed(x.float(), region.float())
             h, w = x.shape[-2:]
             spectrum = torch.fft.fft2(windowed)[:, :, None]  # [N, C, 1, D, H, W]
-            transfer = torch.fft.fft2(self._padded(bank, h, w)).abs().square()[:, None]
+            transfer = _transfer(bank, h, w)[:, None]  # [K, 1, H, W]
             correlated = torch.fft.ifft2(spectrum * transfer).real  # a * w, [N, C, K, D, H, W]
             return (windowed[:, :, None] * correlated / count[..., None]).flatten(1, 2)
 
@@ -143,10 +141,12 @@ class OrientedFilters(nn.Module):
         mean = (x * region).sum((2, 3, 4), keepdim=True) / count
         return (x - mean) * region, bank, count
 
-    @staticmethod
-    def _padded(bank: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        k = bank.shape[-1]
-        return F.pad(bank[:, 0], (0, w - k, 0, h - k))
+
+def _transfer(bank: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``[K, h, w]``: each kernel's squared transfer function on an ``h x w`` plane (its
+    power spectrum, which is the spectrum of its circular autocorrelation)."""
+    k = bank.shape[-1]
+    return torch.fft.fft2(F.pad(bank[:, 0], (0, w - k, 0, h - k))).abs().square()
 
 
 Centre = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -286,6 +286,7 @@ class LesionTextureNet(nn.Module):
         # what the model reads, hence Grad-CAM's default layer; in ``attribution`` also the
         # texture energies' voxel shares (otherwise they go through the FFT and have no map)
         self.lesion_maps = nn.Identity()
+        self._attributing = False  # inside ``attribution``
         self.oriented = OrientedFilters(filters, kernel, rotations)
         if levels < 0:
             raise ValueError(f"levels must be at least 0, got {levels}")
@@ -322,7 +323,7 @@ class LesionTextureNet(nn.Module):
         image = x[:, :-1]
         interior = self._interior(image, mask)
         texture = image[:, : self.texture_channels]
-        shares = [self.oriented.maps(texture, interior)] if self.oriented.spatial else []
+        shares = [self.oriented.maps(texture, interior)] if self._attributing else []
         maps = [self.intensity(image)] + ([self.level_maps(image)] if self.levels else [])
         # zero outside the lesion, which the model never reads: Grad-CAM's default layer
         maps = self.lesion_maps(torch.cat([torch.cat(maps, 1) * mask, *shares], 1))
@@ -368,11 +369,11 @@ class LesionTextureNet(nn.Module):
         gradient with respect to its energy over the voxel count, so over the voxels the
         texture's map adds up to the energies' first-order contribution. Same outputs up to
         float rounding; each kernel's response is computed, so slower."""
-        self.oriented.spatial = True
+        self._attributing = True
         try:
             yield
         finally:
-            self.oriented.spatial = False
+            self._attributing = False
 
     @staticmethod
     def _levels(
