@@ -44,7 +44,7 @@ def end_process(code: int) -> NoReturn:
     state, the gradient buckets), and gloo's worker threads release a finished one a moment
     after the main thread has moved on: one that does so after finalisation began needs the
     GIL it can no longer take and aborts the process (SIGABRT, "terminate called without an
-    active exception", about 1 exit in 30 to 100 on a loaded 2-core machine;
+    active exception", about 1 exit in 20 to 100 on a loaded 2-core machine;
     pytorch/pytorch#179291), and ``destroy_process_group`` can deadlock on it (the main thread
     joins that worker while holding the GIL the worker waits for). Output is flushed and
     logging shut down first; files are closed by their writers."""
