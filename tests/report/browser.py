@@ -123,7 +123,8 @@ def open_page(
     if browser is None:
         raise FileNotFoundError("no Chromium found")
     url = html.resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="cdp-") as tmp:
+    # Chromium's helper processes may still write to the profile after the browser exits
+    with tempfile.TemporaryDirectory(prefix="cdp-", ignore_cleanup_errors=True) as tmp:
         profile = Path(tmp)
         args = [
             browser,
