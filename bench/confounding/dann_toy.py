@@ -107,13 +107,13 @@ def _standardise_only(train: np.ndarray, test: np.ndarray, _k: int) -> tuple:
 
 
 def probe_auc(emb: np.ndarray, sites: np.ndarray, whitened: bool) -> float:
-    original = audit_site._project
+    original = audit_site.project_components
     if not whitened:
-        audit_site._project = _standardise_only
+        audit_site.project_components = _standardise_only
     try:
         probe = audit_site.site_probe(emb, sites, n_permutations=0, n_boot=10)
     finally:
-        audit_site._project = original
+        audit_site.project_components = original
     return round(probe.to_dict()["auc"]["value"], 3)
 
 

@@ -219,7 +219,20 @@ def test_truth_audit_matches_the_ground_truth(run_dir: Path) -> None:
                 continue
             assert est["value"] == pytest.approx(spearmanr(score, merged[f"eta_{comp}"]).statistic)
             assert est["ci_low"] <= est["value"] <= est["ci_high"]
-    assert 'id="truth"' in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert 'id="truth"' in html
+    probe = audit["phenotype_probe"]
+    assert probe["components"]["texture_anisotropy"] == "spatial"
+    assert set(probe["representations"]) == {"cnn", "classical"}
+    for rep in probe["representations"].values():
+        assert set(rep["r"]) == set(probe["components"])
+        for est in rep["r"].values():
+            assert est["ci_low"] <= est["value"] <= est["ci_high"]
+    cnn = probe["representations"]["cnn"]["r"]["diameter_mm"]
+    assert cnn["n"] >= 28  # every case is in its fold's test part, so probed at least once
+    # lesion size is in dozens of shape features: the classical probe reads it
+    assert probe["representations"]["classical"]["r"]["diameter_mm"]["value"] > 0.5
+    assert "phenotype-probe" in html and "texture anisotropy (spatial)" in html
 
 
 def test_a_ground_truth_without_the_cohorts_cases_stops_before_training(

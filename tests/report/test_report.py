@@ -524,3 +524,33 @@ def test_validation_text_says_what_the_preprocessing_plan_saw(binary, tmp_path):
     assert "computed from every case (242), including the test cases" in header_text(
         write_report(run).read_text()
     )
+
+
+def test_truth_section_shows_the_phenotype_probe(binary, tmp_path):
+    run, _ = binary
+    probed = copy_run(run, tmp_path / "probed")
+    r = lambda v: {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "n": 90}  # noqa: E731
+    truth = {
+        "oracle": {"auc": {"value": 0.83, "ci_low": 0.78, "ci_high": 0.88}},
+        "models": {"cnn": {"components": {"visible": r(0.6), "spatial": r(0.2)}}},
+        "phenotype_probe": {
+            "components": {"diameter_mm": "visible", "texture_anisotropy": "spatial"},
+            "representations": {
+                "cnn": {"r": {"diameter_mm": r(0.9), "texture_anisotropy": r(0.5)}},
+                "classical": {"r": {"diameter_mm": r(0.95), "texture_anisotropy": r(0.3)}},
+            },
+        },
+    }
+    edit_json(probed / "metrics.json", lambda m: m.update(truth=truth))
+    body = section(write_report(probed).read_text(), "truth")
+    probe = [t for t in tables(body) if t[0][0] == "phenotype (part of the risk)"]
+    assert probe == [
+        [
+            ["phenotype (part of the risk)", "CNN embeddings", "hand-crafted features"],
+            ["diameter (visible)", "0.900 [0.800, 1.000]", "0.950 [0.850, 1.050]"],
+            ["texture anisotropy (spatial)", "0.500 [0.400, 0.600]", "0.300 [0.200, 0.400]"],
+        ]
+    ]
+    edit_json(probed / "metrics.json", lambda m: m["truth"].pop("phenotype_probe"))
+    bare = section(write_report(probed).read_text(), "truth")
+    assert "phenotype-probe" not in bare and "Phenotype probe" not in bare

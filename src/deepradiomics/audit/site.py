@@ -81,7 +81,7 @@ class SiteProbe:
 # --------------------------------------------------------------------------- the probe
 
 
-def _clean_features(X: np.ndarray) -> np.ndarray:
+def clean_features(X: np.ndarray) -> np.ndarray:
     """Non-finite values -> the column median; all-missing and constant columns dropped."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
@@ -96,7 +96,7 @@ def _clean_features(X: np.ndarray) -> np.ndarray:
     return X
 
 
-def _project(
+def project_components(
     train: np.ndarray, test: np.ndarray, max_components: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Standardise on ``train``, project both on its leading principal components, and scale
@@ -161,14 +161,14 @@ def multinomial_fit_predict(
     return np.exp(log_softmax(logits.reshape(len(Z_test), K, L), axis=1)).transpose(2, 0, 1)
 
 
-def _inner_folds(
-    site: np.ndarray, patient: np.ndarray, n_folds: int, rng: np.random.Generator
+def grouped_folds(
+    strata: np.ndarray, patient: np.ndarray, n_folds: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Fold of each row: each site's patients shuffled and dealt round-robin (from a random
-    starting fold), so folds are patient-grouped and balanced over sites."""
+    """Fold of each row: each stratum's (site's) patients shuffled and dealt round-robin (from
+    a random starting fold), so folds are patient-grouped and balanced over the strata."""
     fold_of_patient: dict[int, int] = {}
-    for s in np.unique(site):
-        patients = rng.permutation(np.unique(patient[site == s]))
+    for s in np.unique(strata):
+        patients = rng.permutation(np.unique(patient[strata == s]))
         start = int(rng.integers(n_folds))
         for i, p in enumerate(patients):
             fold_of_patient.setdefault(int(p), (start + i) % n_folds)
@@ -209,7 +209,7 @@ def site_probe(
     the out-of-fold probabilities are pooled. Sites with fewer than two patients (in a block)
     are left out. Returns None when fewer than two sites or no usable feature remain.
     """
-    X = _clean_features(X)
+    X = clean_features(X)
     site = np.asarray(sites).astype(str)
     n = len(site)
     if X.shape[0] != n:
@@ -248,12 +248,12 @@ def site_probe(
         in_b = np.flatnonzero(block == b)
         per_site = [len(np.unique(pcode[in_b][y[in_b] == k])) for k in np.unique(y[in_b])]
         n_folds = max(2, min(PROBE_FOLDS, min(per_site)))
-        folds = _inner_folds(y[in_b], pcode[in_b], n_folds, rng)
+        folds = grouped_folds(y[in_b], pcode[in_b], n_folds, rng)
         for f in range(n_folds):
             tr, te = in_b[folds != f], in_b[folds == f]
             if not len(te):
                 continue
-            z_tr, z_te = _project(X[tr], X[te], max_components)
+            z_tr, z_te = project_components(X[tr], X[te], max_components)
             prob[:, te] = multinomial_fit_predict(z_tr, labels[:, tr], z_te, K)
     observed = prob[0]
     auc_of = lambda lab, p: float(M.macro_auc_batch(lab, p)[0])  # noqa: E731

@@ -144,3 +144,25 @@ def fold_result(plan: FoldPlan, outs: list[MemberOutput]) -> FoldResult:
         seen = counts > 0
         predictions.train, predictions.train_score = common[seen], preds[seen] / counts[seen]
     return result
+
+
+def embedding_rows(
+    folds: list[FoldResult], n: int, unseen: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(embeddings, cohort index, fold) of the rows a probe reads: per fold, the cases no
+    member trained on (``unseen``) or every case, embedded by that fold's members side by side;
+    None without embeddings."""
+    X, index, block = [], [], []
+    for f in folds:
+        if not f.embeddings:
+            return None
+        emb = np.hstack(f.embeddings)
+        rows = (
+            np.setdiff1d(np.arange(n), f.trained)
+            if unseen and f.trained is not None
+            else np.arange(n)
+        )
+        X.append(emb[rows])
+        index.append(rows)
+        block.append(np.full(len(rows), f.fold))
+    return np.concatenate(X), np.concatenate(index), np.concatenate(block)

@@ -49,7 +49,9 @@ class MemberOutput:
     test: np.ndarray
     best_epoch: int
     seconds: float
-    embedding: np.ndarray | None = None  # [N cohort cases, F]: combat_embeddings, site audit
+    embedding: np.ndarray | None = (
+        None  # [N cohort cases, F]: combat_embeddings, site / truth audit
+    )
 
 
 def member_jobs(
@@ -153,6 +155,7 @@ def run_member(
         and (
             cfg.evaluate.combat_embeddings
             or (cfg.evaluate.audit.site and len(arrays.site_names) > 1)
+            or cfg.cohort.ground_truth is not None  # the truth audit's phenotype probe
         )
     )
     embedding = embed(model, data, device) if wanted else None

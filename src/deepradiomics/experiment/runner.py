@@ -21,7 +21,6 @@ import pandas as pd
 import yaml
 from threadpoolctl import threadpool_limits
 
-from deepradiomics.audit.truth import oracle_score, read_ground_truth, truth_audit, truth_for_cases
 from deepradiomics.bundle import write_bundle
 from deepradiomics.config import ExperimentConfig, config_to_dict, save_config
 from deepradiomics.dataset.arrays import CohortArrays
@@ -54,6 +53,7 @@ from deepradiomics.experiment.provenance import software_versions
 from deepradiomics.experiment.robustness import mask_robustness
 from deepradiomics.experiment.segmentation import segmentation_results
 from deepradiomics.experiment.site_audit import site_audit
+from deepradiomics.experiment.truth_audit import ground_truth, truth_block
 from deepradiomics.files import atomic_write_text, write_json
 from deepradiomics.report import write_checklist, write_model_card, write_report
 from deepradiomics.tasks import get_task
@@ -120,7 +120,7 @@ def planned_cohorts(
     source = open_cohort(cfg, run_dir, automatic)
     labels = source if isinstance(source, CohortArrays) else source.labels()
     dense = get_task(cfg.cohort.task).dense
-    truth = None if dense else _ground_truth(cfg, labels)
+    truth = None if dense else ground_truth(cfg, labels)
     splits, cohorts = fold_cohorts(source, make_run_splits(cfg, labels), on_training_part=not dense)
     save_splits(run_dir, splits, cohorts.reference, resume=True)
     return splits, cohorts, truth
@@ -317,7 +317,7 @@ def _outcome_results(
         metrics["audit"] = site_audit(cfg, cohorts, splits, folds, X, run_dir, progress, executor)
         clock.lap("site_audit")
     if truth is not None:
-        metrics["truth"] = _truth_audit(cfg, arrays, models, truth)
+        metrics["truth"] = truth_block(cfg, arrays, models, folds, X, truth)
         clock.lap("truth_audit")
     if cfg.evaluate.mask_robustness:
         _say(progress, "mask robustness: features and CNN under eroded / dilated masks")
@@ -368,35 +368,6 @@ def _outcome_results(
             metrics["explain"] = explained
         clock.lap("explain")
     return metrics
-
-
-def _ground_truth(cfg: ExperimentConfig, arrays: CohortArrays) -> pd.DataFrame | None:
-    """``cohort.ground_truth`` read and checked against the cohort before any training."""
-    if cfg.cohort.ground_truth is None:
-        return None
-    truth = read_ground_truth(cfg.cohort.ground_truth)
-    oracle_score(
-        arrays.task, truth_for_cases(truth, arrays.data.case_ids, str(cfg.cohort.ground_truth))
-    )
-    return truth
-
-
-def _truth_audit(
-    cfg: ExperimentConfig, arrays: CohortArrays, models: list[ModelPredictions], truth: pd.DataFrame
-) -> dict[str, Any]:
-    """``metrics.truth``: the oracle and each model's correlation with the risk components."""
-    d = arrays.data
-    return truth_audit(
-        arrays.task,
-        truth,
-        d.case_ids,
-        d.patient_ids,
-        d.targets.numpy(),
-        {m.name: m.stacked() for m in models},
-        n_boot=cfg.evaluate.bootstrap,
-        seed=cfg.seed,
-        level=cfg.evaluate.ci_level,
-    )
 
 
 def _say(progress: bool, message: str) -> None:

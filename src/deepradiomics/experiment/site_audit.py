@@ -31,7 +31,7 @@ from deepradiomics.audit.site import (
     site_probe,
     site_verdict,
 )
-from deepradiomics.classical.combat import META_PREFIX
+from deepradiomics.classical.models import feature_columns
 from deepradiomics.config import ExperimentConfig
 from deepradiomics.dataset.arrays import CohortArrays
 from deepradiomics.dataset.planning import FoldCohorts
@@ -39,31 +39,11 @@ from deepradiomics.dataset.splits import save_splits
 from deepradiomics.evaluate.splits import SplitAssignment, make_splits
 from deepradiomics.experiment.evaluation import compare_models
 from deepradiomics.experiment.executor import ExecutorSpec
-from deepradiomics.experiment.folds import FoldResult, cnn_predictions, run_folds
+from deepradiomics.experiment.folds import FoldResult, cnn_predictions, embedding_rows, run_folds
 from deepradiomics.experiment.members import DONE
 
 UNSEEN = "cases no member of the fold trained on (held-out and early-stopping), per fold"
 ALL = "every case, embedded by each fold's model (a fold's unseen cases span fewer than two sites)"
-
-
-def _cnn_rows(
-    folds: list[FoldResult], n: int, unseen: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(embeddings, cohort index, fold) of the rows to probe; None without embeddings."""
-    X, index, block = [], [], []
-    for f in folds:
-        if not f.embeddings:
-            return None
-        emb = np.hstack(f.embeddings)
-        rows = (
-            np.setdiff1d(np.arange(n), f.trained)
-            if unseen and f.trained is not None
-            else np.arange(n)
-        )
-        X.append(emb[rows])
-        index.append(rows)
-        block.append(np.full(len(rows), f.fold))
-    return np.concatenate(X), np.concatenate(index), np.concatenate(block)
 
 
 def site_probes(
@@ -79,7 +59,7 @@ def site_probes(
     out: dict[str, Any] = {}
     n = len(arrays.data)
     for unseen, cases in ((True, UNSEEN), (False, ALL)):
-        rows = _cnn_rows(folds, n, unseen)
+        rows = embedding_rows(folds, n, unseen)
         if rows is None:
             break
         emb, index, block = rows
@@ -88,7 +68,7 @@ def site_probes(
             out["cnn"] = probe.to_dict()
             break
     if X is not None:
-        features = X.loc[:, [c for c in X.columns if not str(c).startswith(META_PREFIX)]]
+        features = X.loc[:, feature_columns(X)]
         probe = site_probe(
             features.to_numpy(dtype=float), sites, patients, cases="every case", **kw
         )

@@ -418,7 +418,42 @@ def truth_section(run: RunData) -> str:
             "the true risk, with its patient-bootstrap CI."
         )
         body += figure(figures.truth_figure(bars, components), caption)
+    body += phenotype_probe_table(truth.get("phenotype_probe"))
     return section("truth", "What the models learned (synthetic truth audit)", body)
+
+
+PROBE_NOTE = (
+    "Phenotype probe: what each representation holds of the lesion phenotypes, whatever "
+    "the model made of them. A ridge regression, cross-validated over patients, predicts "
+    "each phenotype from the CNN's embeddings (each fold's members, on the cases none of "
+    "them trained on) or from the hand-crafted features (every case); the table gives the "
+    "Spearman correlation of its out-of-fold predictions with the true values "
+    "(patient-bootstrap CI). Near 0: the representation does not carry that phenotype in a "
+    "linearly readable form."
+)
+PROBE_LABELS = {"cnn": "CNN embeddings", "classical": "hand-crafted features"}
+
+
+def phenotype_probe_table(probe: Any) -> str:
+    """The truth audit's phenotype-probe table (empty without one)."""
+    if not isinstance(probe, dict) or not isinstance(probe.get("representations"), dict):
+        return ""
+    reps = {k: v for k, v in probe["representations"].items() if isinstance(v, dict)}
+    components = probe.get("components") or {}
+    if not reps or not components:
+        return ""
+    rows = [
+        [
+            f"{name.removesuffix('_mm').replace('_', ' ')} ({part})",
+            *(fmt_estimate((rep.get("r") or {}).get(name)) for rep in reps.values()),
+        ]
+        for name, part in components.items()
+    ]
+    header = ["phenotype (part of the risk)", *(PROBE_LABELS.get(k, k) for k in reps)]
+    grid = tables.Grid(header, rows)
+    return f'<p class="note">{esc(PROBE_NOTE)}</p>' + html_table(
+        grid, cls="metrics phenotype-probe"
+    )
 
 
 def learning_curve_section(run: RunData) -> str:
