@@ -530,14 +530,19 @@ def test_truth_section_shows_the_phenotype_probe(binary, tmp_path):
     run, _ = binary
     probed = copy_run(run, tmp_path / "probed")
     r = lambda v: {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "n": 90}  # noqa: E731
+    components = {"diameter_mm": "visible", "necrosis": "visible", "texture_anisotropy": "spatial"}
     truth = {
         "oracle": {"auc": {"value": 0.83, "ci_low": 0.78, "ci_high": 0.88}},
         "models": {"cnn": {"components": {"visible": r(0.6), "spatial": r(0.2)}}},
         "phenotype_probe": {
-            "components": {"diameter_mm": "visible", "texture_anisotropy": "spatial"},
+            "components": components,
             "representations": {
-                "cnn": {"r": {"diameter_mm": r(0.9), "texture_anisotropy": r(0.5)}},
-                "classical": {"r": {"diameter_mm": r(0.95), "texture_anisotropy": r(0.3)}},
+                "cnn": {
+                    "r": {"diameter_mm": r(0.9), "necrosis": r(0.3), "texture_anisotropy": r(0.5)}
+                },
+                "classical": {
+                    "r": {"diameter_mm": r(0.95), "necrosis": r(0.8), "texture_anisotropy": r(0.25)}
+                },
             },
         },
     }
@@ -548,9 +553,15 @@ def test_truth_section_shows_the_phenotype_probe(binary, tmp_path):
         [
             ["phenotype (part of the risk)", "CNN embeddings", "hand-crafted features"],
             ["diameter (visible)", "0.900 [0.800, 1.000]", "0.950 [0.850, 1.050]"],
-            ["texture anisotropy (spatial)", "0.500 [0.400, 0.600]", "0.300 [0.200, 0.400]"],
+            ["necrosis (visible)", "0.300 [0.200, 0.400]", "0.800 [0.700, 0.900]"],
+            ["texture anisotropy (spatial)", "0.500 [0.400, 0.600]", "0.250 [0.150, 0.350]"],
         ]
     ]
+    # overlapping intervals (diameter) are not called a difference
+    assert html.escape(
+        "The CNN's embeddings carry more of texture anisotropy (0.500 vs 0.250) and less of "
+        "necrosis (0.300 vs 0.800) than the hand-crafted features"
+    ) in " ".join(body.split())
     edit_json(probed / "metrics.json", lambda m: m["truth"].pop("phenotype_probe"))
     bare = section(write_report(probed).read_text(), "truth")
     assert "phenotype-probe" not in bare and "Phenotype probe" not in bare
