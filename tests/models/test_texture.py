@@ -250,6 +250,24 @@ def test_shape_and_levels_extend_the_pooled_vector_and_train() -> None:
         create_backbone("lesion_texture", in_channels=2, levels=-1)
 
 
+def test_hidden_zero_feeds_the_normalised_statistics_to_the_head() -> None:
+    model = create_model(
+        "lesion_texture", task="binary", in_channels=3, hidden=0, texture_channels=1, levels=3
+    )
+    x = torch.rand(4, 3, 4, 20, 20)
+    x[:, -1] = 0.0
+    x[:, -1, :, 5:15, 6:14] = 1.0
+    model.eval()
+    out = model(x)
+    pooled = model.backbone.pooled(x)
+    assert out["embedding"].shape == pooled.shape == (4, 2 * 8 + 3 * 4 + 1 + 2 * 3)
+    bn = model.backbone.mlp[0]
+    expected = (pooled - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps)
+    torch.testing.assert_close(out["embedding"], expected * bn.weight + bn.bias)
+    with pytest.raises(ValueError, match="hidden"):
+        create_backbone("lesion_texture", in_channels=2, hidden=-1)
+
+
 def test_texture_floor_keeps_a_dark_core_out_of_the_texture_energies() -> None:
     """A dark core's edge is a strong isotropic edge: without the floor it dominates the
     band-pass energies; with it the energies stay near those of the same lesion without a

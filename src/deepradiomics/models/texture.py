@@ -301,10 +301,12 @@ class LesionTextureNet(nn.Module):
                 self.level_maps.bias.copy_(steps / (self.levels + 1) / _LEVEL_WIDTH)
         spread = filters * self.texture_channels
         pooled = 2 * spread + 3 * intensity + 1 + 4 * self.shape + 2 * self.levels
-        self.mlp = nn.Sequential(
-            nn.BatchNorm1d(pooled), nn.Linear(pooled, hidden), nn.ReLU(inplace=True)
-        )
-        self.num_features = hidden
+        if hidden < 0:
+            raise ValueError(f"hidden must be at least 0, got {hidden}")
+        # hidden 0: the head reads the normalised statistics themselves (a linear model of them)
+        layers = [nn.Linear(pooled, hidden), nn.ReLU(inplace=True)] if hidden else []
+        self.mlp = nn.Sequential(nn.BatchNorm1d(pooled), *layers)
+        self.num_features = hidden or pooled
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled vector before the MLP: [texture energy (log), orientation spread,
@@ -427,6 +429,8 @@ def lesion_texture(
     is not texture); ``z_slices``: look only at that many central slices (the crop is centred
     on the lesion; the log volume still counts the whole mask); ``shape``: add the outline
     statistics; ``levels``: that many soft intensity levels (share and centroid offset);
+    ``hidden``: width of the ReLU layer after the pooled statistics (0: none, the head is
+    linear in the batch-normalised statistics);
     ``texture_floor``: leave the lesion's parts whose first channel (in-plane 5 x 5 mean) is
     below it, and ``erode`` voxels around them, out of the texture pooling (a necrotic
     core's edge is a strong isotropic edge, not texture)."""
