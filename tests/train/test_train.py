@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -199,3 +200,27 @@ def test_negative_seed_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2  # argparse's usage error
     assert "argument --seed: must be at least 0, got -1" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "classes", "message"),
+    [
+        (lambda a: a["val_labels"].__setitem__(3, 2), ["normal", "mass"], "val_labels go up to 2"),
+        (lambda a: a.update(train_labels=np.zeros((48, 2))), None, "2 columns per image"),
+        (lambda a: a["train_labels"].__setitem__(0, -1), None, "train_labels[0] is -1"),
+    ],
+)
+def test_npz_labels_that_do_not_fit_the_classes_stop_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture, edit, classes, message
+) -> None:
+    arrays = dict(np.load(write_blob_npz(tmp_path / "blobs.npz")))
+    arrays = {k: v.astype(np.int16) if k.endswith("labels") else v for k, v in arrays.items()}
+    edit(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "bad.npz")
+    if classes:
+        cfg.write_text(cfg.read_text().replace("cohort:", f"cohort:\n  classes: {classes}", 1))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "bad.npz" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()

@@ -36,6 +36,18 @@ def load_npz(path: str | Path) -> dict[str, ArrayData]:
         for split in NPZ_SPLITS:
             images = npz[f"{split}_images"]
             labels = npz[f"{split}_labels"].reshape(len(images), -1)
+            if labels.shape[1] != 1:
+                raise UserError(
+                    f"{path}: {split}_labels has {labels.shape[1]} columns per image; one "
+                    "class label per image expected (multi-label cohorts are not supported)"
+                )
+            bad = ~np.isfinite(labels[:, 0]) | (labels[:, 0] < 0) | (labels[:, 0] % 1 != 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise UserError(
+                    f"{path}: {split}_labels[{i}] is {labels[i, 0]}; labels must be class "
+                    "indices 0, 1, 2, ..."
+                )
             if images.ndim == 4:
                 images = images[:, None]
             if images.ndim != 5:
@@ -64,7 +76,19 @@ def npz_arrays(cfg: ExperimentConfig) -> CohortArrays:
     images = torch.cat([parts[s].images for s in NPZ_SPLITS])
     targets = torch.cat([parts[s].targets for s in NPZ_SPLITS])
     ids = sum((parts[s].case_ids for s in NPZ_SPLITS), ())
-    classes = cfg.cohort.classes or [str(c) for c in range(int(targets.max().item()) + 1)]
+    n_classes = int(targets.max().item()) + 1
+    classes = cfg.cohort.classes or [str(c) for c in range(n_classes)]
+    if n_classes > len(classes):
+        split, top = next(
+            (s, int(t.max().item()))
+            for s in NPZ_SPLITS
+            if len(t := parts[s].targets) and t.max().item() >= len(classes)
+        )
+        raise UserError(
+            f"{cfg.cohort.path}: {split}_labels go up to {top}, but cohort.classes "
+            f"names {len(classes)} classes ({', '.join(map(str, classes))}); give one name "
+            "per class"
+        )
     task = "binary" if len(classes) == 2 else "multiclass"
     if task == "multiclass":
         targets = targets.long()
