@@ -224,3 +224,14 @@ def test_npz_labels_that_do_not_fit_the_classes_stop_before_training(
     err = capsys.readouterr().err
     assert message in err and "bad.npz" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "checkpoint.pt").exists()
+
+
+def test_class_weights_for_another_number_of_classes_are_a_user_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    npz = write_blob_npz(tmp_path / "blobs.npz", n=8)
+    cfg = write_config(tmp_path / "c.yaml", npz, train={"class_weight": [1.0, 2.0, 3.0]})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "train.class_weight has 3 weights but the cohort has 2 classes" in err
+    assert "Traceback" not in err

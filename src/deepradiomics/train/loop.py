@@ -33,6 +33,7 @@ from tqdm import tqdm
 from deepradiomics.augment import build_augmenter, take_rows
 from deepradiomics.config import AugmentConfig, ExperimentConfig, TrainConfig, config_to_dict
 from deepradiomics.dataset.arrays import ArrayData
+from deepradiomics.errors import UserError
 from deepradiomics.evaluate.primary import primary_score
 from deepradiomics.losses import get_loss
 from deepradiomics.losses.classification import balanced_class_weights
@@ -120,6 +121,11 @@ def _class_weights(setup: Setup, train: ArrayData) -> list[float] | None:
         return None
     if cw == "balanced":
         return balanced_class_weights(train.targets.long().numpy(), setup.n_classes)
+    if len(cw) != setup.n_classes:
+        raise UserError(
+            f"train.class_weight has {len(cw)} weights but the cohort has {setup.n_classes} "
+            "classes: give one weight per class, or 'balanced'"
+        )
     return list(cw)
 
 
