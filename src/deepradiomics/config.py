@@ -222,6 +222,8 @@ class TrainConfig(Strict):
     grad_clip: float = Field(1.0, gt=0)
     device: str = "auto"
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    # average each prediction over the input's flips (in-plane for anisotropic data); only
+    # when ``augment.flip`` trains the model to be flip-invariant (``ExperimentConfig.flip_tta``)
     tta: bool = True
     # segmentation: train on random patches of this many voxels (z, y, x) of each input (half
     # of them on the lesion); validation and prediction slide a window of this size over the
@@ -306,6 +308,13 @@ class ExperimentConfig(Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @property
+    def flip_tta(self) -> bool:
+        """Test-time flips: ``train.tta`` when ``augment.flip`` is on. A label that depends on
+        the side (left vs right kidney) is not flip-invariant: a config that does not flip in
+        training does not average over flips at prediction either."""
+        return self.train.tta and self.augment.flip
 
     @model_validator(mode="after")
     def _official_split_needs_npz(self) -> ExperimentConfig:

@@ -166,7 +166,7 @@ def member_outputs(
                 replace(base, covariates=cov),
                 bundle.task,
                 device,
-                tta=bundle.cfg.train.tta,
+                tta=bundle.cfg.flip_tta,
                 anisotropic=m.anisotropic if m.plan is not None else bundle.anisotropic,
                 patch=bundle.cfg.train.patch,
                 overlap=bundle.cfg.train.sw_overlap,

@@ -235,3 +235,24 @@ def test_class_weights_for_another_number_of_classes_are_a_user_error(
     err = capsys.readouterr().err
     assert "train.class_weight has 3 weights but the cohort has 2 classes" in err
     assert "Traceback" not in err
+
+
+def test_without_flips_in_training_prediction_does_not_average_over_flips(tmp_path: Path) -> None:
+    """A side-dependent label (augment.flip: false) gets no flip TTA either: train.tta on or
+    off gives the same test predictions (the continuous Brier score included); with flips in
+    training, TTA changes them."""
+    npz = write_blob_npz(tmp_path / "blobs.npz")
+    panels = {}
+    for flip in (False, True):
+        for tta in (False, True):
+            cfg = write_config(
+                tmp_path / f"c_{flip}_{tta}.yaml",
+                npz,
+                train={"epochs": 2, "tta": tta},
+                augment={"flip": flip},
+            )
+            out = tmp_path / f"o_{flip}_{tta}"
+            assert main(["train", str(cfg), "--out", str(out)]) == 0
+            panels[flip, tta] = json.loads((out / "metrics.json").read_text())["test"]
+    assert panels[False, True] == panels[False, False]
+    assert panels[True, True]["brier"] != panels[True, False]["brier"]

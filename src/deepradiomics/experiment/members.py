@@ -161,8 +161,8 @@ def run_member(
     embedding = embed(model, data, device) if wanted else None
     out = MemberOutput(
         outputs(unique_train, False),
-        outputs(job.stop, cfg.train.tta),
-        outputs(job.test, cfg.train.tta),
+        outputs(job.stop, cfg.flip_tta),
+        outputs(job.test, cfg.flip_tta),
         result.best_epoch,
         result.seconds,
         embedding,

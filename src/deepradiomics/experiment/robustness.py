@@ -164,7 +164,7 @@ def _cnn_scores(
                     data.subset(f.test),
                     arrays.task,
                     device,
-                    tta=cfg.train.tta,
+                    tta=cfg.flip_tta,
                     anisotropic=arrays.anisotropic,
                 )
             )

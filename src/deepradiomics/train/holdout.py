@@ -78,7 +78,7 @@ def train_and_evaluate(
             parts[name],
             task,
             device,
-            tta=cfg.train.tta,
+            tta=cfg.flip_tta,
             anisotropic=info.anisotropic,
             patch=cfg.train.patch,
             overlap=cfg.train.sw_overlap,
