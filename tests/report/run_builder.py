@@ -358,3 +358,28 @@ def regression_run(run: Path, seed: int = 2) -> Path:
         {"task": "regression", "split": "holdout", "test": test, "per_site": {"alpha": test}},
     )
     return run
+
+
+def truth_with_probe() -> dict[str, Any]:
+    """A ``metrics.truth`` block with a phenotype probe: the CNN ahead on texture anisotropy,
+    behind on necrosis, level on diameter (overlapping intervals)."""
+    r = lambda v: {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "n": 90}  # noqa: E731
+    return {
+        "oracle": {"auc": {"value": 0.83, "ci_low": 0.78, "ci_high": 0.88}},
+        "models": {"cnn": {"components": {"visible": r(0.6), "spatial": r(0.2)}}},
+        "phenotype_probe": {
+            "components": {
+                "diameter_mm": "visible",
+                "necrosis": "visible",
+                "texture_anisotropy": "spatial",
+            },
+            "representations": {
+                "cnn": {
+                    "r": {"diameter_mm": r(0.9), "necrosis": r(0.3), "texture_anisotropy": r(0.5)}
+                },
+                "classical": {
+                    "r": {"diameter_mm": r(0.95), "necrosis": r(0.8), "texture_anisotropy": r(0.25)}
+                },
+            },
+        },
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from deepradiomics.report import write_model_card
-from tests.report.run_builder import binary_run, regression_run, survival_run
+from tests.report.run_builder import binary_run, regression_run, survival_run, truth_with_probe
 
 
 def ci(e: dict) -> str:
@@ -70,3 +70,20 @@ def test_survival_and_regression_cards(tmp_path):
     assert "cohort.json is not in the run folder" in text
     assert "| MAE | 3.211 [2.711, 3.711] |" in text
     assert "held-out test set" in text
+
+
+def test_model_card_gives_the_phenotype_probe(tmp_path):
+    run = binary_run(tmp_path / "run")
+    assert "phenotype probe" not in write_model_card(run).read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["truth"] = truth_with_probe()
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    text = write_model_card(run).read_text()
+    lines = text.splitlines()
+    top = lines.index("| phenotype (part of the risk) | CNN embeddings | hand-crafted features |")
+    assert lines[top + 2] == "| diameter (visible) | 0.900 [0.800, 1.000] | 0.950 [0.850, 1.050] |"
+    assert lines[top + 4].startswith("| texture anisotropy (spatial) | 0.500 [0.400, 0.600]")
+    assert (
+        "The CNN's embeddings carry more of texture anisotropy (0.500 vs 0.250) and less of "
+        "necrosis (0.300 vs 0.800) than the hand-crafted features"
+    ) in text

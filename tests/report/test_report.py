@@ -16,7 +16,7 @@ import yaml
 from deepradiomics.errors import UserError
 from deepradiomics.report import write_report
 from tests.report.html_tables import as_rows, section, section_ids, tables
-from tests.report.run_builder import binary_run, regression_run, survival_run
+from tests.report.run_builder import binary_run, regression_run, survival_run, truth_with_probe
 
 
 def ci(entry: dict) -> str:
@@ -529,23 +529,7 @@ def test_validation_text_says_what_the_preprocessing_plan_saw(binary, tmp_path):
 def test_truth_section_shows_the_phenotype_probe(binary, tmp_path):
     run, _ = binary
     probed = copy_run(run, tmp_path / "probed")
-    r = lambda v: {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "n": 90}  # noqa: E731
-    components = {"diameter_mm": "visible", "necrosis": "visible", "texture_anisotropy": "spatial"}
-    truth = {
-        "oracle": {"auc": {"value": 0.83, "ci_low": 0.78, "ci_high": 0.88}},
-        "models": {"cnn": {"components": {"visible": r(0.6), "spatial": r(0.2)}}},
-        "phenotype_probe": {
-            "components": components,
-            "representations": {
-                "cnn": {
-                    "r": {"diameter_mm": r(0.9), "necrosis": r(0.3), "texture_anisotropy": r(0.5)}
-                },
-                "classical": {
-                    "r": {"diameter_mm": r(0.95), "necrosis": r(0.8), "texture_anisotropy": r(0.25)}
-                },
-            },
-        },
-    }
+    truth = truth_with_probe()
     edit_json(probed / "metrics.json", lambda m: m.update(truth=truth))
     body = section(write_report(probed).read_text(), "truth")
     probe = [t for t in tables(body) if t[0][0] == "phenotype (part of the risk)"]

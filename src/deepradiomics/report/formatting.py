@@ -100,3 +100,9 @@ def fmt_triple(values: Any, unit: str = "") -> str:
     if isinstance(values, list | tuple):
         return " × ".join(f"{float(v):g}" for v in values) + (f" {unit}" if unit else "")
     return DASH if values is None else str(values)
+
+
+def phenotype_label(name: str) -> str:
+    """A ground-truth phenotype column in words: ``texture_anisotropy`` -> ``texture
+    anisotropy``, ``diameter_mm`` -> ``diameter``."""
+    return name.removesuffix("_mm").replace("_", " ")

@@ -34,6 +34,7 @@ from deepradiomics.report.narrative import (
     ci_level,
     ensemble_members,
     limitations,
+    probe_verdict,
     split_kind,
     validation_summary,
 )
@@ -431,61 +432,18 @@ PROBE_NOTE = (
     "(patient-bootstrap CI). Near 0: the representation does not carry that phenotype in a "
     "linearly readable form."
 )
-PROBE_LABELS = {"cnn": "CNN embeddings", "classical": "hand-crafted features"}
-
-
-def _phenotype_label(name: str) -> str:
-    return name.removesuffix("_mm").replace("_", " ")
 
 
 def phenotype_probe_table(probe: Any) -> str:
     """The truth audit's phenotype-probe table and its verdict (empty without a probe)."""
-    if not isinstance(probe, dict) or not isinstance(probe.get("representations"), dict):
+    grid = tables.phenotype_probe_grid(probe)
+    if not grid:
         return ""
-    reps = {k: v for k, v in probe["representations"].items() if isinstance(v, dict)}
-    components = probe.get("components") or {}
-    if not reps or not components:
-        return ""
-    rows = [
-        [
-            f"{_phenotype_label(name)} ({part})",
-            *(fmt_estimate((rep.get("r") or {}).get(name)) for rep in reps.values()),
-        ]
-        for name, part in components.items()
-    ]
-    header = ["phenotype (part of the risk)", *(PROBE_LABELS.get(k, k) for k in reps)]
-    grid = tables.Grid(header, rows)
-    verdict = probe_verdict(reps, list(components))
+    verdict = probe_verdict(probe)
     return (
         f'<p class="note">{esc(PROBE_NOTE)}</p>'
         + html_table(grid, cls="metrics phenotype-probe")
         + (f"<p><strong>{esc(verdict)}</strong></p>" if verdict else "")
-    )
-
-
-def probe_verdict(reps: dict[str, Any], names: list[str]) -> str:
-    """Where the CNN's embeddings and the hand-crafted features clearly differ (their CIs do
-    not overlap), in one sentence; empty when nowhere or when one of them is missing."""
-    cnn, classical = ((reps.get(k) or {}).get("r") or {} for k in ("cnn", "classical"))
-    ahead, behind = [], []
-    for name in names:
-        a, b = cnn.get(name) or {}, classical.get(name) or {}
-        lo_a, hi_a, lo_b, hi_b = (finite(e.get(k)) for e in (a, b) for k in ("ci_low", "ci_high"))
-        if None in (lo_a, hi_a, lo_b, hi_b):
-            continue
-        text = f"{_phenotype_label(name)} ({fmt_number(a['value'])} vs {fmt_number(b['value'])})"
-        if lo_a > hi_b:
-            ahead.append(text)
-        elif lo_b > hi_a:
-            behind.append(text)
-    parts = ([f"more of {', '.join(ahead)}"] if ahead else []) + (
-        [f"less of {', '.join(behind)}"] if behind else []
-    )
-    if not parts:
-        return ""
-    return (
-        f"The CNN's embeddings carry {' and '.join(parts)} than the hand-crafted features "
-        "(CNN vs features; the intervals do not overlap)."
     )
 
 

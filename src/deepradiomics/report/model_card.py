@@ -31,6 +31,7 @@ from deepradiomics.report.narrative import (
     ci_level,
     ci_sentence,
     limitations,
+    probe_verdict,
     validation_summary,
 )
 from deepradiomics.report.run_files import RunData, finite, load_run
@@ -43,6 +44,7 @@ from deepradiomics.report.tables import (
     learning_curve_records,
     models_grid,
     per_site_grid,
+    phenotype_probe_grid,
     plan_grid,
     site_grid,
 )
@@ -185,6 +187,18 @@ def _quantitative(run: RunData) -> list[str]:
             "",
             md_table(learning_curve_grid(curve)),
             "",
+        ]
+    probe = (run.metrics.get("truth") or {}).get("phenotype_probe")
+    grid = phenotype_probe_grid(probe)
+    if grid:
+        verdict = probe_verdict(probe)
+        lines += [
+            "Synthetic truth audit, phenotype probe (Spearman r of a cross-validated ridge "
+            "prediction of each phenotype from each representation with its true value):",
+            "",
+            md_table(grid),
+            "",
+            *([md(verdict), ""] if verdict else []),
         ]
     for column, audit in fairness_audits(run).items():
         lines += [

@@ -16,6 +16,7 @@ from deepradiomics.report.formatting import (
     metric_direction,
     metric_label,
     model_label,
+    phenotype_label,
 )
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import LeakCheck
@@ -421,3 +422,32 @@ def limitations(run: RunData, leaks: LeakCheck | None) -> list[str]:
         "Research use only: not a medical device and not validated for clinical decisions."
     )
     return items
+
+
+def probe_verdict(probe: Any) -> str:
+    """Where the phenotype probe's CNN embeddings and hand-crafted features clearly differ
+    (their CIs do not overlap), in one sentence; empty when nowhere or one is missing."""
+    reps = (probe or {}).get("representations") if isinstance(probe, dict) else None
+    if not isinstance(reps, dict):
+        return ""
+    cnn, classical = ((reps.get(k) or {}).get("r") or {} for k in ("cnn", "classical"))
+    ahead, behind = [], []
+    for name in probe.get("components") or {}:
+        a, b = cnn.get(name) or {}, classical.get(name) or {}
+        lo_a, hi_a, lo_b, hi_b = (finite(e.get(k)) for e in (a, b) for k in ("ci_low", "ci_high"))
+        if None in (lo_a, hi_a, lo_b, hi_b):
+            continue
+        text = f"{phenotype_label(name)} ({fmt_number(a['value'])} vs {fmt_number(b['value'])})"
+        if lo_a > hi_b:
+            ahead.append(text)
+        elif lo_b > hi_a:
+            behind.append(text)
+    parts = ([f"more of {', '.join(ahead)}"] if ahead else []) + (
+        [f"less of {', '.join(behind)}"] if behind else []
+    )
+    if not parts:
+        return ""
+    return (
+        f"The CNN's embeddings carry {' and '.join(parts)} than the hand-crafted features "
+        "(CNN vs features; the intervals do not overlap)."
+    )

@@ -23,6 +23,7 @@ from deepradiomics.report.formatting import (
     metric_label,
     model_label,
     ordered_metrics,
+    phenotype_label,
 )
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import ROLES
@@ -362,3 +363,26 @@ def learning_curve_grid(records: Sequence[dict[str, Any]]) -> Grid:
     if len(models) == 2:
         header.append(f"{model_label(models[0])} - {model_label(models[1])}")
     return Grid(header, rows)
+
+
+PROBE_LABELS = {"cnn": "CNN embeddings", "classical": "hand-crafted features"}
+
+
+def phenotype_probe_grid(probe: Any) -> Grid:
+    """The truth audit's phenotype probe (``metrics.truth.phenotype_probe``): a row per
+    phenotype (with its part of the risk), a column per representation; empty without one."""
+    header = ["phenotype (part of the risk)"]
+    if not isinstance(probe, dict) or not isinstance(probe.get("representations"), dict):
+        return Grid(header, [])
+    reps = {k: v for k, v in probe["representations"].items() if isinstance(v, dict)}
+    components = probe.get("components") or {}
+    if not reps or not isinstance(components, dict):
+        return Grid(header, [])
+    rows = [
+        [
+            f"{phenotype_label(name)} ({part})",
+            *(fmt_estimate((rep.get("r") or {}).get(name)) for rep in reps.values()),
+        ]
+        for name, part in components.items()
+    ]
+    return Grid([*header, *(PROBE_LABELS.get(k, k) for k in reps)], rows)
