@@ -369,3 +369,30 @@ def test_adversarial_run_reports_its_adversary_in_the_audit(run_dir: Path) -> No
     assert adversary["members"] == 2 and 0 <= adversary["site_accuracy"] <= 1
     assert 0.5 <= adversary["constant_guess"] <= 1  # the largest of two sites' shares
     assert "domain-adversarial" in audit["verdict"]
+
+
+def test_the_runs_report_opens_cleanly_in_a_browser(run_dir: Path, tmp_path: Path) -> None:
+    """The report as a user opens it: headless Chromium, no console error, no request
+    outside the file, every figure (SVG charts, embedded Grad-CAM PNGs) drawn."""
+    from tests.report.browser import find_browser, open_page
+
+    if find_browser() is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    pytest.importorskip("websocket", reason="websocket-client (test extra) absent")
+    checks = {
+        "images": "document.images.length",
+        "images_drawn": "Array.from(document.images)"
+        ".filter(i => i.complete && i.naturalWidth > 0).length",
+        "svgs": "document.querySelectorAll('svg').length",
+        "svgs_drawn": "Array.from(document.querySelectorAll('svg'))"
+        ".filter(s => s.getBoundingClientRect().width > 200).length",
+        "probe_rows": "document.querySelectorAll('table.phenotype-probe tr').length",
+    }
+    record = open_page(run_dir / "out" / "report.html", tmp_path / "report.png", checks)
+    assert record.errors == []
+    assert record.foreign_requests == []
+    values = record.values
+    explained = json.loads((run_dir / "out" / "metrics.json").read_text()).get("explain")
+    assert values["images"] == values["images_drawn"] and (values["images"] > 0) == bool(explained)
+    assert values["svgs"] == values["svgs_drawn"] > 0
+    assert values["probe_rows"] == 1 + 7  # header + the generator's seven phenotypes

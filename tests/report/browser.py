@@ -55,8 +55,9 @@ class PageRecord:
 
     @property
     def foreign_requests(self) -> list[str]:
-        """Every request but the page itself."""
-        return [u for u in self.requests if u != self.url]
+        """Every request but the page itself and what it carries inline (``data:`` URIs: the
+        report's embedded figures, which Chromium also logs as requests)."""
+        return [u for u in self.requests if u != self.url and not u.startswith("data:")]
 
 
 class _Session:

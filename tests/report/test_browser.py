@@ -63,12 +63,19 @@ def test_report_opens_cleanly_offline(tmp_path: Path):
     assert image[..., :3].std() > 0.05  # not a blank page
 
 
+PIXEL = (  # a 1 x 1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
 def test_the_harness_catches_errors_and_requests(tmp_path: Path):
-    """The checks above can fail: a console error, an exception and a request are seen."""
+    """The checks above can fail: a console error, an exception and a request are seen; an
+    inline (data:) image is part of the page, not a request elsewhere."""
     bad = tmp_path / "bad.html"
     bad.write_text(
         "<!DOCTYPE html><html><body><p>x</p>"
         "<img src='http://127.0.0.1:9/pixel.png' alt=''>"
+        f"<img src='data:image/png;base64,{PIXEL}' alt=''>"
         "<script>console.error('boom'); undefined_function();</script></body></html>"
     )
     record = open_page(bad, tmp_path / "bad.png")
