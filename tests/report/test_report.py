@@ -549,3 +549,16 @@ def test_truth_section_shows_the_phenotype_probe(binary, tmp_path):
     edit_json(probed / "metrics.json", lambda m: m["truth"].pop("phenotype_probe"))
     bare = section(write_report(probed).read_text(), "truth")
     assert "phenotype-probe" not in bare and "Phenotype probe" not in bare
+
+
+def test_the_binary_outcome_names_its_positive_class(binary, tmp_path):
+    run, _ = binary
+    named = copy_run(run, tmp_path / "named")
+    edit_json(named / "cohort.json", lambda c: c.update(classes=["benign", "malignant"]))
+    page = write_report(named).read_text()
+    assert "outcome: column label (classes benign, malignant; positive: malignant)." in section(
+        page, "cohort"
+    )
+    assert "A probability of the positive class (malignant);" in page
+    edit_json(named / "cohort.json", lambda c: c.pop("classes"))
+    assert "positive: " not in write_report(named).read_text()

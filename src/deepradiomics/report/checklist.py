@@ -86,13 +86,29 @@ def _covariates(run: RunData) -> list[str]:
     return [*(c.get("covariates_numeric") or []), *(c.get("covariates_categorical") or [])]
 
 
-def _outcome(run: RunData) -> str:
+def _classes(run: RunData) -> list[str]:
+    """The class names, in label order (the run's cohort summary, else the config)."""
+    classes = (run.cohort or {}).get("classes") or run.section("cohort").get("classes") or []
+    return [str(c) for c in classes]
+
+
+def _positive(run: RunData) -> str:
+    """`` (name)`` of a binary task's positive class (label 1), when the classes are named."""
+    classes = _classes(run)
+    return f" ({classes[1]})" if run.task == "binary" and len(classes) == 2 else ""
+
+
+def outcome_text(run: RunData) -> str:
+    """The outcome in words: its column(s), the class names and a binary task's positive one."""
     c = run.section("cohort")
     if run.task == "survival":
         return f"time to event (columns {c.get('time', 'time')} / {c.get('event', 'event')})"
-    classes = (run.cohort or {}).get("classes") or c.get("classes")
+    classes = _classes(run)
     text = f"column {c.get('target', 'label')}"
-    return text + (f" (classes {', '.join(map(str, classes))})" if classes else "")
+    if not classes:
+        return text
+    positive = f"; positive: {classes[1]}" if _positive(run) else ""
+    return text + f" (classes {', '.join(classes)}{positive})"
 
 
 def _size(run: RunData) -> str | None:
@@ -182,7 +198,8 @@ def _threshold(run: RunData) -> str:
     )
     cases = "out-of-bag" if early_stopping_cases(run) == "out_of_bag" else "validation"
     return (
-        f"A probability of the positive class; cases are called positive at or above a "
+        f"A probability of the positive class{_positive(run)}; cases are called positive at "
+        "or above a "
         f"threshold chosen by the rule '{rule}' {how} {cases} predictions"
         + (f" ({value:.3g})" if value is not None else "")
         + "."
@@ -278,7 +295,7 @@ TRIPOD_ITEMS: tuple[tuple, ...] = (
         "Study as developing or evaluating a prediction model; target population; outcome",
         lambda r: _partly(
             f"Run '{r.name}': development with internal validation of a "
-            f"{r.task} model of {_outcome(r)}."
+            f"{r.task} model of {outcome_text(r)}."
         ),
     ),
     _t("2", "Abstract", "Abstract following TRIPOD+AI for Abstracts"),
@@ -328,7 +345,7 @@ TRIPOD_ITEMS: tuple[tuple, ...] = (
         "8a",
         "Outcome",
         "Outcome definition, time horizon, how and when assessed",
-        lambda r: _partly(f"Outcome: {_outcome(r)}."),
+        lambda r: _partly(f"Outcome: {outcome_text(r)}."),
     ),
     _t("8b", "Outcome", "Qualifications and demographics of outcome assessors"),
     _t("8c", "Outcome", "Blinding of outcome assessment"),

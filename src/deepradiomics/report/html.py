@@ -151,7 +151,8 @@ def cohort_section(run: RunData) -> str:
     mods = cohort.get("modalities") or []
     body = (
         f"<p>{esc(cohort.get('n_cases', DASH))} cases from {esc(cohort.get('n_patients', DASH))} "
-        f"patients; modalities: {esc(', '.join(map(str, mods)) or DASH)}.</p>"
+        f"patients; modalities: {esc(', '.join(map(str, mods)) or DASH)}; outcome: "
+        f"{esc(checklist.outcome_text(run))}.</p>"
     )
     body += "<h3>Per site</h3>" + html_table(tables.site_grid(cohort, run.task))
     covariates = tables.covariate_grid(cohort)
