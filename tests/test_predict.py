@@ -275,6 +275,13 @@ def test_missing_bundle_is_a_usage_error(
         predict_cases(run / "bundle", tmp_path / "none.csv")
 
 
+def test_the_run_folder_stands_for_its_bundle(run: Path, tmp_path: Path) -> None:
+    csv = _cohort_csv(run)
+    for name, folder in (("run", run), ("bundle", run / "bundle")):
+        assert main(["predict", str(folder), str(csv), "--out", str(tmp_path / name)]) == 0
+    assert (tmp_path / "run").read_text() == (tmp_path / "bundle").read_text()
+
+
 def test_ensemble_columns_per_task(run: Path) -> None:
     base = load_bundle(run / "bundle")
     m = [replace(base.members[0], offset=o) for o in (1.0, -1.0)]

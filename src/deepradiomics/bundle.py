@@ -174,7 +174,8 @@ def _member_plan(folder: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read ``bundle.json``, ``config.yaml`` and ``plan.json``; weights are read later.
+    """Read ``bundle.json``, ``config.yaml`` and ``plan.json`` of a bundle folder (or of a run
+    folder's ``bundle/``); weights are read later.
 
     ``UsageError`` when the folder or its ``bundle.json`` is missing; ``UserError`` when a
     file is unreadable or the bundle cannot be applied to CSV cases.
@@ -182,9 +183,14 @@ def load_bundle(folder: str | Path) -> Bundle:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"bundle folder not found: {folder}")
+    if not (folder / MANIFEST).is_file() and (folder / "bundle" / MANIFEST).is_file():
+        folder = folder / "bundle"  # a run folder: its bundle
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
-        raise UsageError(f"{folder}: no {MANIFEST}; pass the bundle folder of a run (RUN/bundle)")
+        raise UsageError(
+            f"{folder}: no {MANIFEST} (nor bundle/{MANIFEST}); pass a run folder or its bundle "
+            "folder (RUN/bundle)"
+        )
     try:
         info = json.loads(manifest_path.read_text())
         members = [

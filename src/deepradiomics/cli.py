@@ -330,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_executor_options(s)
 
     s = sub.add_parser("predict", help="apply a trained bundle to new cases")
-    s.add_argument("bundle", help="RUN/bundle folder")
+    s.add_argument("bundle", help="a run folder (its bundle/) or the bundle folder itself")
     s.add_argument("cases", help="cohort CSV of new cases")
     s.add_argument(
         "--out",

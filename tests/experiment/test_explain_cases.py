@@ -138,7 +138,7 @@ def test_not_a_run(tmp_path: Path, capsys) -> None:
     csv = tmp_path / "c.csv"
     csv.write_text("case_id,ct\n")
     assert main(["explain", str(tmp_path), str(csv), "--out", str(tmp_path / "o")]) == 2
-    assert "not a run folder" in capsys.readouterr().err
+    assert "pass a run folder or its bundle folder" in capsys.readouterr().err
 
 
 def test_run_explains_a_few_cases_and_reports_them(run: Path) -> None:

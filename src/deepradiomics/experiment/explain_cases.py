@@ -70,14 +70,6 @@ def attribution(
     return torch.cat(maps)
 
 
-def _bundle_dir(run: Path) -> Path:
-    if (run / "bundle.json").is_file():
-        return run
-    if (run / "bundle" / "bundle.json").is_file():
-        return run / "bundle"
-    raise UsageError(f"{run}: not a run folder (no bundle/bundle.json)")
-
-
 def figure(
     path: Path,
     image: np.ndarray,
@@ -123,7 +115,7 @@ def explain_cases(
     for m in methods:
         if m not in METHODS:
             raise UsageError(f"--method {m!r}: one of {', '.join(METHODS)}")
-    bundle = load_bundle(_bundle_dir(Path(run)))
+    bundle = load_bundle(run)
     csv = Path(cases_csv)
     if not csv.is_file():
         raise UsageError(f"cases file not found: {csv}")
