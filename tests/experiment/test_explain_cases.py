@@ -211,3 +211,9 @@ def test_a_mask_channel_model_is_explained(tmp_path: Path, capsys) -> None:
     case = cohort["case_id"].iloc[0]
     ct = sitk.ReadImage(str(csv.parent / cohort["ct"].iloc[0]))
     assert sitk.ReadImage(str(out / f"{safe_name(case)}_gradcam.nii.gz")).GetSize() == ct.GetSize()
+    # what each case's map is made of: intensity maps and texture energies, adding up to 1
+    for entry in info["cases"].values():
+        parts = entry["gradcam"]["composition"]
+        assert set(parts) == {"intensity", "texture"}
+        if entry["gradcam"]["map_max"] > 0:
+            assert sum(parts.values()) == pytest.approx(1.0, abs=1e-4)

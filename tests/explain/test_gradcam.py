@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepradiomics.errors import UserError
-from deepradiomics.explain.gradcam import default_layer, grad_cam
+from deepradiomics.explain.gradcam import default_layer, grad_cam, map_composition
 from deepradiomics.models import create_model, list_models
 
 
@@ -92,6 +92,33 @@ def test_lesion_texture_map_places_the_texture_where_it_is() -> None:
     assert left > 20 * right, (left, right)
     assert float(cam[0, :, :6].abs().max()) == 0.0  # nothing outside the lesion
     assert not model.backbone._attributing  # the mode ends with the map
+    # the score reads the texture energy only: the map is all texture
+    parts, mass = map_composition(model, x)
+    assert set(parts) == {"intensity", "texture"}  # no soft levels in this model
+    assert float(mass[0]) > 0
+    assert float(parts["texture"][0]) == pytest.approx(1.0, abs=1e-4)
+    assert float(parts["intensity"][0]) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_map_composition_adds_up_and_only_named_channels_have_one() -> None:
+    torch.manual_seed(1)
+    model = create_model(
+        "lesion_texture", task="binary", in_channels=3, texture_channels=1, levels=3
+    ).eval()
+    x = torch.rand(3, 3, 6, 24, 24)
+    x[:, -1] = 0.0
+    x[:, -1, 1:5, 6:18, 5:19] = 1.0
+    parts, mass = map_composition(model, x)
+    assert set(parts) == {"intensity", "levels", "texture"}
+    total = sum(parts.values())
+    cam, raw = grad_cam(model, x)
+    torch.testing.assert_close(mass, raw.flatten(1).sum(1), rtol=1e-4, atol=1e-6)
+    has_map = mass > 0
+    assert has_map.any()
+    # shares of a positive map add up to 1 (float32 sums over ~3,000 voxels: 1e-4)
+    torch.testing.assert_close(total[has_map], torch.ones(int(has_map.sum())), atol=1e-4, rtol=0)
+    small = create_model("small3d", task="binary", in_channels=1, widths=(2, 4))
+    assert map_composition(small, torch.rand(1, 1, 8, 8, 8)) is None
 
 
 SHAPES = {

@@ -562,3 +562,27 @@ def test_the_binary_outcome_names_its_positive_class(binary, tmp_path):
     assert "A probability of the positive class (malignant);" in page
     edit_json(named / "cohort.json", lambda c: c.pop("classes"))
     assert "positive: " not in write_report(named).read_text()
+
+
+def test_explained_cases_show_what_their_map_is_made_of():
+    from deepradiomics.report import explain as ex
+
+    regions = {"lesion": 0.8, "margin": 0.1, "body": 0.1, "outside": 0.0}
+    info = {
+        "cases": {
+            "c1": {
+                "group": "TP",
+                "prob": 0.9,
+                "gradcam": {**regions, "composition": {"intensity": 0.3, "texture": 0.7}},
+            },
+            "c2": {"group": "FN", "prob": 0.2, "gradcam": regions},
+        }
+    }
+    grid = ex.cases_grid(info)
+    assert grid.header[-2:] == ["map from intensity", "map from texture"]
+    assert grid.rows[0][-2:] == ["30 %", "70 %"] and grid.rows[1][-2:] == ["", ""]
+    assert grid.rows[0][3] == "80 %"  # the regions' columns stay where they were
+    assert ex.composition_line(info).startswith("Map from texture / intensity / levels")
+    del info["cases"]["c1"]["gradcam"]["composition"]
+    assert not any(h.startswith("map from") for h in ex.cases_grid(info).header)
+    assert ex.composition_line(info) == ""

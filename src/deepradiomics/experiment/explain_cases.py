@@ -34,7 +34,7 @@ from deepradiomics.errors import UsageError, UserError
 from deepradiomics.explain.field_spec import build_backbone, field_summary
 from deepradiomics.explain.geometry import orthogonal_planes, to_original
 from deepradiomics.explain.gradcam import METHODS as GRADCAM_METHODS
-from deepradiomics.explain.gradcam import default_layer, grad_cam
+from deepradiomics.explain.gradcam import default_layer, grad_cam, map_composition
 from deepradiomics.explain.localisation import body_mask, localise, summarise
 from deepradiomics.explain.occlusion import occlusion
 from deepradiomics.explain.receptive_field import receptive_field
@@ -68,6 +68,30 @@ def attribution(
         else:
             maps.append(grad_cam(model, xi, method=method, covariates=ci)[0])
     return torch.cat(maps)
+
+
+def composition(
+    method: str, models: list[tuple[Any, Any]], x: Any, chunk: int = 16
+) -> dict[str, np.ndarray] | None:
+    """Each kind of channel's share of each case's Grad-CAM map (``map_composition``) over
+    the members, each weighted by its map's mass (the ensemble's map is their mean); None for
+    occlusion or a backbone that does not name its channels."""
+    if method not in GRADCAM_METHODS:
+        return None
+    shares: dict[str, Any] = {}
+    mass = torch.zeros(len(x))
+    for model, cov in models:
+        for i in range(0, len(x), chunk):
+            c = None if cov is None else cov[i : i + chunk]
+            found = map_composition(model, x[i : i + chunk], method=method, covariates=c)
+            if found is None:
+                return None
+            part, m = found
+            for kind, share in part.items():
+                shares.setdefault(kind, torch.zeros(len(x)))[i : i + chunk] += share * m
+            mass[i : i + chunk] += m
+    safe = torch.where(mass > 0, mass, torch.ones_like(mass))
+    return {k: (v / safe).numpy() for k, v in shares.items()}
 
 
 def figure(
@@ -180,8 +204,11 @@ def explain_case_list(
             [attribution(method, m, x, cov, mask_channel=mask_channel) for m, cov in models]
         )
         maps = maps.mean(0).numpy()
+        kinds = composition(method, models, x)
         locs = []
-        for (case, prep), ref, amap in zip(prepared, references, maps, strict=False):
+        for i, ((case, prep), ref, amap) in enumerate(
+            zip(prepared, references, maps, strict=False)
+        ):
             name = f"{safe_name(case.case_id)}_{method}"
             sitk.WriteImage(to_original(amap, prep.meta, ref), str(out / f"{name}.nii.gz"))
             loc = localise(amap, prep.mask, body_mask(prep.image[0]), spacing)
@@ -190,6 +217,7 @@ def explain_case_list(
                 **loc.to_dict(),
                 "map_max": float(amap.max()),
                 "file": f"{name}.nii.gz",
+                **({"composition": {k: float(v[i]) for k, v in kinds.items()}} if kinds else {}),
             }
             if figures:
                 figure(

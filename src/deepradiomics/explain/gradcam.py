@@ -129,21 +129,15 @@ def _to_input(
     return out
 
 
-def grad_cam(
+def _weighted_activation(
     model: nn.Module,
     x: torch.Tensor,
-    *,
-    layer: str | None = None,
-    method: str = "gradcam",
-    target: int | None = None,
-    covariates: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(map [N, D, H, W] at the input's size, raw map at the layer's size)`` for a batch.
-
-    ``model`` is a ``RadiomicsNet`` (put in eval mode here); the map is
-    ``ReLU(sum_c w_c A_c)`` with ``A`` the layer's activation and ``w`` the method's
-    channel weights, unscaled. Group-CNN activations (channel x group element) are channels.
-    """
+    layer: str | None,
+    method: str,
+    target: int | None,
+    covariates: torch.Tensor | None,
+) -> torch.Tensor:
+    """``[N, C, *map]``: the layer's activation times its channels' weights (detached)."""
     if method not in METHODS:
         raise UserError(f"unknown Grad-CAM method {method!r}; one of {', '.join(METHODS)}")
     model.eval()
@@ -165,7 +159,58 @@ def grad_cam(
         handle.remove()
     act, grad = store["act"].detach(), grad.detach()
     weights = _weights(method, act, grad)
-    shape = (*weights.shape, *([1] * (act.dim() - 2)))
-    raw = F.relu((weights.reshape(shape) * act).sum(1))
+    return weights.reshape(*weights.shape, *([1] * (act.dim() - 2))) * act
+
+
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    layer: str | None = None,
+    method: str = "gradcam",
+    target: int | None = None,
+    covariates: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(map [N, D, H, W] at the input's size, raw map at the layer's size)`` for a batch.
+
+    ``model`` is a ``RadiomicsNet`` (put in eval mode here); the map is
+    ``ReLU(sum_c w_c A_c)`` with ``A`` the layer's activation and ``w`` the method's
+    channel weights, unscaled. Group-CNN activations (channel x group element) are channels.
+    """
+    raw = F.relu(_weighted_activation(model, x, layer, method, target, covariates).sum(1))
+    backbone = getattr(model, "backbone", model)
     slab = getattr(backbone, "z_slices", None)
     return _to_input(raw, x.shape[2:], getattr(backbone, "slices", None), slab), raw
+
+
+def map_composition(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    method: str = "gradcam",
+    target: int | None = None,
+    covariates: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+    """``({kind: [N]}, mass [N])``: each kind of channel's share of the default-layer map's
+    mass, and that mass (the map's sum), for a backbone that names its channels
+    (``map_groups``: ``lesion_texture``'s intensity maps, soft levels and texture energies);
+    None for the others.
+
+    On the voxels where the map is positive, the map is the sum of each kind's weighted
+    channels; a kind's share is that sum over those voxels over the map's total. The shares
+    add up to 1; a kind that lowers the score where the map is positive has a negative share.
+    """
+    backbone = getattr(model, "backbone", model)
+    if not hasattr(backbone, "map_groups"):
+        return None
+    parts = _weighted_activation(model, x, None, method, target, covariates)
+    total = parts.sum(1)
+    positive = (total > 0).to(parts.dtype)
+    dims = tuple(range(1, total.dim()))
+    mass = (total * positive).sum(dims)
+    safe = torch.where(mass > 0, mass, torch.ones_like(mass))
+    shares = {
+        kind: torch.where(mass > 0, (parts[:, part].sum(1) * positive).sum(dims) / safe, 0.0)
+        for kind, part in backbone.map_groups().items()
+    }
+    return shares, mass

@@ -363,6 +363,15 @@ class LesionTextureNet(nn.Module):
             interior = torch.where(empty[:, None, None, None, None], interior, eroded)
         return interior
 
+    def map_groups(self) -> dict[str, slice]:
+        """What the channels of ``lesion_maps`` are, by kind, as laid out in ``attribution``:
+        the intensity maps, the soft levels and the texture energies' voxel shares."""
+        n_int = self.intensity.out_channels
+        n_tex = self.oriented.weight.shape[0] * self.rotations * self.texture_channels
+        groups = {"intensity": slice(0, n_int), "levels": slice(n_int, n_int + self.levels)}
+        groups["texture"] = slice(n_int + self.levels, n_int + self.levels + n_tex)
+        return {k: v for k, v in groups.items() if v.stop > v.start}
+
     @contextmanager
     def attribution(self) -> Iterator[None]:
         """Within it the texture energies are summed from their voxel shares, which join the

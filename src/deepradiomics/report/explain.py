@@ -17,10 +17,21 @@ def _pct(v: Any) -> str:
 
 
 def cases_grid(explain: dict[str, Any], method: str = "gradcam") -> Grid:
-    """One row per explained case: group, probability, shares of positive attribution."""
+    """One row per explained case: group, probability, shares of positive attribution by
+    region and, for a model that names its channels (``lesion_texture``), by kind (texture,
+    intensity, soft levels)."""
+    cases = explain.get("cases") or {}
+    kinds = list(
+        dict.fromkeys(
+            k
+            for info in cases.values()
+            for k in ((info.get(method) or {}).get("composition") or {})
+        )
+    )
     rows = []
-    for cid, info in (explain.get("cases") or {}).items():
+    for cid, info in cases.items():
         shares = info.get(method) or {}
+        parts = shares.get("composition") or {}
         rows.append(
             [
                 cid,
@@ -28,6 +39,7 @@ def cases_grid(explain: dict[str, Any], method: str = "gradcam") -> Grid:
                 info.get("prob", ""),
                 *(_pct(shares.get(r)) for r in REGIONS),
                 "yes" if shares.get("flagged") else "",
+                *(_pct(parts.get(k)) for k in kinds),
             ]
         )
     return Grid(
@@ -40,8 +52,22 @@ def cases_grid(explain: dict[str, Any], method: str = "gradcam") -> Grid:
             "rest of body",
             "outside body",
             "flagged",
+            *(f"map from {k}" for k in kinds),
         ],
         rows,
+    )
+
+
+def composition_line(explain: dict[str, Any], method: str = "gradcam") -> str:
+    """What the table's "map from" columns mean (empty when no case has them)."""
+    cases = (explain.get("cases") or {}).values()
+    if not any((info.get(method) or {}).get("composition") for info in cases):
+        return ""
+    return (
+        "Map from texture / intensity / levels: the share of each case's positive Grad-CAM "
+        "map that each kind of the model's channels makes up (the oriented texture "
+        "energies, the intensity maps, the soft intensity levels; members' mean). The "
+        "shares add up to 100 %; a negative one lowers the score where the map is positive."
     )
 
 

@@ -522,6 +522,8 @@ def explain_section(run: RunData) -> str:
     parts = [f"<p>{esc(line)}</p>" for line in ex.sanity_lines(info)]
     parts.append(f"<p>{esc(ex.localisation_line(info))}</p>")
     parts.append(html_table(ex.cases_grid(info)))
+    if line := ex.composition_line(info):
+        parts.append(f'<p class="note">{esc(line)}</p>')
     layer = info.get("gradcam_layer")
     at = f" at layer {layer}" if layer else ""
     parts += [
