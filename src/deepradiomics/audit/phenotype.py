@@ -45,7 +45,7 @@ PHENOTYPES = {
 }
 PROBE_FOLDS = 5
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)
-MIN_ROWS_PER_FOLD = 3
+MIN_PATIENTS_PER_FOLD = 3
 
 
 def present_phenotypes(truth: pd.DataFrame) -> list[str]:
@@ -70,8 +70,8 @@ def probe_predictions(
     """Out-of-fold ridge predictions ``[n, P]`` of the columns of ``Y`` from ``X``.
 
     Folds are patient-grouped, made inside each ``blocks`` label (rows of different blocks
-    live in different spaces, e.g. the embeddings of different folds' models). A block too
-    small for two folds of ``MIN_ROWS_PER_FOLD`` rows is left NaN.
+    live in different spaces, e.g. the embeddings of different folds' models). A block with
+    too few patients for two folds of ``MIN_PATIENTS_PER_FOLD`` is left NaN.
     """
     X = clean_features(X)
     Y = np.asarray(Y, dtype=float).reshape(len(X), -1)
@@ -84,7 +84,7 @@ def probe_predictions(
     for b in np.unique(block):
         rows = np.flatnonzero(block == b)
         n_patients = len(np.unique(pcode[rows]))
-        n_folds = min(PROBE_FOLDS, n_patients // MIN_ROWS_PER_FOLD)
+        n_folds = min(PROBE_FOLDS, n_patients // MIN_PATIENTS_PER_FOLD)
         if n_folds < 2:
             continue
         folds = grouped_folds(np.zeros(len(rows)), pcode[rows], n_folds, rng)
