@@ -374,7 +374,7 @@ def test_adversarial_run_reports_its_adversary_in_the_audit(run_dir: Path) -> No
 def test_the_runs_report_opens_cleanly_in_a_browser(run_dir: Path, tmp_path: Path) -> None:
     """The report as a user opens it: headless Chromium, no console error, no request
     outside the file, every figure (SVG charts, embedded Grad-CAM PNGs) drawn."""
-    from tests.report.browser import find_browser, open_page
+    from tests.report.browser import FIGURE_CHECKS, find_browser, open_page
 
     if find_browser() is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium)")
@@ -383,9 +383,7 @@ def test_the_runs_report_opens_cleanly_in_a_browser(run_dir: Path, tmp_path: Pat
         "images": "document.images.length",
         "images_drawn": "Array.from(document.images)"
         ".filter(i => i.complete && i.naturalWidth > 0).length",
-        "svgs": "document.querySelectorAll('svg').length",
-        "svgs_drawn": "Array.from(document.querySelectorAll('svg'))"
-        ".filter(s => s.getBoundingClientRect().width > 200).length",
+        **FIGURE_CHECKS,
         "probe_rows": "document.querySelectorAll('table.phenotype-probe tr').length",
     }
     record = open_page(run_dir / "out" / "report.html", tmp_path / "report.png", checks)

@@ -32,6 +32,14 @@ def find_browser() -> str | None:
     return None
 
 
+# JS checks every report test asks for: the SVG figures, and those the layout drew
+FIGURE_CHECKS = {
+    "svgs": "document.querySelectorAll('svg').length",
+    "svgs_drawn": "Array.from(document.querySelectorAll('svg'))"
+    ".filter(s => s.getBoundingClientRect().width > 200).length",
+}
+
+
 @dataclass
 class PageRecord:
     url: str

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from deepradiomics.report import write_report
-from tests.report.browser import find_browser, open_page
+from tests.report.browser import FIGURE_CHECKS, find_browser, open_page
 from tests.report.run_builder import binary_run
 
 pytestmark = [
@@ -26,9 +26,7 @@ pytestmark = [
 pytest.importorskip("websocket", reason="websocket-client (test extra) absent")
 
 CHECKS = {
-    "svgs": "document.querySelectorAll('svg').length",
-    "svgs_drawn": "Array.from(document.querySelectorAll('svg'))"
-    ".filter(s => s.getBoundingClientRect().width > 200).length",
+    **FIGURE_CHECKS,
     "sections": "document.querySelectorAll('section').length",
     "overflow": "document.documentElement.scrollWidth - window.innerWidth",
     "height": "document.documentElement.scrollHeight",
