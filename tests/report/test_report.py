@@ -586,3 +586,9 @@ def test_explained_cases_show_what_their_map_is_made_of():
     del info["cases"]["c1"]["gradcam"]["composition"]
     assert not any(h.startswith("map from") for h in ex.cases_grid(info).header)
     assert ex.composition_line(info) == ""
+
+
+def test_a_tiny_negative_share_reads_zero_percent():
+    from deepradiomics.report.explain import _pct
+
+    assert [_pct(v) for v in (-0.001, 0.3, -0.02, None)] == ["0 %", "30 %", "-2 %", ""]

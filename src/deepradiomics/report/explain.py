@@ -13,7 +13,7 @@ REGIONS = ("lesion", "margin", "body", "outside")
 
 
 def _pct(v: Any) -> str:
-    return "" if v is None else f"{100 * float(v):.0f} %"
+    return "" if v is None else f"{round(100 * float(v))} %"  # an int: never "-0 %"
 
 
 def cases_grid(explain: dict[str, Any], method: str = "gradcam") -> Grid:
@@ -66,7 +66,7 @@ def composition_line(explain: dict[str, Any], method: str = "gradcam") -> str:
     return (
         "Map from texture / intensity / levels: the share of each case's positive Grad-CAM "
         "map that each kind of the model's channels makes up (the oriented texture "
-        "energies, the intensity maps, the soft intensity levels; members' mean). The "
+        "energies, the intensity maps, the soft intensity levels; over the members, weighted by each one's map). The "
         "shares add up to 100 %; a negative one lowers the score where the map is positive."
     )
 

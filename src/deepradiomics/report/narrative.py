@@ -442,8 +442,8 @@ def probe_verdict(probe: Any) -> str:
             ahead.append(text)
         elif lo_b > hi_a:
             behind.append(text)
-    parts = ([f"more of {', '.join(ahead)}"] if ahead else []) + (
-        [f"less of {', '.join(behind)}"] if behind else []
+    parts = ([f"more of {_in_words(ahead)}"] if ahead else []) + (
+        [f"less of {_in_words(behind)}"] if behind else []
     )
     if not parts:
         return ""
@@ -451,3 +451,8 @@ def probe_verdict(probe: Any) -> str:
         f"The CNN's embeddings carry {' and '.join(parts)} than the hand-crafted features "
         "(CNN vs features; the intervals do not overlap)."
     )
+
+
+def _in_words(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
