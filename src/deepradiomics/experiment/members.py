@@ -49,9 +49,8 @@ class MemberOutput:
     test: np.ndarray
     best_epoch: int
     seconds: float
-    embedding: np.ndarray | None = (
-        None  # [N cohort cases, F]: combat_embeddings, site / truth audit
-    )
+    # [N cohort cases, F]: for combat_embeddings and the site and truth audits
+    embedding: np.ndarray | None = None
 
 
 def member_jobs(

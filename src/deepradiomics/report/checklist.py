@@ -92,10 +92,10 @@ def _classes(run: RunData) -> list[str]:
     return [str(c) for c in classes]
 
 
-def _positive(run: RunData) -> str:
-    """`` (name)`` of a binary task's positive class (label 1), when the classes are named."""
+def _positive_class(run: RunData) -> str | None:
+    """A binary task's positive class (label 1), when the classes are named."""
     classes = _classes(run)
-    return f" ({classes[1]})" if run.task == "binary" and len(classes) == 2 else ""
+    return classes[1] if run.task == "binary" and len(classes) == 2 else None
 
 
 def outcome_text(run: RunData) -> str:
@@ -107,8 +107,9 @@ def outcome_text(run: RunData) -> str:
     text = f"column {c.get('target', 'label')}"
     if not classes:
         return text
-    positive = f"; positive: {classes[1]}" if _positive(run) else ""
-    return text + f" (classes {', '.join(classes)}{positive})"
+    positive = _positive_class(run)
+    named = "classes " + ", ".join(classes) + (f"; positive: {positive}" if positive else "")
+    return f"{text} ({named})"
 
 
 def _size(run: RunData) -> str | None:
@@ -197,9 +198,10 @@ def _threshold(run: RunData) -> str:
         else "on the pooled"
     )
     cases = "out-of-bag" if early_stopping_cases(run) == "out_of_bag" else "validation"
+    positive = f" ({name})" if (name := _positive_class(run)) else ""
     return (
-        f"A probability of the positive class{_positive(run)}; cases are called positive at "
-        "or above a "
+        f"A probability of the positive class{positive}; cases are called positive at or "
+        "above a "
         f"threshold chosen by the rule '{rule}' {how} {cases} predictions"
         + (f" ({value:.3g})" if value is not None else "")
         + "."

@@ -66,8 +66,9 @@ def composition_line(explain: dict[str, Any], method: str = "gradcam") -> str:
     return (
         "Map from texture / intensity / levels: the share of each case's positive Grad-CAM "
         "map that each kind of the model's channels makes up (the oriented texture "
-        "energies, the intensity maps, the soft intensity levels; over the members, weighted by each one's map). The "
-        "shares add up to 100 %; a negative one lowers the score where the map is positive."
+        "energies, the intensity maps, the soft intensity levels; over the members, each "
+        "weighted by its map). The shares add up to 100 %; a negative one lowers the score "
+        "where the map is positive."
     )
 
 
