@@ -17,7 +17,7 @@ ridge penalty is chosen per phenotype by leave-one-out on them (scikit-learn's `
 so nothing of the held-out rows is used. All features enter, not a few leading principal
 components as in the site probe: the texture's orientation lives in low-variance directions
 of the hand-crafted features (on the demo's draw 0, 32 components give r 0.10 for texture
-anisotropy, all standardised features 0.39).
+anisotropy, all standardised features 0.33: bench/cnn_investigation/probe_design.py).
 """
 
 from __future__ import annotations
