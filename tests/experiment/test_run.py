@@ -248,6 +248,21 @@ def test_a_ground_truth_without_the_cohorts_cases_stops_before_training(
     assert not (tmp_path / "out" / "folds").exists()
 
 
+def test_class_weights_for_another_number_of_classes_stop_before_preprocessing(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cohort = str(run_dir / "cohort" / "cohort.csv")
+    truth = str(run_dir / "cohort" / "ground_truth.csv")
+    cfg = dict(CONFIG, cohort=dict(CONFIG["cohort"], path=cohort, ground_truth=truth))
+    cfg["train"] = dict(CONFIG["train"], class_weight=[1.0, 2.0, 3.0])
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "train.class_weight has 3 weights but the cohort has 2 classes" in err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "out").rglob("cases/*.npz")), "no case was preprocessed"
+
+
 def test_fairness_by_sex_and_site_matches_the_predictions(run_dir: Path) -> None:
     out = run_dir / "out"
     preds = pd.read_csv(out / "predictions.csv", dtype={"case_id": str, "site": str})

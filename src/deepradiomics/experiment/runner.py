@@ -57,6 +57,7 @@ from deepradiomics.experiment.truth_audit import ground_truth, truth_block
 from deepradiomics.files import atomic_write_text, write_json
 from deepradiomics.report import write_checklist, write_model_card, write_report
 from deepradiomics.tasks import get_task
+from deepradiomics.train.loop import check_class_weight
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def planned_cohorts(
     a drawn one (``cohort.mask_from``)."""
     source = open_cohort(cfg, run_dir, automatic)
     labels = source if isinstance(source, CohortArrays) else source.labels()
+    if get_task(cfg.cohort.task).classes:  # a bad count fails now, not after preprocessing
+        check_class_weight(cfg.train, labels.n_classes)
     dense = get_task(cfg.cohort.task).dense
     truth = None if dense else ground_truth(cfg, labels)
     splits, cohorts = fold_cohorts(source, make_run_splits(cfg, labels), on_training_part=not dense)

@@ -115,17 +115,24 @@ def _targets_for_loss(task: str, targets: torch.Tensor) -> torch.Tensor:
     return targets.to(getattr(torch, get_task(task).target_dtype))
 
 
+def check_class_weight(train: TrainConfig, n_classes: int) -> None:
+    """A UserError when ``train.class_weight`` lists a different number of weights than the
+    cohort has classes (``run`` checks it before preprocessing, ``fit`` again)."""
+    cw = train.class_weight
+    if not isinstance(cw, str) and len(cw) != n_classes:
+        raise UserError(
+            f"train.class_weight has {len(cw)} weights but the cohort has {n_classes} "
+            "classes: give one weight per class, or 'balanced'"
+        )
+
+
 def _class_weights(setup: Setup, train: ArrayData) -> list[float] | None:
     cw = setup.train.class_weight
     if not get_task(setup.task).classes or cw == "none":
         return None
     if cw == "balanced":
         return balanced_class_weights(train.targets.long().numpy(), setup.n_classes)
-    if len(cw) != setup.n_classes:
-        raise UserError(
-            f"train.class_weight has {len(cw)} weights but the cohort has {setup.n_classes} "
-            "classes: give one weight per class, or 'balanced'"
-        )
+    check_class_weight(setup.train, setup.n_classes)
     return list(cw)
 
 
