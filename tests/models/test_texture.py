@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from deepradiomics.models import create_model
 from deepradiomics.models.registry import create_backbone
-from deepradiomics.models.texture import OrientedFilters
+from deepradiomics.models.texture import OrientedFilters, gabor_kernels
 
 
 def test_band_energy_equals_the_convolution_route() -> None:
@@ -340,3 +340,38 @@ def test_attribution_changes_the_route_not_the_features() -> None:
             spatial = net.pooled(x)
     assert not net._attributing
     torch.testing.assert_close(spatial, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_gabor_kernels_are_quadrature_pairs_at_spread_wavelengths() -> None:
+    """Unit norm; each pair's spectrum peaks across the columns at its wavelength (3 to 6
+    pixels for a 9-pixel kernel); the cosine and sine of a pair are nearly orthogonal."""
+    bank = gabor_kernels(8, 9)
+    assert bank.shape == (8, 9, 9)
+    torch.testing.assert_close(bank.square().sum((1, 2)), torch.ones(8))
+    spectrum = torch.fft.rfft(bank.sum(1), n=90).abs()  # along the columns, 0.011 cycles/px
+    peak = spectrum.argmax(-1).float() / 90
+    for j, wavelength in enumerate((3.0, 3.0, 4.0, 4.0, 5.0, 5.0, 6.0, 6.0)):
+        assert peak[j].item() == pytest.approx(1 / wavelength, abs=0.03)
+    for j in range(0, 8, 2):
+        assert abs((bank[j] * bank[j + 1]).sum().item()) < 0.05
+
+
+def test_gabor_start_sees_stripes_at_any_angle() -> None:
+    """Started as Gabor pairs, untrained: 5-voxel stripes give a larger orientation spread than
+    isotropic noise, whatever their angle."""
+    net = create_backbone("lesion_texture", in_channels=2, filters=8, gabor=True).eval()
+    yy, xx = torch.meshgrid(torch.arange(40.0), torch.arange(40.0), indexing="ij")
+    images = [
+        torch.sin(2 * torch.pi / 5 * (xx * np.cos(angle) + yy * np.sin(angle)))
+        for angle in (0.3, 1.1)
+    ]
+    images.append(torch.randn(4, 40, 40, generator=torch.Generator().manual_seed(3)))
+    out = []
+    for img in images:
+        x = torch.zeros(1, 2, 4, 40, 40)
+        x[:, 0] = img
+        x[:, 1, :, 6:34, 6:34] = 1.0
+        with torch.no_grad():
+            out.append(net.pooled(x)[0, 8:16].mean().item())  # mean spread over filters
+    assert min(out[0], out[1]) > 2 * out[2], out
+    assert out[0] == pytest.approx(out[1], rel=0.25)

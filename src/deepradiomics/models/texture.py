@@ -10,6 +10,9 @@ lesion. The design, each part measured there:
 - a learned bank of zero-mean in-plane filters at the input resolution (no downsampling
   before the texture is resolved), each applied at ``rotations`` angles in [0, pi): a lifting
   group convolution, so a texture's orientation moves the response along the angle axis;
+  optionally (``gabor``) started as Gabor quadrature pairs at 3 to 6 pixel wavelengths, which
+  track the demo's texture anisotropy far better than random kernels do, before and after
+  training (``bench/demo_results.md``, session 8);
 - orderless pooling over the lesion's interior: per filter and angle the mean squared
   response (a band-pass energy, computed through the power spectrum: ``OrientedFilters``);
   per filter its mean over the angles (log, how much texture) and its spread over the
@@ -74,7 +77,7 @@ class OrientedFilters(nn.Module):
     """``filters`` learned zero-mean in-plane kernels, each at ``rotations`` angles, and their
     band-pass energies over a region of a volume (``forward``)."""
 
-    def __init__(self, filters: int, kernel: int, rotations: int) -> None:
+    def __init__(self, filters: int, kernel: int, rotations: int, gabor: bool = False) -> None:
         super().__init__()
         if kernel % 2 == 0 or kernel < 3:
             raise ValueError(f"kernel must be an odd size >= 3, got {kernel}")
@@ -85,7 +88,12 @@ class OrientedFilters(nn.Module):
         self.rotations = rotations
         # 5-D like a (1, k, k) Conv3d weight, so model.to(memory_format=channels_last_3d) (the
         # training loop) applies to it
-        self.weight = nn.Parameter(torch.randn(filters, 1, 1, kernel, kernel) / kernel)
+        init = (
+            gabor_kernels(filters, kernel)
+            if gabor
+            else torch.randn(filters, kernel, kernel) / kernel
+        )
+        self.weight = nn.Parameter(init[:, None, None])
         r = torch.linspace(-1, 1, kernel)
         disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= 1).to(torch.float32)
         self.register_buffer("disc", disc, persistent=False)  # rotating keeps a disc a disc
@@ -140,6 +148,22 @@ class OrientedFilters(nn.Module):
         count = region.flatten(1).sum(1).clamp_min(1.0).view(n, 1, 1, 1, 1)
         mean = (x * region).sum((2, 3, 4), keepdim=True) / count
         return (x - mean) * region, bank, count
+
+
+def gabor_kernels(filters: int, kernel: int) -> torch.Tensor:
+    """``[filters, kernel, kernel]`` Gabor kernels of unit norm: quadrature pairs (cosine and
+    sine phase) of stripes across the columns at wavelengths evenly spaced from 3 pixels to 2/3
+    of the kernel (a whole period inside it), under a Gaussian envelope 0.6 wavelengths wide.
+    The rotated copies (``rotated_kernels``) turn them to every angle."""
+    wavelengths = torch.linspace(3.0, max(3.0, 2 * kernel / 3), (filters + 1) // 2)
+    r = torch.arange(kernel, dtype=torch.float32) - kernel // 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    bank = []
+    for lam in wavelengths.tolist():
+        envelope = torch.exp(-(xx.square() + yy.square()) / (2 * (0.6 * lam) ** 2))
+        bank += [envelope * torch.cos(2 * math.pi * xx / lam + p) for p in (0.0, math.pi / 2)]
+    w = torch.stack(bank[:filters])
+    return w / w.square().sum((1, 2), keepdim=True).sqrt()
 
 
 def _transfer(bank: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -264,6 +288,7 @@ class LesionTextureNet(nn.Module):
         shape: bool = False,
         levels: int = 0,
         texture_floor: float | None = None,
+        gabor: bool = False,
     ) -> None:
         super().__init__()
         if in_channels < 2:
@@ -287,7 +312,7 @@ class LesionTextureNet(nn.Module):
         # texture energies' voxel shares (otherwise they go through the FFT and have no map)
         self.lesion_maps = nn.Identity()
         self._attributing = False  # inside ``attribution``
-        self.oriented = OrientedFilters(filters, kernel, rotations)
+        self.oriented = OrientedFilters(filters, kernel, rotations, gabor)
         if levels < 0:
             raise ValueError(f"levels must be at least 0, got {levels}")
         self.shape, self.levels = bool(shape), int(levels)
@@ -430,6 +455,7 @@ def lesion_texture(
     shape: bool = False,
     levels: int = 0,
     texture_floor: float | None = None,
+    gabor: bool = False,
 ) -> LesionTextureNet:
     """Lesion texture/layout CNN; the last input channel must be the lesion mask
     (``preprocess.mask_channel: true``). ``filters`` x ``rotations`` oriented ``kernel`` x
@@ -442,7 +468,8 @@ def lesion_texture(
     linear in the batch-normalised statistics);
     ``texture_floor``: leave the lesion's parts whose first channel (in-plane 5 x 5 mean) is
     below it, and ``erode`` voxels around them, out of the texture pooling (a necrotic
-    core's edge is a strong isotropic edge, not texture)."""
+    core's edge is a strong isotropic edge, not texture); ``gabor``: start the filters as
+    Gabor quadrature pairs (``gabor_kernels``) instead of random kernels."""
     return LesionTextureNet(
         in_channels,
         filters,
@@ -456,4 +483,5 @@ def lesion_texture(
         shape,
         levels,
         texture_floor,
+        gabor,
     )
