@@ -10,9 +10,9 @@ lesion. The design, each part measured there:
 - a learned bank of zero-mean in-plane filters at the input resolution (no downsampling
   before the texture is resolved), each applied at ``rotations`` angles in [0, pi): a lifting
   group convolution, so a texture's orientation moves the response along the angle axis;
-  optionally (``gabor``) started as Gabor quadrature pairs at 3 to 6 pixel wavelengths, which
-  track the demo's texture anisotropy far better than random kernels do, before and after
-  training (``bench/demo_results.md``, session 8);
+  optionally (``gabor``) started as Gabor quadrature pairs (3 to 6 pixel wavelengths for the
+  default 9-pixel kernel), which track the demo's texture anisotropy far better than random
+  kernels do, before and after training (``bench/demo_results.md``, session 8);
 - orderless pooling over the lesion's interior: per filter and angle the mean squared
   response (a band-pass energy, computed through the power spectrum: ``OrientedFilters``);
   per filter its mean over the angles (log, how much texture) and its spread over the
