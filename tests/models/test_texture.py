@@ -241,6 +241,28 @@ def test_levels_see_the_dark_share_and_where_the_core_sits() -> None:
         torch.testing.assert_close(net.pooled(turned)[0, -6:], b[0, -6:], rtol=1e-4, atol=1e-5)
 
 
+def test_relative_levels_find_the_core_whatever_the_sites_intensity_offset() -> None:
+    """Three more levels, relative to the lesion's median (0.7) after a 3 x 3 mean: the deepest
+    (3/16 of the window under it) holds the 6 x 6 core and its smoothed rim, not the bright
+    voxels next to it; a site's offset of the whole image (+0.1) leaves them as they are,
+    while the absolute levels see other shares."""
+    net = create_backbone("lesion_texture", in_channels=2, levels=3, relative_levels=True)
+    x = _cored_volume(4)
+    with torch.no_grad():
+        a, b = net.eval().pooled(x), net.pooled(x + 0.1)
+    plain = create_backbone("lesion_texture", in_channels=2, levels=3).eval()
+    assert a.shape[1] == plain.pooled(x).shape[1] + 2 * 3
+    # [..., shares: 3 absolute, 3 relative; offsets: 3 absolute, 3 relative]; about the core's
+    # 36 / 196, less its corners, which the 3 x 3 mean lifts to the level (5 bright of 9)
+    assert a[0, -7].item() == pytest.approx(36 / 196, abs=0.035)
+    assert a[0, -1].item() == pytest.approx(4 / 14, rel=0.15)  # its offset over the radius
+    relative = [-9, -8, -7, -3, -2, -1]
+    torch.testing.assert_close(a[:, relative], b[:, relative], rtol=1e-4, atol=1e-5)
+    assert (a[0, -12:-9] - b[0, -12:-9]).abs().max() > 0.1
+    net(x).sum().backward()
+    assert net.level_maps.weight.grad[3:, 1].abs().sum() > 0  # the relative copy learns
+
+
 def test_shape_and_levels_extend_the_pooled_vector_and_train() -> None:
     net = create_backbone("lesion_texture", in_channels=3, texture_channels=1, shape=True, levels=3)
     x = torch.rand(2, 3, 4, 20, 20)

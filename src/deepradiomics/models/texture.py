@@ -33,6 +33,11 @@ lesion. The design, each part measured there:
   dark necrotic share) and the in-plane distance of that part's centroid from the lesion's
   over the lesion's radius (a displaced core moves it; a region centroid, steadier than the
   soft-argmax of a single map);
+- optional (``relative_levels``): as many levels again, read after an in-plane 3 x 3 mean
+  and relative to each lesion's median, starting 0.02 wide at 1/16, 2/16, ... of the window
+  under it: a dark core whatever the site's intensity offset, and not single dark texture
+  voxels (core eccentricity r 0.67-0.68 untrained on the demo's draws 1 and 2, the absolute
+  levels 0.43-0.54; ``bench/demo_results.md``, session 8);
 - optional (``texture_floor``): the lesion's parts darker than a floor (a necrotic core:
   in-plane 5 x 5 mean of the first channel below it) and ``erode`` voxels around them are
   left out of the texture pooling; the core's edge is a strong isotropic edge that would
@@ -56,6 +61,7 @@ from deepradiomics.models.registry import register_model
 
 _EPS = 1e-6
 _LEVEL_WIDTH = 0.05  # initial width of the soft intensity levels, in window units
+_RELATIVE_WIDTH = 0.02  # and of the relative ones (read after a 3 x 3 mean: less noise)
 
 
 def rotated_kernels(weight: torch.Tensor, rotations: int) -> torch.Tensor:
@@ -289,6 +295,7 @@ class LesionTextureNet(nn.Module):
         levels: int = 0,
         texture_floor: float | None = None,
         gabor: bool = False,
+        relative_levels: bool = False,
     ) -> None:
         super().__init__()
         if in_channels < 2:
@@ -316,14 +323,20 @@ class LesionTextureNet(nn.Module):
         if levels < 0:
             raise ValueError(f"levels must be at least 0, got {levels}")
         self.shape, self.levels = bool(shape), int(levels)
+        self.relative_levels = bool(relative_levels)
         self.texture_floor = None if texture_floor is None else float(texture_floor)
         if self.levels:
-            self.level_maps = Pointwise(images, self.levels)
+            n, sets = self.levels, 2 if self.relative_levels else 1
+            self.level_maps = Pointwise(images * sets, n * sets)
+            steps = torch.arange(1, n + 1, dtype=torch.float32) / (n + 1)
             with torch.no_grad():  # soft thresholds of the first channel, 0.05 wide
                 self.level_maps.weight.zero_()
-                self.level_maps.weight[:, 0] = -1.0 / _LEVEL_WIDTH
-                steps = torch.arange(1, self.levels + 1, dtype=torch.float32)
-                self.level_maps.bias.copy_(steps / (self.levels + 1) / _LEVEL_WIDTH)
+                self.level_maps.weight[:n, 0] = -1.0 / _LEVEL_WIDTH
+                self.level_maps.bias[:n].copy_(steps / _LEVEL_WIDTH)
+                if self.relative_levels:  # of its relative copy: 1/16, 2/16... under the median
+                    self.level_maps.weight[n:, images] = -1.0 / _RELATIVE_WIDTH
+                    self.level_maps.bias[n:].copy_(-steps / 4 / _RELATIVE_WIDTH)
+            self.levels = n * sets
         spread = filters * self.texture_channels
         pooled = 2 * spread + 3 * intensity + 1 + 4 * self.shape + 2 * self.levels
         if hidden < 0:
@@ -351,7 +364,10 @@ class LesionTextureNet(nn.Module):
         interior = self._interior(image, mask)
         texture = image[:, : self.texture_channels]
         shares = [self.oriented.maps(texture, interior)] if self._attributing else []
-        maps = [self.intensity(image)] + ([self.level_maps(image)] if self.levels else [])
+        maps = [self.intensity(image)]
+        if self.levels:  # relative: each image channel twice, as it is and relative
+            relative = [self._relative(image, mask)] if self.relative_levels else []
+            maps.append(self.level_maps(torch.cat([image, *relative], 1)))
         # zero outside the lesion, which the model never reads: Grad-CAM's default layer
         maps = self.lesion_maps(torch.cat([torch.cat(maps, 1) * mask, *shares], 1))
         sizes = [self.intensity.out_channels, self.levels] + [m.shape[1] for m in shares]
@@ -422,6 +438,15 @@ class LesionTextureNet(nn.Module):
         total = below.flatten(2).sum(-1)
         return [total / count, centre_offset(below, total.clamp_min(_EPS), centre)]
 
+    @staticmethod
+    def _relative(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``image`` after an in-plane 3 x 3 mean (a region, not single dark texture voxels),
+        less each channel's median over the lesion (a site's intensity offset cancels)."""
+        smooth = box_mean(image, 3)
+        inside = smooth.masked_fill(mask == 0, float("nan")).flatten(2)
+        median = torch.nanmedian(inside, -1).values.nan_to_num(0.0)
+        return smooth - median[..., None, None, None]
+
     def _dark(self, channel: torch.Tensor) -> torch.Tensor:
         """0/1 ``[N, 1, D, H, W]``: where the in-plane 5 x 5 mean of ``channel`` is below
         ``texture_floor`` (a region such as a necrotic core, not single dark texture voxels)."""
@@ -456,6 +481,7 @@ def lesion_texture(
     levels: int = 0,
     texture_floor: float | None = None,
     gabor: bool = False,
+    relative_levels: bool = False,
 ) -> LesionTextureNet:
     """Lesion texture/layout CNN; the last input channel must be the lesion mask
     (``preprocess.mask_channel: true``). ``filters`` x ``rotations`` oriented ``kernel`` x
@@ -469,7 +495,10 @@ def lesion_texture(
     ``texture_floor``: leave the lesion's parts whose first channel (in-plane 5 x 5 mean) is
     below it, and ``erode`` voxels around them, out of the texture pooling (a necrotic
     core's edge is a strong isotropic edge, not texture); ``gabor``: start the filters as
-    Gabor quadrature pairs (``gabor_kernels``) instead of random kernels."""
+    Gabor quadrature pairs (``gabor_kernels``) instead of random kernels;
+    ``relative_levels``: as many soft levels again, of the image channels after an in-plane
+    3 x 3 mean and relative to the lesion's median (a site's intensity offset cancels),
+    starting 1/16, 2/16, ... of the window under it."""
     return LesionTextureNet(
         in_channels,
         filters,
@@ -484,4 +513,5 @@ def lesion_texture(
         levels,
         texture_floor,
         gabor,
+        relative_levels,
     )
