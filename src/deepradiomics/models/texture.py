@@ -36,8 +36,9 @@ lesion. The design, each part measured there:
 - optional (``relative_levels``): as many levels again, read after an in-plane 3 x 3 mean
   and relative to each lesion's median, starting 0.02 wide at 1/16, 2/16, ... of the window
   under it: a dark core whatever the site's intensity offset, and not single dark texture
-  voxels (core eccentricity r 0.67-0.68 untrained on the demo's draws 1 and 2, the absolute
-  levels 0.43-0.54; ``bench/demo_results.md``, session 8);
+  voxels (with them the demo's CNN embeddings carry core eccentricity at r 0.49-0.60 and
+  necrosis at 0.60-0.77 in the truth audit's probe, against 0.38-0.48 and 0.39-0.45;
+  ``bench/demo_results.md``, session 8);
 - optional (``texture_floor``): the lesion's parts darker than a floor (a necrotic core:
   in-plane 5 x 5 mean of the first channel below it) and ``erode`` voxels around them are
   left out of the texture pooling; the core's edge is a strong isotropic edge that would
