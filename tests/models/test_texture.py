@@ -261,6 +261,8 @@ def test_relative_levels_find_the_core_whatever_the_sites_intensity_offset() -> 
     assert (a[0, -12:-9] - b[0, -12:-9]).abs().max() > 0.1
     net(x).sum().backward()
     assert net.level_maps.weight.grad[3:, 1].abs().sum() > 0  # the relative copy learns
+    with pytest.raises(ValueError, match="set levels >= 1"):
+        create_backbone("lesion_texture", in_channels=2, relative_levels=True)
 
 
 def test_shape_and_levels_extend_the_pooled_vector_and_train() -> None:

@@ -323,6 +323,8 @@ class LesionTextureNet(nn.Module):
         self.oriented = OrientedFilters(filters, kernel, rotations, gabor)
         if levels < 0:
             raise ValueError(f"levels must be at least 0, got {levels}")
+        if relative_levels and not levels:
+            raise ValueError("relative_levels adds to the soft levels: set levels >= 1")
         self.shape, self.levels = bool(shape), int(levels)
         self.relative_levels = bool(relative_levels)
         self.texture_floor = None if texture_floor is None else float(texture_floor)
@@ -337,7 +339,7 @@ class LesionTextureNet(nn.Module):
                 if self.relative_levels:  # of its relative copy: 1/16, 2/16... under the median
                     self.level_maps.weight[n:, images] = -1.0 / _RELATIVE_WIDTH
                     self.level_maps.bias[n:].copy_(-steps / 4 / _RELATIVE_WIDTH)
-            self.levels = n * sets
+            self.levels = n * sets  # the level maps in all
         spread = filters * self.texture_channels
         pooled = 2 * spread + 3 * intensity + 1 + 4 * self.shape + 2 * self.levels
         if hidden < 0:
