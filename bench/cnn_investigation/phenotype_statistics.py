@@ -27,11 +27,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from run_crops import run_crops
 
 from deepradiomics.audit.truth import spearman
-from deepradiomics.config import load_config
-from deepradiomics.experiment.runner import planned_cohorts
-from deepradiomics.models.texture import box_mean
+from deepradiomics.models.texture import box_mean, erode_in_plane
 
 ANGLES = torch.arange(8) * math.pi / 8
 
@@ -50,14 +49,6 @@ def gabor_pairs(wavelength: float, kernel: int = 9) -> torch.Tensor:
     return torch.stack(bank)[:, None]
 
 
-def erode(m: torch.Tensor, e: int) -> torch.Tensor:
-    if e == 0:
-        return m
-    k = 2 * e + 1
-    p = F.pad(m, (e, e, e, e), value=1.0)
-    return p.unfold(-1, k, 1).amin(-1).unfold(-2, k, 1).amin(-1)
-
-
 def anisotropy_rows(x: torch.Tensor, truth: pd.Series) -> None:
     n, _, d, h, w = x.shape
     ct, mask = x[:, :1], (x[:, -1:] > 0.5).float()
@@ -65,7 +56,7 @@ def anisotropy_rows(x: torch.Tensor, truth: pd.Series) -> None:
     for wavelength in (3.0, 3.5, 4.0, 5.0, 6.0):
         bank = gabor_pairs(wavelength)
         for e in (0, 1):
-            region = erode(mask * (1 - dark), e)
+            region = erode_in_plane(mask * (1 - dark), e)
             region = torch.where(region.flatten(1).sum(1).view(-1, 1, 1, 1, 1) > 0, region, mask)
             count = region.flatten(1).sum(1).clamp_min(1)
             z = ct - ((ct * region).flatten(1).sum(1) / count).view(-1, 1, 1, 1, 1)
@@ -134,12 +125,8 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cfg = load_config(args.run / "config.yaml")
-    truth = pd.read_csv(cfg.cohort.ground_truth, dtype={"case_id": str}).set_index("case_id")
-    splits, cohorts, _ = planned_cohorts(cfg, args.run)
-    arrays = cohorts[splits.folds[0]]
-    x = arrays.data.images.float()
-    rows = truth.loc[list(map(str, arrays.data.case_ids))]
+    crops = run_crops(args.run)
+    x, rows = crops.arrays.data.images.float(), crops.rows
     print("| phenotype | statistic | r | r |\n|---|---|---|---|")
     anisotropy_rows(x, rows["texture_anisotropy"])
     print("\n| | statistic | r necrosis | r eccentricity | r offset mm (by site) |")

@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from run_crops import run_crops
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GroupKFold
 
 from deepradiomics.audit.phenotype import PHENOTYPES, RIDGE_ALPHAS, phenotype_probe
 from deepradiomics.audit.site import MAX_COMPONENTS, clean_features, project_components
 from deepradiomics.audit.truth import spearman
-from deepradiomics.config import load_config
-from deepradiomics.experiment.runner import planned_cohorts
 from deepradiomics.io.weights import read_weights
 from deepradiomics.models import build_from_config
 
@@ -52,8 +51,8 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=200)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cfg = load_config(args.run / "config.yaml")
-    truth = pd.read_csv(cfg.cohort.ground_truth, dtype={"case_id": str}).set_index("case_id")
+    crops = run_crops(args.run)
+    cfg, truth = crops.cfg, crops.truth
     value = lambda probe: {k: v["value"] for k, v in probe["r"].items()}  # noqa: E731
     print("| representation | " + " | ".join(PHENOTYPES) + " |")
     print("|---" * (len(PHENOTYPES) + 1) + "|")
@@ -66,11 +65,8 @@ def main() -> None:
     )
     print(row("features, 32 components", principal_component_r(X, rows, groups)))
 
-    splits, cohorts, _ = planned_cohorts(cfg, args.run)
-    fold = splits.folds[0]
-    arrays = cohorts[fold]
+    fold, arrays, rows = crops.fold, crops.arrays, crops.rows
     x = arrays.data.images
-    rows = truth.loc[list(map(str, arrays.data.case_ids))]
     groups = np.asarray(arrays.data.patient_ids).astype(str)
     members = sorted((args.run / "folds" / f"fold_{fold}").glob("member_*"))
     for name, state in [("untrained", None)] + [(m.name, m / "best.pt") for m in members]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from run_crops import run_crops
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
@@ -32,8 +33,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deepradiomics.audit.phenotype import PHENOTYPES
-from deepradiomics.config import load_config
-from deepradiomics.experiment.runner import planned_cohorts
 from deepradiomics.models.texture import LesionTextureNet
 
 
@@ -62,12 +61,8 @@ def main() -> None:
     torch.set_num_threads(2)
     rows: dict[str, list[float]] = {}
     for run in args.runs:
-        cfg = load_config(run / "config.yaml")
-        truth = pd.read_csv(cfg.cohort.ground_truth, dtype={"case_id": str}).set_index("case_id")
-        splits, cohorts, _ = planned_cohorts(cfg, run)
-        arrays = cohorts[splits.folds[0]]
-        x = arrays.data.images.float()
-        t = truth.loc[list(map(str, arrays.data.case_ids))]
+        crops = run_crops(run)
+        cfg, x, t = crops.cfg, crops.arrays.data.images.float(), crops.rows
         kwargs = {**cfg.model.kwargs, **json.loads(args.kwargs)}
         torch.manual_seed(0)
         net = LesionTextureNet(in_channels=x.shape[1], **kwargs).eval()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from deepradiomics.models import create_model
 from deepradiomics.models.registry import create_backbone
-from deepradiomics.models.texture import OrientedFilters, gabor_kernels
+from deepradiomics.models.texture import OrientedFilters, erode_in_plane, gabor_kernels
 
 
 def test_band_energy_equals_the_convolution_route() -> None:
@@ -382,3 +382,15 @@ def test_gabor_kernels_are_quadrature_pairs_at_spread_wavelengths() -> None:
         assert peak[j].item() == pytest.approx(1 / wavelength, abs=0.03)
     for j in range(0, 8, 2):
         assert abs((bank[j] * bank[j + 1]).sum().item()) < 0.05
+
+
+def test_erode_in_plane_trims_the_rim_in_plane_only_and_not_at_the_image_edge() -> None:
+    region = torch.zeros(1, 1, 3, 9, 9)
+    region[..., 2:7, 2:7] = 1  # a 5 x 5 square on every slice
+    region[..., 0:3, 6:9] = 1  # and a block touching the image's top-right corner
+    eroded = erode_in_plane(region, 1)
+    assert eroded[0, 0, 1, 3:6, 3:6].sum() == 9  # the square's 3 x 3 interior
+    assert eroded[0, 0, 1, 2, 2] == 0 and eroded[0, 0, 1, 6, 3] == 0  # its rim goes
+    assert eroded[0, 0, 1, 0, 8] == 1  # the image edge does not erode
+    assert torch.equal(eroded[0, 0, 0], eroded[0, 0, 2])  # nothing across slices
+    assert torch.equal(erode_in_plane(region, 0), region)

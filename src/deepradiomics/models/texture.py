@@ -270,6 +270,17 @@ def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
     return total / count
 
 
+def erode_in_plane(region: torch.Tensor, voxels: int) -> torch.Tensor:
+    """``region`` ``[..., H, W]`` (0-1) eroded in-plane by ``voxels``: the minimum over a
+    square of side ``2 * voxels + 1``; outside the image counts as inside the region (unfold:
+    about 3x faster than ``max_pool3d`` on CPU)."""
+    if voxels <= 0:
+        return region
+    k = 2 * voxels + 1
+    padded = F.pad(region, (voxels, voxels, voxels, voxels), value=1.0)
+    return padded.unfold(-1, k, 1).amin(-1).unfold(-2, k, 1).amin(-1)
+
+
 def masked_mean(feat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean ``[N, C]`` of ``feat`` ``[N, C, ...]`` over positions weighted by ``weight``
     ``[N, 1, ...]`` (>= 0)."""
@@ -399,10 +410,8 @@ class LesionTextureNet(nn.Module):
             bright = mask * (1 - self._dark(image[:, :1]))
             dark_only = bright.flatten(1).sum(1) == 0  # nothing left: the whole lesion
             interior = torch.where(dark_only[:, None, None, None, None], mask, bright)
-        if self.erode > 0:  # in-plane minimum filter (unfold: ~3x faster than max_pool3d)
-            k, e = 2 * self.erode + 1, self.erode
-            padded = F.pad(interior, (e, e, e, e), value=1.0)
-            eroded = padded.unfold(-1, k, 1).amin(-1).unfold(-2, k, 1).amin(-1)
+        if self.erode > 0:
+            eroded = erode_in_plane(interior, self.erode)
             empty = eroded.flatten(1).sum(1) == 0  # a lesion thinner than the erosion
             interior = torch.where(empty[:, None, None, None, None], interior, eroded)
         return interior
