@@ -59,6 +59,7 @@ def test_binary_model_card(tmp_path):
     # the learning curve in numbers: cnn 0.7 + 0.1 f + 0.01 r, classical 0.02 lower
     assert "Learning curve (first fold; mean test score, SD over repeats):" in text
     assert "| 50 % | 48 | 0.755 (0.007) | 0.735 (0.007) | 0.020 |" in text
+    assert "No crossover: CNN is ahead at every size (CNN - Classical radiomics +0.020" in text
 
 
 def test_survival_and_regression_cards(tmp_path):

@@ -288,6 +288,10 @@ def test_learning_curve_table_gives_the_scores_where_the_curves_meet(binary):
             f"{cnn - 0.02:.3f} ({sd:.3f})",
             "0.020",
         ]
+    assert (
+        "No crossover: CNN is ahead at every size (CNN - Classical radiomics +0.020 at 24 "
+        "training cases, +0.020 at 96 training cases; one outer fold, 2 repeat(s) per size"
+    ) in section(page, "learning-curve")
 
 
 def test_missing_learning_curve_and_classical_models_are_omitted(binary, tmp_path):

@@ -33,6 +33,7 @@ from deepradiomics.report.formatting import (
 from deepradiomics.report.narrative import (
     ci_level,
     ensemble_members,
+    learning_curve_verdict,
     limitations,
     probe_verdict,
     split_kind,
@@ -452,11 +453,13 @@ def learning_curve_section(run: RunData) -> str:
     records = tables.learning_curve_records(run)
     if not records:
         return ""
+    verdict = learning_curve_verdict(records)
     return section(
         "learning-curve",
         "Learning curve",
         figure(figures.learning_curve_figure(records), CAPTION_LEARNING_CURVE)
-        + html_table(tables.learning_curve_grid(records)),
+        + html_table(tables.learning_curve_grid(records))
+        + (f"<p><strong>{esc(verdict)}</strong></p>" if verdict else ""),
     )
 
 

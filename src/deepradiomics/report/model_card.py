@@ -30,6 +30,7 @@ from deepradiomics.report.html import write_text_atomic
 from deepradiomics.report.narrative import (
     ci_level,
     ci_sentence,
+    learning_curve_verdict,
     limitations,
     probe_verdict,
     validation_summary,
@@ -188,6 +189,8 @@ def _quantitative(run: RunData) -> list[str]:
             md_table(learning_curve_grid(curve)),
             "",
         ]
+        verdict = learning_curve_verdict(curve)
+        lines += [md(verdict), ""] if verdict else []
     probe = (run.metrics.get("truth") or {}).get("phenotype_probe")
     grid = phenotype_probe_grid(probe)
     if grid:

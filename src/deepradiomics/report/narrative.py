@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from deepradiomics.report.fairness import fairness_audits, fairness_findings
 from deepradiomics.report.formatting import (
     fmt_estimate,
@@ -20,6 +22,7 @@ from deepradiomics.report.formatting import (
 )
 from deepradiomics.report.run_files import RunData, finite
 from deepradiomics.report.splits import LeakCheck
+from deepradiomics.report.tables import learning_curve_summary
 from deepradiomics.tasks import get_task
 
 SMALL_SITE_CASES = 30
@@ -451,6 +454,44 @@ def probe_verdict(probe: Any) -> str:
         f"The CNN's embeddings carry {' and '.join(parts)} than the hand-crafted features "
         "(CNN vs features; the intervals do not overlap)."
     )
+
+
+def learning_curve_verdict(records: list[dict[str, Any]]) -> str:
+    """Whether the two models' learning curves cross (which leads at the small and at the
+    large training sizes), in one sentence with the differences of their mean test scores;
+    empty without two models at two or more sizes."""
+    curve = learning_curve_summary(records)
+    if len(curve.models) != 2:
+        return ""
+    a, b = curve.models
+    gap = (curve.mean[a] - curve.mean[b]).dropna()
+    if len(gap) < 2:
+        return ""
+    first, second = model_label(a), model_label(b)
+
+    def size(fraction: float) -> str:
+        n = curve.n_train[fraction]
+        return fmt_percent(float(fraction)) if np.isnan(n) else f"{int(n)} training cases"
+
+    lo, hi = gap.index[0], gap.index[-1]
+    ends = f"{first} - {second} {gap[lo]:+.3f} at {size(lo)}, {gap[hi]:+.3f} at {size(hi)}"
+    repeats = max(int(r.get("repeat", 0)) for r in records) + 1
+    ends += f"; one outer fold, {repeats} repeat(s) per size: small differences are noise"
+    sign = np.sign(gap.to_numpy())
+    signs = sign[sign != 0]
+    changes = int((signs[1:] != signs[:-1]).sum())
+    if changes == 0 and len(signs):
+        leader = first if signs[0] > 0 else second
+        return f"No crossover: {leader} is ahead at every size ({ends})."
+    if changes == 1:
+        small, large = (second, first) if signs[0] < 0 else (first, second)
+        last_small = gap.index[np.flatnonzero(sign == signs[0])[-1]]
+        first_large = gap.index[np.flatnonzero(sign == -signs[0])[0]]
+        return (
+            f"Crossover: {small} is ahead up to {size(last_small)}, {large} from "
+            f"{size(first_large)} ({ends})."
+        )
+    return f"The curves cross more than once ({ends})."
 
 
 def _in_words(items: list[str]) -> str:

@@ -338,27 +338,54 @@ def learning_curve_records(run: RunData) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class CurveSummary:
+    """A learning curve per training share (sorted): each model's mean and SD of the test
+    score over repeats (a column per model, in order of appearance) and the median number
+    of training cases (NaN without it)."""
+
+    mean: pd.DataFrame
+    sd: pd.DataFrame
+    n_train: pd.Series
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.mean.columns)
+
+
+def learning_curve_summary(records: Sequence[dict[str, Any]]) -> CurveSummary:
+    table = pd.DataFrame(list(records))
+    models = list(dict.fromkeys(table["model"]))
+    scores = table.groupby(["fraction", "model"])["test_score"]
+    mean, sd = (getattr(scores, k)().unstack()[models].sort_index() for k in ("mean", "std"))
+    n = (
+        table.groupby("fraction")["n_train"].median()
+        if "n_train" in table
+        else pd.Series(np.nan, index=mean.index)
+    )
+    return CurveSummary(mean, sd, n.reindex(mean.index))
+
+
 def learning_curve_grid(records: Sequence[dict[str, Any]]) -> Grid:
     """Per training share: the median number of training cases, each model's mean test
     score (SD over repeats) and, for two models, the first minus the second: where the
     curves meet, in numbers."""
-    table = pd.DataFrame(list(records))
-    models = list(dict.fromkeys(table["model"]))
+    curve = learning_curve_summary(records)
+    models = curve.models
     rows = []
-    for fraction, part in table.groupby("fraction"):
-        stats = part.groupby("model")["test_score"].agg(["mean", "std"])
+    for fraction in curve.mean.index:
+        mean, sd = curve.mean.loc[fraction], curve.sd.loc[fraction]
         cells = [
             DASH
-            if m not in stats.index
-            else fmt_number(stats.loc[m, "mean"])
-            + ("" if pd.isna(stats.loc[m, "std"]) else f" ({fmt_number(stats.loc[m, 'std'])})")
+            if pd.isna(mean[m])
+            else fmt_number(mean[m]) + ("" if pd.isna(sd[m]) else f" ({fmt_number(sd[m])})")
             for m in models
         ]
         if len(models) == 2:
-            a, b = (stats["mean"].get(m, np.nan) for m in models)
-            cells.append(fmt_number(a - b) if np.isfinite(a - b) else DASH)
-        n = int(part["n_train"].median()) if "n_train" in part.columns else DASH
-        rows.append([fmt_percent(float(fraction)), n, *cells])
+            gap = mean[models[0]] - mean[models[1]]
+            cells.append(fmt_number(gap) if np.isfinite(gap) else DASH)
+        n = curve.n_train[fraction]
+        rows.append([fmt_percent(float(fraction)), DASH if pd.isna(n) else int(n), *cells])
     header = ["training data", "training cases", *(f"{model_label(m)}: test" for m in models)]
     if len(models) == 2:
         header.append(f"{model_label(models[0])} - {model_label(models[1])}")
