@@ -7,12 +7,19 @@ import pytest
 from deepradiomics.report.narrative import learning_curve_verdict
 
 
-def curve(gaps: list[float], repeats: int = 2) -> list[dict]:
+def curve(gaps: list[float], repeats: int = 2, metric: str = "auc") -> list[dict]:
     """CNN 0.7 + gap and classical 0.7 at 25 / 50 / 75 / 100 % of 160 training cases, the
     same at every repeat."""
     fractions = (0.25, 0.5, 0.75, 1.0)[: len(gaps)]
     return [
-        {"model": model, "fraction": f, "n_train": int(160 * f), "repeat": r, "test_score": s}
+        {
+            "model": model,
+            "fraction": f,
+            "n_train": int(160 * f),
+            "repeat": r,
+            "test_score": s,
+            "metric": metric,
+        }
         for f, g in zip(fractions, gaps, strict=True)
         for r in range(repeats)
         for model, s in (("cnn", 0.7 + g), ("classical", 0.7))
@@ -45,3 +52,10 @@ def test_the_sentence_names_who_leads_where(gaps: list[float], expected: str) ->
 def test_no_sentence_without_two_models_at_two_sizes() -> None:
     assert learning_curve_verdict(curve([0.05])) == ""
     assert learning_curve_verdict([r for r in curve([0.1, 0.2]) if r["model"] == "cnn"]) == ""
+
+
+def test_a_lower_is_better_metric_flips_who_leads() -> None:
+    assert learning_curve_verdict(curve([0.05, 0.04], metric="mae")).startswith(
+        "No crossover: Classical radiomics is ahead at every size"
+    )
+    assert learning_curve_verdict(curve([0.0, 0.0])).startswith("The curves are level")

@@ -458,8 +458,8 @@ def probe_verdict(probe: Any) -> str:
 
 def learning_curve_verdict(records: list[dict[str, Any]]) -> str:
     """Whether the two models' learning curves cross (which leads at the small and at the
-    large training sizes), in one sentence with the differences of their mean test scores;
-    empty without two models at two or more sizes."""
+    large training sizes, by the metric's direction), in one sentence with the differences of
+    their mean test scores; empty without two models at two or more sizes."""
     curve = learning_curve_summary(records)
     if len(curve.models) != 2:
         return ""
@@ -477,10 +477,13 @@ def learning_curve_verdict(records: list[dict[str, Any]]) -> str:
     ends = f"{first} - {second} {gap[lo]:+.3f} at {size(lo)}, {gap[hi]:+.3f} at {size(hi)}"
     repeats = max(int(r.get("repeat", 0)) for r in records) + 1
     ends += f"; one outer fold, {repeats} repeat(s) per size: small differences are noise"
-    sign = np.sign(gap.to_numpy())
+    lower_better = metric_direction(str(records[0].get("metric", ""))) == "lower"
+    sign = np.sign(gap.to_numpy()) * (-1 if lower_better else 1)  # +1: the first model leads
     signs = sign[sign != 0]
+    if not len(signs):
+        return f"The curves are level at every size ({ends})."
     changes = int((signs[1:] != signs[:-1]).sum())
-    if changes == 0 and len(signs):
+    if changes == 0:
         leader = first if signs[0] > 0 else second
         return f"No crossover: {leader} is ahead at every size ({ends})."
     if changes == 1:

@@ -354,6 +354,7 @@ class CurveSummary:
 
 
 def learning_curve_summary(records: Sequence[dict[str, Any]]) -> CurveSummary:
+    """``learning_curve_records`` (at least one) summarised per training share."""
     table = pd.DataFrame(list(records))
     models = list(dict.fromkeys(table["model"]))
     scores = table.groupby(["fraction", "model"])["test_score"]
