@@ -15,11 +15,8 @@ middle 8 slices. Prints the Spearman r of it with the true core eccentricity for
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
-from run_crops import run_crops
+from run_crops import crops_of_command_line
 
 from deepradiomics.audit.truth import spearman
 from deepradiomics.models.texture import (
@@ -41,11 +38,7 @@ def weighted_centre(weight: torch.Tensor, radius: torch.Tensor) -> Centre:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path)
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    crops = run_crops(args.run)
+    crops = crops_of_command_line(__doc__)
     x = crops.arrays.data.images.float()
     truth = crops.rows["core_eccentricity"].to_numpy()
     net = LesionTextureNet(in_channels=x.shape[1], **crops.cfg.model.kwargs)

@@ -20,14 +20,12 @@ Spearman r with the true phenotype, on every case (fold 1's preprocessing plan).
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from run_crops import run_crops
+from run_crops import crops_of_command_line
 
 from deepradiomics.audit.truth import spearman
 from deepradiomics.models.texture import box_mean, erode_in_plane
@@ -121,11 +119,7 @@ def core_rows(x: torch.Tensor, rows: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path)
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    crops = run_crops(args.run)
+    crops = crops_of_command_line(__doc__)
     x, rows = crops.arrays.data.images.float(), crops.rows
     print("| phenotype | statistic | r | r |\n|---|---|---|---|")
     anisotropy_rows(x, rows["texture_anisotropy"])

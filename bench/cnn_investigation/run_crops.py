@@ -6,10 +6,12 @@ Shared by the bench scripts that read a run's crops (``probe_design.py``,
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+import torch
 
 from deepradiomics.config import ExperimentConfig, load_config
 from deepradiomics.dataset.arrays import CohortArrays
@@ -32,3 +34,12 @@ def run_crops(run: Path) -> RunCrops:
     fold = splits.folds[0]
     arrays = cohorts[fold]
     return RunCrops(cfg, fold, arrays, truth, truth.loc[list(map(str, arrays.data.case_ids))])
+
+
+def crops_of_command_line(doc: str) -> RunCrops:
+    """A script's one argument, RUN (``doc``'s first line is its help), read with two
+    threads."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    torch.set_num_threads(2)
+    return run_crops(ap.parse_args().run)
