@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from deepradiomics.report.tables import learning_curve_summary
+
 
 def ci(d: dict, digits: int = 3) -> str:
     return f"{d['value']:.{digits}f} [{d['ci_low']:.{digits}f}, {d['ci_high']:.{digits}f}]"
@@ -33,15 +35,9 @@ def pooled_auc_comparison(m: dict, a: str, b: str) -> dict:
 
 
 def curve_gaps(m: dict) -> dict[float, float]:
-    """Per training fraction: mean over repeats of CNN - classical test AUC."""
-    by = {}
-    for p in m["learning_curve"]:
-        by.setdefault((p["fraction"], p["repeat"]), {})[p["model"]] = p["test_score"]
-    gaps: dict[float, list[float]] = {}
-    for (fraction, _), s in sorted(by.items()):
-        if {"cnn", "classical"} <= s.keys():
-            gaps.setdefault(fraction, []).append(s["cnn"] - s["classical"])
-    return {f: float(np.mean(g)) for f, g in gaps.items()}
+    """Per training fraction: CNN - classical mean test AUC over the repeats."""
+    mean = learning_curve_summary(m["learning_curve"]).mean
+    return (mean["cnn"] - mean["classical"]).dropna().to_dict()
 
 
 def main() -> None:
